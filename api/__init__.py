@@ -1,0 +1,1 @@
+"""The HTTP service (FastAPI). It depends on ``rag``; ``rag`` never imports it."""

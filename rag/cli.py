@@ -1,0 +1,119 @@
+"""Command line: ``rag index``, ``rag ask``, ``rag info``. Thin: settings, library, messages."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.generators import REGISTRY, create_generator
+from rag.index import current_version, load_snapshot
+from rag.service import index_paths, make_embedder, open_pipeline
+from rag.types import Answer
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rag", description="Question answering over your documents.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    index = sub.add_parser("index", help="index files or folders (only new or changed files are embedded)")
+    index.add_argument("paths", nargs="*", type=Path, help="files or folders (default: seeds/)")
+    index.add_argument("--rebuild", action="store_true", help="ignore the existing index and build anew")
+    ask = sub.add_parser("ask", help="answer a question from the index")
+    ask.add_argument("question")
+    ask.add_argument("--json", action="store_true", help="print one JSON object")
+    ask.add_argument("--top-k", type=int, default=None, help="passages to retrieve (1-50)")
+    ask.add_argument("--generator", default=None, help=f"one of: {', '.join(sorted(REGISTRY))}")
+    sub.add_parser("info", help="describe the index")
+    return parser
+
+
+def answer_json(answer: Answer) -> dict[str, object]:
+    """The JSON shape of an answer, shared by ``rag ask --json`` and the HTTP API."""
+    return {
+        "answer": answer.text,
+        "abstained": answer.abstained,
+        "evidence": answer.evidence,
+        "citations": [asdict(c) for c in answer.citations],
+        "timings_ms": answer.timings_ms,
+    }
+
+
+def _print_answer(answer: Answer) -> None:
+    print(answer.text)
+    if answer.evidence and answer.evidence != answer.text:
+        print(f"\n  evidence: {answer.evidence}")
+    for n, citation in enumerate(answer.citations, start=1):
+        print(f"  [{n}] {citation.title} ({citation.doc_id}, chars {citation.evidence_start}-{citation.evidence_end})")
+
+
+def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:
+    paths = args.paths or [Path("seeds")]
+    result = index_paths(settings, paths, make_embedder(settings), rebuild=args.rebuild)
+    stats = result.stats
+    print(
+        f"indexed {settings.index_dir}: {len(stats.added)} added, {len(stats.updated)} updated, "
+        f"{len(stats.removed)} removed, {len(stats.unchanged)} unchanged; {stats.chunks} chunks; "
+        f"embedded {stats.embedded_texts} texts in {stats.embed_seconds:.1f} s"
+    )
+    for path, reason in result.failed:
+        print(f"skipped {path}: {reason}", file=sys.stderr)
+    return 1 if result.failed and not (stats.added or stats.updated or stats.unchanged) else 0
+
+
+def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
+    top_k = args.top_k if args.top_k is not None else settings.top_k
+    if not 1 <= top_k <= 50:
+        raise RagError(f"--top-k must be between 1 and 50, not {top_k}")
+    generator = create_generator(args.generator or settings.generator, settings)
+    answer = open_pipeline(settings).ask(args.question, top_k, generator)
+    if args.json:
+        print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+    else:
+        _print_answer(answer)
+    return 0
+
+
+def _cmd_info(settings: Settings, _: argparse.Namespace) -> int:
+    snapshot = load_snapshot(settings.index_dir)
+    m = snapshot.manifest
+    print(f"index: {settings.index_dir} ({current_version(settings.index_dir)})")
+    print(f"embedding model: {m.embedding_model} ({m.dimension} dimensions)")
+    print(f"chunking: {m.chunk_size} characters, {m.chunk_overlap} overlap; {len(snapshot.chunks)} chunks")
+    print(f"documents: {len(snapshot.documents)}")
+    for doc in snapshot.documents.values():
+        n_chunks = sum(1 for c in snapshot.chunks if c.doc_id == doc.doc_id)
+        print(f"  {doc.doc_id}: {len(doc.text)} characters, {n_chunks} chunks, {len(doc.articles)} articles")
+        for article in doc.articles:
+            print(f"    - {article.title}")
+    return 0
+
+
+_COMMANDS = {"index": _cmd_index, "ask": _cmd_ask, "info": _cmd_info}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; library errors become one-line messages and exit status 2."""
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        print(f"error: invalid RAG_ setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        return 2
+    try:
+        return _COMMANDS[args.command](settings, args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

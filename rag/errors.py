@@ -1,0 +1,47 @@
+"""One error tree for the library; every message says how to fix the problem."""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base of every error the library raises on purpose."""
+
+
+class ConfigError(RagError):
+    """A setting has an invalid value."""
+
+
+class ModelError(RagError):
+    """An embedding or generator model cannot be found, provisioned or loaded."""
+
+
+class LoaderError(RagError):
+    """A document cannot be read (unsupported type, unreadable file)."""
+
+
+class UnsupportedFileType(LoaderError):
+    """The file's extension is not one the loaders handle."""
+
+
+class IndexStoreError(RagError):
+    """Base for index problems (kept apart from the built-in IndexError)."""
+
+
+class IndexMissing(IndexStoreError):
+    """No index exists at the configured path."""
+
+
+class IndexCorrupt(IndexStoreError):
+    """The index files exist but cannot be read or disagree with each other."""
+
+
+class IndexMismatch(IndexStoreError):
+    """The index was built with another embedding model, dimension or format."""
+
+
+class InvalidQuestion(RagError):
+    """The question is empty, too long or otherwise unusable."""
+
+
+class GeneratorError(RagError):
+    """A generator failed or is unknown."""

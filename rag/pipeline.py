@@ -1,0 +1,103 @@
+"""Question -> passages -> answer, whole or streamed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rag.embedding import Embedder, Vectors
+from rag.errors import InvalidQuestion
+from rag.generators import GenerationRequest, Generator, ScoredSentence, generate
+from rag.index import Snapshot
+from rag.types import Answer, Passage
+
+# Sentences of this many top passages are scored for the extractive answer.
+_EVIDENCE_PASSAGES = 3
+
+
+def validate_question(question: str, max_chars: int) -> str:
+    """The question stripped of surrounding space; empty or overlong ones are refused."""
+    stripped = question.strip()
+    if not stripped:
+        raise InvalidQuestion("the question is empty; ask something about the documents")
+    if len(stripped) > max_chars:
+        raise InvalidQuestion(f"the question has {len(stripped)} characters; the limit is {max_chars}")
+    return stripped
+
+
+def search(snapshot: Snapshot, query: Vectors, top_k: int) -> list[tuple[int, float]]:
+    """The top_k chunk rows by cosine similarity to the query vector, best first."""
+    return snapshot.chunk_index.search(query, top_k)
+
+
+def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -> tuple[ScoredSentence, ...]:
+    """Sentences of the given chunks (by passage rank) with their similarity to the query, best first."""
+    located = [(rank, n) for rank, row in enumerate(chunk_rows) for n in snapshot.sentence_rows(row)]
+    if not located:
+        return ()
+    sims = snapshot.sentence_vectors[[n for _, n in located]] @ query
+    scored = []
+    for (rank, n), sim in zip(located, sims):
+        sentence = snapshot.sentences[n]
+        text = snapshot.documents[snapshot.chunks[sentence.chunk_row].doc_id].text[sentence.start : sentence.end]
+        scored.append(ScoredSentence(rank, text, sentence.start, sentence.end, float(sim)))
+    scored.sort(key=lambda s: -s.score)
+    return tuple(scored)
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """What retrieval produced for a question, and how long each stage took."""
+
+    request: GenerationRequest
+    timings_ms: dict[str, float]
+
+
+class Pipeline:
+    """Answers questions over one index snapshot with a given embedder."""
+
+    def __init__(self, embedder: Embedder, snapshot: Snapshot, max_question_chars: int) -> None:
+        self._embedder = embedder
+        self._snapshot = snapshot
+        self._max_question_chars = max_question_chars
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return self._snapshot
+
+    def retrieve(self, question: str, top_k: int) -> Retrieval:
+        """Embed the question, search the index and score the evidence sentences."""
+        question = validate_question(question, self._max_question_chars)
+        t0 = time.perf_counter()
+        query = self._embedder.embed_query(question)
+        t1 = time.perf_counter()
+        hits = search(self._snapshot, query, top_k)
+        passages = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
+        sentences = score_sentences(self._snapshot, query, [row for row, _ in hits[:_EVIDENCE_PASSAGES]])
+        sample = self._snapshot.background_vectors
+        background = float(np.mean(sample @ query)) if len(sample) else 0.0
+        t2 = time.perf_counter()
+        timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
+        return Retrieval(GenerationRequest(question, passages, sentences, background), timings)
+
+    def ask(self, question: str, top_k: int, generator: Generator) -> Answer:
+        """The whole answer, with per-stage timings."""
+        t0 = time.perf_counter()
+        retrieval = self.retrieve(question, top_k)
+        t1 = time.perf_counter()
+        answer = generate(generator, retrieval.request)
+        t2 = time.perf_counter()
+        timings = {
+            **retrieval.timings_ms,
+            "generate_ms": (t2 - t1) * 1000,
+            "total_ms": (t2 - t0) * 1000,
+        }
+        return replace(answer, timings_ms={k: round(v, 2) for k, v in timings.items()})
+
+    def stream(self, question: str, top_k: int, generator: Generator) -> tuple[Retrieval, Iterator[str]]:
+        """Retrieval now, then the answer text as the generator produces it."""
+        retrieval = self.retrieve(question, top_k)
+        return retrieval, generator.stream(retrieval.request)

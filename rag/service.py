@@ -1,0 +1,71 @@
+"""Entry-point glue shared by the CLI and (later) the HTTP app: settings -> objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder, resolve_model_path
+from rag.errors import IndexMissing
+from rag.index import Snapshot, check_compatible, load_snapshot, save_snapshot, writer_lock
+from rag.indexing import UpdateStats, missing_under, update_snapshot
+from rag.loaders import load_paths
+from rag.pipeline import Pipeline
+
+
+@dataclass(frozen=True)
+class IndexResult:
+    """An index run: what changed, which files failed, where the version was written."""
+
+    stats: UpdateStats
+    failed: tuple[tuple[str, str], ...]
+    version: Path | None
+
+
+def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    """The configured embedder, loaded (the embedded default is provisioned on first use)."""
+    path = resolve_model_path(settings.embedding_model, settings.cache_dir)
+    embedder = SentenceTransformerEmbedder(
+        settings.embedding_model, path, settings.embedding_batch_size, settings.embedding_threads
+    )
+    embedder.warm_up()
+    return embedder
+
+
+def _existing(settings: Settings, rebuild: bool) -> Snapshot | None:
+    if rebuild:
+        return None
+    try:
+        snapshot = load_snapshot(settings.index_dir)
+    except IndexMissing:
+        return None
+    check_compatible(snapshot.manifest, settings.embedding_model, None)
+    return snapshot
+
+
+def index_paths(
+    settings: Settings, paths: list[Path], embedder: SentenceTransformerEmbedder, rebuild: bool = False
+) -> IndexResult:
+    """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
+    with writer_lock(settings.index_dir):
+        old = _existing(settings, rebuild)
+        if old is not None:
+            check_compatible(old.manifest, settings.embedding_model, embedder.dimension)
+        report = load_paths(paths)
+        gone = missing_under(old, paths, (d.doc_id for d in report.documents))
+        snapshot, stats = update_snapshot(
+            old, report.documents, embedder, settings.chunk_size, settings.chunk_overlap, drop=gone
+        )
+        changed = stats.added or stats.updated or stats.removed or old is None
+        version = save_snapshot(snapshot, settings.index_dir) if changed else None
+    return IndexResult(stats, report.failed, version)
+
+
+def open_pipeline(settings: Settings, embedder: SentenceTransformerEmbedder | None = None) -> Pipeline:
+    """Load the index (checking it matches the embedding model) and build a pipeline."""
+    snapshot = load_snapshot(settings.index_dir)
+    check_compatible(snapshot.manifest, settings.embedding_model, None)
+    embedder = embedder or make_embedder(settings)
+    check_compatible(snapshot.manifest, settings.embedding_model, embedder.dimension)
+    return Pipeline(embedder, snapshot, settings.max_question_chars)

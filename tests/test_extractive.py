@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import pytest
+
+from rag.generators import GenerationRequest, ScoredSentence, create_generator, generate
+from rag.generators.extractive import (
+    ABSTAIN_TEXT,
+    ExtractiveGenerator,
+    Kind,
+    date_spans,
+    number_spans,
+    person_spans,
+    question_kind,
+    wanted_units,
+)
+from rag.config import Settings
+from rag.errors import GeneratorError
+from rag.types import Chunk, Passage
+
+FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
+
+
+@pytest.mark.parametrize(
+    ("question", "kind"),
+    [
+        ("凤凰县为多少名农民工追回了拖欠工资？", Kind.NUMBER),
+        ("How many workers did Fenghuang recover wages for?", Kind.NUMBER),
+        ("博物馆什么时候开馆？", Kind.DATE),
+        ("When did the museum open?", Kind.DATE),
+        ("郴州市人社局局长是谁？", Kind.PERSON),
+        ("Who is the director of the bureau?", Kind.PERSON),
+        ("株洲为什么被称为制造名城？", Kind.OTHER),
+    ],
+)
+def test_question_kind(question: str, kind: Kind) -> None:
+    assert question_kind(question) is kind
+
+
+def test_wanted_units_follow_the_question() -> None:
+    assert "名" in wanted_units("为多少名农民工追回工资")
+    assert "万元" in wanted_units("追回了多少工资")
+    assert "名" in wanted_units("How many workers got paid?")
+    assert "%" in wanted_units("What percentage of graduates found jobs?")
+    assert wanted_units("多少") == ()
+
+
+def test_number_span_matches_the_unit_asked_for() -> None:
+    assert number_spans("为多少名农民工追回了工资", FENGHUANG)[0] == "386 名"
+    assert number_spans("办理了多少起案件", FENGHUANG)[0] == "32 起"
+    assert number_spans("追回拖欠工资多少钱", FENGHUANG)[0] == "500 余万元"
+    assert number_spans("How many workers", FENGHUANG) == ["386 名"]
+
+
+def test_number_span_keeps_approximations_and_decimals() -> None:
+    assert number_spans("多少家", "累计关停污染企业 1700多家，关停畜禽养殖场。") == ["1700多家"]
+    assert number_spans("优良率是多少", "优良率为 89.6%。") == ["89.6%"]
+
+
+def test_dates_and_people() -> None:
+    assert date_spans("该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
+    assert person_spans("郴州市人社局局长是谁？", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
+    sentence = "该县县委常委、县纪委书记、县监委代主任龙江说。"
+    assert person_spans("县纪委书记是谁", sentence) == ["龙江"]
+
+
+def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationRequest:
+    chunk = Chunk("d:0", "d", "凤凰纪委为农民工解“薪”愁", "".join(s for s, _ in sentences), 0, 100)
+    scored = []
+    pos = 0
+    for text, score in sentences:
+        scored.append(ScoredSentence(0, text, pos, pos + len(text), score))
+        pos += len(text)
+    return GenerationRequest(question, (Passage(chunk, 0.9),), tuple(sorted(scored, key=lambda s: -s.score)))
+
+
+def test_extractive_answers_with_span_evidence_and_citation() -> None:
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？", [("近日办结。", 0.90), (FENGHUANG, 0.93)])
+    answer = generate(ExtractiveGenerator(0.8), request)
+    assert not answer.abstained
+    assert answer.text == "386 名"
+    assert answer.evidence == FENGHUANG
+    (citation,) = answer.citations
+    assert citation.title == "凤凰纪委为农民工解“薪”愁"
+    assert citation.evidence_end - citation.evidence_start == len(FENGHUANG)
+
+
+def test_extractive_abstains_on_weak_evidence() -> None:
+    request = _request("北京的人口是多少？", [(FENGHUANG, 0.70)])
+    answer = generate(ExtractiveGenerator(0.8), request)
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and not answer.citations
+
+
+def test_stream_joins_to_the_whole_answer() -> None:
+    generator = ExtractiveGenerator(0.8)
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
+    assert "".join(generator.stream(request)) == generate(generator, request).text
+
+
+def test_registry_names_the_valid_generators() -> None:
+    assert create_generator("extractive", Settings()).name == "extractive"
+    with pytest.raises(GeneratorError, match="extractive"):
+        create_generator("gpt-17", Settings())

@@ -1,0 +1,168 @@
+"""Index contract and persistence tests on the fast hashing embedder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedding import HashEmbedder
+from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.index import FaissIndex, check_compatible, current_version, load_snapshot, save_snapshot
+from rag.indexing import split_sentences, update_snapshot
+from rag.loaders import parse_bytes
+from rag.types import Chunk, Document
+
+
+def _doc(doc_id: str, text: str) -> Document:
+    return parse_bytes(text.encode(), doc_id, f"/nowhere/{doc_id}")
+
+
+DOCS = [
+    _doc("a.txt", "凤凰县纪委为 386 名农民工追回拖欠工资 500 余万元。"),
+    _doc("b.txt", "株洲市空气质量优良天数达到 326 天，创历史新高。"),
+    _doc("c.txt", "The Zixing museum opened in September 2010 and hosts student visits."),
+]
+
+
+def _build(embedder: HashEmbedder, docs: list[Document] = DOCS):  # type: ignore[no-untyped-def]
+    return update_snapshot(None, docs, embedder, chunk_size=200, chunk_overlap=20)
+
+
+def test_empty_index_search_returns_nothing() -> None:
+    index = FaissIndex(8)
+    assert len(index) == 0
+    assert index.search(np.ones(8, dtype=np.float32), 5) == []
+
+
+def test_each_document_finds_itself_first(hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    for doc in DOCS:
+        hits = snapshot.chunk_index.search(hash_embedder.embed_query(doc.text), 3)
+        assert snapshot.chunks[hits[0][0]].doc_id == doc.doc_id
+        assert hits[0][1] == pytest.approx(max(score for _, score in hits))
+
+
+def test_save_load_round_trip(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    save_snapshot(snapshot, tmp_path)
+    loaded = load_snapshot(tmp_path)
+    assert loaded.manifest == snapshot.manifest
+    assert loaded.chunks == snapshot.chunks
+    assert loaded.sentences == snapshot.sentences
+    assert loaded.documents == snapshot.documents
+    np.testing.assert_allclose(loaded.chunk_vectors(), snapshot.chunk_vectors())
+    np.testing.assert_allclose(loaded.sentence_vectors, snapshot.sentence_vectors)
+
+
+def test_manifest_records_model_dimension_chunker_and_hashes(hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    m = snapshot.manifest
+    assert (m.embedding_model, m.dimension, m.chunk_size, m.chunk_overlap) == ("hash-64", 64, 200, 20)
+    assert m.document_hashes == {d.doc_id: d.content_hash for d in DOCS}
+
+
+def test_unchanged_documents_are_not_embedded_again(hash_embedder: HashEmbedder) -> None:
+    first, stats = _build(hash_embedder)
+    assert stats.added == ("a.txt", "b.txt", "c.txt")
+    changed = _doc("b.txt", "株洲市空气质量优良天数达到 300 天。")
+    new = _doc("d.txt", "韶山市盘活惠农补贴结转结余资金 311.78 万元。")
+    second, stats = update_snapshot(first, [DOCS[0], changed, new], hash_embedder, 200, 20, drop=["c.txt"])
+    assert stats.unchanged == ("a.txt",)
+    assert stats.updated == ("b.txt",)
+    assert stats.added == ("d.txt",)
+    assert stats.removed == ("c.txt",)
+    assert set(second.documents) == {"a.txt", "b.txt", "d.txt"}
+    assert {c.doc_id for c in second.chunks} == {"a.txt", "b.txt", "d.txt"}
+    # Kept vectors are carried over unchanged; the sentence table follows the chunk rows.
+    a_rows = [i for i, c in enumerate(second.chunks) if c.doc_id == "a.txt"]
+    np.testing.assert_allclose(second.chunk_vectors()[a_rows], first.chunk_vectors()[:len(a_rows)])
+    for sentence in second.sentences:
+        chunk = second.chunks[sentence.chunk_row]
+        assert chunk.start <= sentence.start < sentence.end <= chunk.end
+    embedded_only_changes = stats.embedded_texts
+    _, again = update_snapshot(second, [DOCS[0], changed, new], hash_embedder, 200, 20)
+    assert again.embedded_texts == 0 < embedded_only_changes
+
+
+def test_chunker_change_rechunks_every_document(hash_embedder: HashEmbedder) -> None:
+    first, _ = _build(hash_embedder)
+    second, stats = update_snapshot(first, [], hash_embedder, chunk_size=100, chunk_overlap=10)
+    assert set(second.documents) == {d.doc_id for d in DOCS}
+    assert set(stats.updated) == {d.doc_id for d in DOCS}
+    assert second.manifest.chunk_size == 100
+
+
+def test_missing_index_says_how_to_build(tmp_path: Path) -> None:
+    with pytest.raises(IndexMissing, match="rag index"):
+        load_snapshot(tmp_path / "nothing")
+
+
+def test_corrupt_files_are_detected(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    folder = save_snapshot(snapshot, tmp_path)
+    with (folder / "chunks.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write("garbage\n")
+    with pytest.raises(IndexCorrupt, match="--rebuild"):
+        load_snapshot(tmp_path)
+
+
+def test_corrupt_pointer_and_missing_version_are_detected(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    folder = save_snapshot(snapshot, tmp_path)
+    (tmp_path / "CURRENT").write_text("../../etc", encoding="utf-8")
+    with pytest.raises(IndexCorrupt):
+        load_snapshot(tmp_path)
+    (tmp_path / "CURRENT").write_text(folder.name, encoding="utf-8")
+    (folder / "manifest.json").write_text("{not json", encoding="utf-8")
+    with pytest.raises(IndexCorrupt, match="manifest"):
+        load_snapshot(tmp_path)
+
+
+def test_other_embedding_model_is_a_mismatch(hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    check_compatible(snapshot.manifest, "hash-64", 64)
+    with pytest.raises(IndexMismatch, match="RAG_EMBEDDING_MODEL"):
+        check_compatible(snapshot.manifest, "intfloat/multilingual-e5-base", None)
+    with pytest.raises(IndexMismatch):
+        check_compatible(snapshot.manifest, "hash-64", 768)
+
+
+def test_crash_mid_write_leaves_the_last_good_index(
+    tmp_path: Path, hash_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = _build(hash_embedder)
+    save_snapshot(first, tmp_path)
+    good = current_version(tmp_path)
+    second, _ = update_snapshot(first, [_doc("d.txt", "新的文档内容。")], hash_embedder, 200, 20)
+
+    def crash(*_: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_snapshot(second, tmp_path)
+    monkeypatch.undo()
+    assert current_version(tmp_path) == good
+    assert set(load_snapshot(tmp_path).documents) == {d.doc_id for d in DOCS}
+    assert not list(tmp_path.glob(".tmp-*"))
+    save_snapshot(second, tmp_path)
+    assert "d.txt" in load_snapshot(tmp_path).documents
+
+
+def test_old_versions_are_pruned(tmp_path: Path, hash_embedder: HashEmbedder) -> None:
+    snapshot, _ = _build(hash_embedder)
+    for _ in range(4):
+        save_snapshot(snapshot, tmp_path)
+    assert len(list(tmp_path.glob("v-*"))) == 2
+    assert current_version(tmp_path) == tmp_path / "v-000004"
+    assert os.listdir(tmp_path)
+
+
+def test_sentences_split_on_chinese_and_english_punctuation() -> None:
+    chunk = Chunk("x:0", "x", "t", "第一句。第二句！Third one? 第四句", 10, 10 + 25)
+    spans = split_sentences(chunk)
+    texts = [chunk.text[s - 10 : e - 10] for s, e in spans]
+    assert texts == ["第一句。", "第二句！", "Third one?", "第四句"]
