@@ -29,7 +29,11 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=1)
     generator: str = "extractive"
-    abstain_threshold: float = Field(default=0.80, ge=0.0, le=1.0)
+    lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
+    # Extractive abstention: a floor on the evidence sentence's cosine similarity, and how
+    # far the best passage must stand out from the corpus (see rag.generators.extractive).
+    abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
+    abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -13,9 +14,12 @@ import numpy.typing as npt
 from rag.errors import ModelError
 
 if TYPE_CHECKING:
+    import torch
     from sentence_transformers import SentenceTransformer
 
 Vectors = npt.NDArray[np.float32]
+# Short terms are cheap per item; bigger batches cut the per-batch overhead.
+_TERM_BATCH = 256
 
 
 class Embedder(Protocol):
@@ -29,7 +33,17 @@ class Embedder(Protocol):
 
     def embed_query(self, text: str) -> Vectors: ...
 
+    def embed_queries(self, texts: list[str]) -> Vectors: ...
+
     def embed_documents(self, texts: list[str]) -> Vectors: ...
+
+    def embed_terms(self, texts: list[str]) -> Vectors:
+        """Single words or short phrases, compared with each other (no prompt)."""
+        ...
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[Vectors, Vectors]:
+        """Passage vectors and, for each passage, vectors of its (start, end) character spans."""
+        ...
 
 
 class SentenceTransformerEmbedder:
@@ -77,12 +91,12 @@ class SentenceTransformerEmbedder:
             raise ModelError(f"embedding model {self._name!r} does not report its dimension")
         return int(dim)
 
-    def _encode(self, texts: list[str], prompt: str) -> Vectors:
+    def _encode(self, texts: list[str], prompt: str | None, batch_size: int | None = None) -> Vectors:
         prompt_name = prompt if prompt in self.model.prompts else None
         vectors = self.model.encode(
             texts,
             prompt_name=prompt_name,
-            batch_size=self._batch_size,
+            batch_size=batch_size or self._batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -91,13 +105,75 @@ class SentenceTransformerEmbedder:
 
     def embed_query(self, text: str) -> Vectors:
         """One query vector, shape (dimension,)."""
-        return self._encode([text], "query")[0]
+        vector: Vectors = self._encode([text], "query")[0]
+        return vector
+
+    def embed_queries(self, texts: list[str]) -> Vectors:
+        """Query vectors, shape (len(texts), dimension)."""
+        return self._encode(texts, "query")
 
     def embed_documents(self, texts: list[str]) -> Vectors:
         """Passage vectors, shape (len(texts), dimension)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._encode(texts, "passage")
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[Vectors, Vectors]:
+        """One model pass gives both: span vectors are mean-pooled from the passage's tokens.
+
+        Pooling a sentence's contextual token vectors costs nothing beyond the passage
+        pass, where embedding each sentence again would nearly double the index build.
+        Spans cut off by the model's length limit are embedded on their own.
+        """
+        if not texts:
+            empty = np.zeros((0, self.dimension), dtype=np.float32)
+            return empty, empty
+        prompt: str = self.model.prompts.get("passage") or ""
+        # With output_value=None sentence-transformers returns each text's features.
+        outputs = cast(
+            "list[dict[str, torch.Tensor]]",
+            self.model.encode(
+                texts,
+                prompt_name="passage" if prompt else None,
+                output_value=None,
+                batch_size=self._batch_size,
+                show_progress_bar=False,
+            ),
+        )
+        passages = np.stack([np.asarray(o["sentence_embedding"].float()) for o in outputs])
+        span_vectors: list[Vectors | None] = []
+        fallback: list[tuple[int, str]] = []
+        for text, text_spans, output in zip(texts, spans, outputs, strict=True):
+            encoded = self.model.tokenizer(
+                prompt + text, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
+            )
+            offsets = np.asarray(encoded["offset_mapping"]).reshape(-1, 2)
+            tokens = output["token_embeddings"][: len(offsets)].float().numpy()
+            for start, end in text_spans:
+                a, b = start + len(prompt), end + len(prompt)
+                inside = (offsets[:, 1] > offsets[:, 0]) & (offsets[:, 0] < b) & (offsets[:, 1] > a)
+                if inside.any():
+                    span_vectors.append(tokens[inside].mean(axis=0))
+                else:
+                    fallback.append((len(span_vectors), text[start:end]))
+                    span_vectors.append(None)
+        if fallback:
+            for (row, _), vector in zip(fallback, self.embed_documents([t for _, t in fallback]), strict=True):
+                span_vectors[row] = vector
+        stacked = np.stack([v for v in span_vectors if v is not None]) if span_vectors else passages[:0]
+        return _unit(passages), _unit(stacked)
+
+    def embed_terms(self, texts: list[str]) -> Vectors:
+        """Term vectors without a prompt (it would double the tokens of a short word)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return self._encode(texts, None, batch_size=_TERM_BATCH)
+
+
+def _unit(vectors: Vectors) -> Vectors:
+    """Rows scaled to length one (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.ascontiguousarray(vectors / np.where(norms == 0, 1, norms), dtype=np.float32)
 
 
 _TOKEN = re.compile(r"[A-Za-z]+|\d+(?:\.\d+)?|[\u3400-\u9fff]")
@@ -119,7 +195,7 @@ class HashEmbedder:
 
     def _features(self, text: str) -> list[str]:
         tokens = [t.lower() for t in _TOKEN.findall(text)]
-        return tokens + [a + b for a, b in zip(tokens, tokens[1:])]
+        return tokens + [a + b for a, b in pairwise(tokens)]
 
     def _vector(self, text: str) -> Vectors:
         vec = np.zeros(self._dimension, dtype=np.float32)
@@ -132,10 +208,20 @@ class HashEmbedder:
     def embed_query(self, text: str) -> Vectors:
         return self._vector(text)
 
+    def embed_queries(self, texts: list[str]) -> Vectors:
+        return self.embed_documents(texts)
+
     def embed_documents(self, texts: list[str]) -> Vectors:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
         return np.stack([self._vector(t) for t in texts])
+
+    def embed_terms(self, texts: list[str]) -> Vectors:
+        return self.embed_documents(texts)
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[Vectors, Vectors]:
+        pieces = [text[a:b] for text, text_spans in zip(texts, spans, strict=True) for a, b in text_spans]
+        return self.embed_documents(texts), self.embed_documents(pieces)
 
 
 def resolve_model_path(name: str, cache_dir: Path) -> str:

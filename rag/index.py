@@ -9,6 +9,7 @@ Layout of ``index_dir``::
         documents.jsonl, chunks.jsonl, sentences.jsonl
         chunks.faiss   IndexFlatIP over the chunk vectors (cosine on unit vectors)
         sentences.npy  sentence vectors, used to pick the answer sentence
+        lexicon.npy    vectors of the corpus's Chinese words (see rag.lexicon)
 
 A writer builds a new version in a temporary folder, renames it into place and only
 then points ``CURRENT`` at it, so a crash at any moment leaves the last good version
@@ -34,6 +35,7 @@ import numpy.typing as npt
 
 from rag.embedding import Vectors
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.lexicon import Lexicon, empty_lexicon
 from rag.types import Article, Chunk, Document
 
 FORMAT_VERSION = 1
@@ -50,7 +52,7 @@ class FaissIndex:
     def __init__(self, dimension: int, vectors: Vectors | None = None) -> None:
         import faiss
 
-        self._index = faiss.IndexFlatIP(dimension)
+        self._index: faiss.Index = faiss.IndexFlatIP(dimension)
         if vectors is not None and len(vectors):
             self._index.add(np.ascontiguousarray(vectors, dtype=np.float32))
 
@@ -66,7 +68,7 @@ class FaissIndex:
         if len(self) == 0 or k <= 0:
             return []
         scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, len(self)))
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0]) if r >= 0]
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
     def vectors(self) -> Vectors:
         """All stored vectors, row-aligned with the chunk store."""
@@ -123,6 +125,7 @@ class Snapshot:
     chunk_index: FaissIndex
     sentences: tuple[Sentence, ...]
     sentence_vectors: Vectors
+    lexicon: Lexicon
 
     def chunk_vectors(self) -> Vectors:
         return self.chunk_index.vectors()
@@ -154,6 +157,7 @@ def empty_snapshot(manifest: Manifest) -> Snapshot:
         chunk_index=FaissIndex(manifest.dimension),
         sentences=(),
         sentence_vectors=np.zeros((0, manifest.dimension), dtype=np.float32),
+        lexicon=empty_lexicon(manifest.dimension),
     )
 
 
@@ -191,6 +195,8 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     _write_jsonl(folder / "sentences.jsonl", [asdict(s) for s in snapshot.sentences])
     snapshot.chunk_index.save(folder / "chunks.faiss")
     np.save(folder / "sentences.npy", snapshot.sentence_vectors)
+    (folder / "lexicon.json").write_text(json.dumps(snapshot.lexicon.words, ensure_ascii=False), encoding="utf-8")
+    np.save(folder / "lexicon.npy", snapshot.lexicon.vectors)
     files = {p.name: _sha256(p) for p in sorted(folder.iterdir())}
     manifest = {**asdict(snapshot.manifest), "files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -314,9 +320,17 @@ def load_snapshot(index_dir: Path) -> Snapshot:
         chunks = tuple(Chunk(**c) for c in _read_jsonl(folder / "chunks.jsonl"))  # type: ignore[arg-type]
         sentences = tuple(Sentence(**s) for s in _read_jsonl(folder / "sentences.jsonl"))  # type: ignore[arg-type]
         sentence_vectors = np.load(folder / "sentences.npy")
+        lexicon = Lexicon(
+            tuple(json.loads((folder / "lexicon.json").read_text(encoding="utf-8"))),
+            np.load(folder / "lexicon.npy").astype(np.float32),
+        )
     except (ValueError, TypeError, OSError, AssertionError) as exc:
         raise IndexCorrupt(f"{folder}: unreadable chunk store; {REBUILD_HINT}") from exc
     chunk_index = FaissIndex.load(folder / "chunks.faiss")
-    if len(chunk_index) != len(chunks) or len(sentence_vectors) != len(sentences):
+    if (
+        len(chunk_index) != len(chunks)
+        or len(sentence_vectors) != len(sentences)
+        or len(lexicon.words) != len(lexicon.vectors)
+    ):
         raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
-    return Snapshot(manifest, documents, chunks, chunk_index, sentences, sentence_vectors.astype(np.float32))
+    return Snapshot(manifest, documents, chunks, chunk_index, sentences, sentence_vectors.astype(np.float32), lexicon)

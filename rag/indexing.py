@@ -13,6 +13,7 @@ import numpy as np
 from rag.chunking import chunk_document
 from rag.embedding import Embedder, Vectors
 from rag.index import FORMAT_VERSION, FaissIndex, Manifest, Sentence, Snapshot, empty_snapshot
+from rag.lexicon import empty_lexicon, extend_lexicon
 from rag.types import Chunk, Document
 
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』）)]*)?")
@@ -48,6 +49,18 @@ def split_sentences(chunk: Chunk) -> list[tuple[int, int]]:
 def passage_text(chunk: Chunk) -> str:
     """What is embedded for a chunk: its article title, then its text."""
     return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
+def embedding_inputs(
+    chunks: list[Chunk], chunk_spans: list[list[tuple[int, int]]]
+) -> tuple[list[str], list[list[tuple[int, int]]]]:
+    """The texts embedded for chunks, and their sentence spans relative to those texts."""
+    texts = [passage_text(c) for c in chunks]
+    relative = [
+        [(s - c.start + len(text) - len(c.text), e - c.start + len(text) - len(c.text)) for s, e in spans]
+        for text, c, spans in zip(texts, chunks, chunk_spans, strict=True)
+    ]
+    return texts, relative
 
 
 @dataclass(frozen=True)
@@ -88,14 +101,17 @@ def update_snapshot(
     chunk_size: int,
     chunk_overlap: int,
     drop: Iterable[str] = (),
+    lexicon_words: int = 0,
 ) -> tuple[Snapshot, UpdateStats]:
     """A new snapshot with ``documents`` added or replaced and ``drop`` removed.
 
     Documents whose content hash is unchanged keep their vectors; a change of chunker
     settings re-chunks and re-embeds every document (from its stored cleaned text).
+    New Chinese words go into the cross-lingual lexicon, up to ``lexicon_words`` in all.
     """
     started = time.perf_counter()
     manifest = Manifest(FORMAT_VERSION, embedder.name, embedder.dimension, chunk_size, chunk_overlap, {})
+    lexicon = old.lexicon if old else empty_lexicon(embedder.dimension)
     if old is None or (old.manifest.chunk_size, old.manifest.chunk_overlap) != (chunk_size, chunk_overlap):
         carried = dict(old.documents) if old else {}
         old = empty_snapshot(manifest)
@@ -115,15 +131,12 @@ def update_snapshot(
     new_chunks = [c for doc in fresh.values() for c in chunk_document(doc, chunk_size, chunk_overlap)]
     first_row = len(rows.chunks)
     rows.chunks.extend(new_chunks)
-    new_sentences = [
-        (first_row + n, s, e) for n, chunk in enumerate(new_chunks) for s, e in split_sentences(chunk)
-    ]
-    texts_by_doc = {**{k: v.text for k, v in old.documents.items()}, **{k: v.text for k, v in fresh.items()}}
+    chunk_spans = [split_sentences(chunk) for chunk in new_chunks]
+    new_sentences = [(first_row + n, s, e) for n, spans in enumerate(chunk_spans) for s, e in spans]
+    texts, relative = embedding_inputs(new_chunks, chunk_spans)
     embed_started = time.perf_counter()
-    chunk_vectors = embedder.embed_documents([passage_text(c) for c in new_chunks])
-    sentence_vectors = embedder.embed_documents(
-        [texts_by_doc[rows.chunks[row].doc_id][s:e] for row, s, e in new_sentences]
-    )
+    chunk_vectors, sentence_vectors = embedder.embed_passages(texts, relative)
+    lexicon, lexicon_embedded = extend_lexicon(lexicon, (d.text for d in fresh.values()), embedder, lexicon_words)
     embed_seconds = time.perf_counter() - embed_started
     rows.chunk_vectors.extend(chunk_vectors)
     rows.sentences.extend(new_sentences)
@@ -145,6 +158,7 @@ def update_snapshot(
         chunk_index=FaissIndex(embedder.dimension, _stack(rows.chunk_vectors, embedder.dimension)),
         sentences=tuple(Sentence(r, s, e) for r, s, e in rows.sentences),
         sentence_vectors=_stack(rows.sentence_vectors, embedder.dimension),
+        lexicon=lexicon,
     )
     stats = UpdateStats(
         added=tuple(sorted(k for k in fresh if k not in old.documents and k not in carried)),
@@ -152,7 +166,7 @@ def update_snapshot(
         removed=tuple(sorted(k for k in dropped if k in old.documents or k in carried)),
         unchanged=tuple(sorted(unchanged)),
         chunks=len(rows.chunks),
-        embedded_texts=len(new_chunks) + len(new_sentences),
+        embedded_texts=len(new_chunks) + len(new_sentences) + lexicon_embedded,
         embed_seconds=embed_seconds,
         total_seconds=time.perf_counter() - started,
     )

@@ -12,6 +12,7 @@ from rag.embedding import Embedder, Vectors
 from rag.errors import InvalidQuestion
 from rag.generators import GenerationRequest, Generator, ScoredSentence, generate
 from rag.index import Snapshot
+from rag.lexicon import KeywordTranslator
 from rag.types import Answer, Passage
 
 # Sentences of this many top passages are scored for the extractive answer.
@@ -40,7 +41,7 @@ def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -
         return ()
     sims = snapshot.sentence_vectors[[n for _, n in located]] @ query
     scored = []
-    for (rank, n), sim in zip(located, sims):
+    for (rank, n), sim in zip(located, sims, strict=True):
         sentence = snapshot.sentences[n]
         text = snapshot.documents[snapshot.chunks[sentence.chunk_row].doc_id].text[sentence.start : sentence.end]
         scored.append(ScoredSentence(rank, text, sentence.start, sentence.end, float(sim)))
@@ -63,6 +64,7 @@ class Pipeline:
         self._embedder = embedder
         self._snapshot = snapshot
         self._max_question_chars = max_question_chars
+        self._translator = KeywordTranslator(snapshot.lexicon, embedder)
 
     @property
     def snapshot(self) -> Snapshot:
@@ -72,7 +74,8 @@ class Pipeline:
         """Embed the question, search the index and score the evidence sentences."""
         question = validate_question(question, self._max_question_chars)
         t0 = time.perf_counter()
-        query = self._embedder.embed_query(question)
+        translation = self._translator.translate(question)
+        query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
         hits = search(self._snapshot, query, top_k)
         passages = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
@@ -81,7 +84,10 @@ class Pipeline:
         background = float(np.mean(sample @ query)) if len(sample) else 0.0
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
-        return Retrieval(GenerationRequest(question, passages, sentences, background), timings)
+        request = GenerationRequest(
+            question, passages, sentences, background, translation.groups, translation.unknown_names
+        )
+        return Retrieval(request, timings)
 
     def ask(self, question: str, top_k: int, generator: Generator) -> Answer:
         """The whole answer, with per-stage timings."""

@@ -55,7 +55,13 @@ def index_paths(
         report = load_paths(paths)
         gone = missing_under(old, paths, (d.doc_id for d in report.documents))
         snapshot, stats = update_snapshot(
-            old, report.documents, embedder, settings.chunk_size, settings.chunk_overlap, drop=gone
+            old,
+            report.documents,
+            embedder,
+            settings.chunk_size,
+            settings.chunk_overlap,
+            drop=gone,
+            lexicon_words=settings.lexicon_words,
         )
         changed = stats.added or stats.updated or stats.removed or old is None
         version = save_snapshot(snapshot, settings.index_dir) if changed else None

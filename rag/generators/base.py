@@ -26,12 +26,16 @@ class GenerationRequest:
 
     ``background`` is the question's mean similarity to the corpus at large: how much
     the best passage stands out from it measures how well the corpus covers the question.
+    ``keywords`` group the Chinese corpus words each English word of the question may
+    mean; ``unknown_names`` are names the corpus never mentions (see rag.lexicon).
     """
 
     question: str
     passages: tuple[Passage, ...]
     sentences: tuple[ScoredSentence, ...]
     background: float = 0.0
+    keywords: tuple[tuple[str, ...], ...] = ()
+    unknown_names: tuple[str, ...] = ()
 
 
 class Generator(Protocol):

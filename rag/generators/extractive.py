@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+from itertools import pairwise
 
 from rag.generators.base import GenerationRequest, ScoredSentence
 from rag.types import Answer, Citation
@@ -63,7 +64,9 @@ _PERSON = re.compile(
 )
 
 _ZH_NUMBER_Q = re.compile(r"多少|几[个名家人天次项起件年月期场位]|多大|多高|多长|多久|百分之|比例|比率|占比")
-_EN_NUMBER_Q = re.compile(r"\bhow (many|much|long|far|big|large)\b|\bwhat (percentage|percent|proportion|share|rate)\b|\bnumber of\b", re.I)
+_EN_NUMBER_Q = re.compile(
+    r"\bhow (many|much|long|far|big|large)\b|\bwhat (percentage|percent|proportion|share|rate)\b|\bnumber of\b", re.I
+)
 _ZH_DATE_Q = re.compile(r"什么时候|何时|哪一?年|哪个月|几月|哪一?天|什么时间|何年")
 _EN_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|month|date|day)\b|\bsince when\b", re.I)
 _ZH_PERSON_Q = re.compile(r"谁|哪位|叫什么名字|姓名")
@@ -71,13 +74,22 @@ _EN_PERSON_Q = re.compile(r"\bwho(m|se)?\b|\bwhat is the name of\b", re.I)
 
 _EN_UNIT_HINTS: dict[str, re.Pattern[str]] = {
     "percent": re.compile(r"\b(percent(age)?|rate|ratio|proportion|share)\b|%", re.I),
-    "money": re.compile(r"\b(money|yuan|wages?|salar(y|ies)|funds?|funding|subsid(y|ies)|cost|revenue|tax(es)?|worth|rmb)\b", re.I),
-    "people": re.compile(r"\b(people|persons?|workers?|employees?|students?|teachers?|residents?|villagers?|volunteers?|members?|visitors?|leaders?|officials?|talents?|graduates?|trainees?)\b", re.I),
+    "money": re.compile(
+        r"\b(money|yuan|wages?|salar(y|ies)|funds?|funding|subsid(y|ies)|cost|revenue|tax(es)?|worth|rmb)\b", re.I
+    ),
+    "people": re.compile(
+        r"\b(people|persons?|workers?|employees?|students?|teachers?|residents?|villagers?|volunteers?|members?|visitors?|leaders?|officials?|talents?|graduates?|trainees?)\b",
+        re.I,
+    ),
     "days": re.compile(r"\bdays?\b", re.I),
     "hours": re.compile(r"\bhours?\b", re.I),
-    "orgs": re.compile(r"\b(companies|company|enterprises?|firms?|institutions?|organi[sz]ations?|agencies|schools?|factories)\b", re.I),
+    "orgs": re.compile(
+        r"\b(companies|company|enterprises?|firms?|institutions?|organi[sz]ations?|agencies|schools?|factories)\b", re.I
+    ),
     "cases": re.compile(r"\bcases?\b", re.I),
-    "items": re.compile(r"\b(problems?|issues?|items?|types?|kinds?|projects?|measures?|jobs?|occupations?|posts?)\b", re.I),
+    "items": re.compile(
+        r"\b(problems?|issues?|items?|types?|kinds?|projects?|measures?|jobs?|occupations?|posts?)\b", re.I
+    ),
     "sessions": re.compile(r"\b(sessions?|classes|courses?|competitions?|contests?|events?|times|batches?)\b", re.I),
     "area": re.compile(r"\b(mu|acres?|hectares?|square met(er|re)s?)\b", re.I),
     "years": re.compile(r"\byears?\b", re.I),
@@ -97,6 +109,19 @@ _EN_TITLE_HINTS: dict[str, str] = {
 _TYPE_BONUS = 0.03
 _OVERLAP_BONUS = 0.06
 _RANK_PENALTY = 0.004
+# Translated keywords are the main lexical signal for an English question about Chinese text.
+_KEYWORD_BONUS = 0.15
+# A Chinese question's topic pairs that must appear in the evidence passage.
+_MIN_COVERAGE = 0.5
+_QUESTION_CHARS = set("的是了吗呢多少几谁哪什么何为有在和与及个名家位其该这那些怎样如吧啊被把对从到向又也都就共请问")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When the extractive generator abstains (chosen on the seed eval set)."""
+
+    min_sentence: float = 0.74
+    min_margin: float = 0.025
 
 
 @dataclass(frozen=True)
@@ -125,10 +150,15 @@ def wanted_units(question: str) -> tuple[str, ...]:
     if zh:
         unit = zh.group(1)
         return next((units for units in _UNIT_GROUPS.values() if unit in units), (unit,))
-    if re.search(r"多少钱|金额|资金|工资|补贴|税收", question):
-        return _UNIT_GROUPS["money"]
+    if re.search(r"(?:上浮|增长|提高|下降|增加|减少|降低)了?多少", question):
+        return ()  # a change: a percentage or an amount, whichever the text gives
     if re.search(r"百分之|比例|比率|占比|率", question):
         return _UNIT_GROUPS["percent"]
+    if re.search(
+        r"多少钱|金额|(?:资金|工资|补贴|税收|收入|投资)[^，。？?]{0,4}多少|多少[^，。？?]{0,4}(?:资金|工资|补贴|税收)",
+        question,
+    ):
+        return _UNIT_GROUPS["money"]
     # The noun right after "how many" says most; otherwise the first hint in the question.
     counted = re.search(r"\bhow many\s+((?:[\w-]+\s+){0,2}[\w-]+)", question, re.I)
     for text in ([counted.group(1)] if counted else []) + [question]:
@@ -146,7 +176,7 @@ def number_unit(span: str) -> str:
 def cjk_bigrams(text: str) -> set[str]:
     """Pairs of adjacent CJK characters: a cheap lexical signal for Chinese questions."""
     chars = re.sub(r"[^\u4e00-\u9fff]", " ", text)
-    return {a + b for word in chars.split() for a, b in zip(word, word[1:])}
+    return {a + b for word in chars.split() for a, b in pairwise(word)}
 
 
 def _context_overlap(question_pairs: set[str], text: str, start: int, end: int, window: int = 12) -> int:
@@ -174,7 +204,7 @@ def date_spans(sentence: str) -> list[str]:
 
 
 def person_spans(question: str, sentence: str) -> list[str]:
-    """Names after a title (局长莫雄), those whose title the question names first."""
+    """Names after a title (局长莫雄); if the question names a title, only that title counts."""
     wanted = "|".join(
         [t for t in re.findall(_TITLES, question)]
         + [zh for en, zh in _EN_TITLE_HINTS.items() if re.search(rf"\b{en}\b", question, re.I)]
@@ -184,9 +214,10 @@ def person_spans(question: str, sentence: str) -> list[str]:
         name = match.group("name")
         if name in question:
             continue
-        title_hit = bool(wanted) and re.fullmatch(wanted, match.group("title")) is not None
-        found.append((not title_hit, order, name))
-    return [name for *_, name in sorted(found)]
+        if wanted and re.fullmatch(wanted, match.group("title")) is None:
+            continue  # the question asks for a 县长; a 代主任 is not an answer
+        found.append((order, name))
+    return [name for _, name in sorted(found)]
 
 
 def answer_span(question: str, kind: Kind, sentence: str) -> str | None:
@@ -208,51 +239,99 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
     ranked = []
     for sentence in request.sentences:
         span = answer_span(request.question, kind, sentence.text)
-        overlap = len(pairs & cjk_bigrams(sentence.text)) / len(pairs) if pairs else 0.0
-        score = (
-            sentence.score
-            + (_TYPE_BONUS if span else 0.0)
-            + _OVERLAP_BONUS * overlap
-            - _RANK_PENALTY * sentence.passage_rank
-        )
+        if pairs:
+            overlap = _OVERLAP_BONUS * len(pairs & cjk_bigrams(sentence.text)) / len(pairs)
+        else:
+            overlap = _KEYWORD_BONUS * keyword_coverage(request.keywords, sentence.text)
+        score = sentence.score + (_TYPE_BONUS if span else 0.0) + overlap - _RANK_PENALTY * sentence.passage_rank
         ranked.append((score, sentence, span))
     ranked.sort(key=lambda item: -item[0])
     return ranked
 
 
-def choose(request: GenerationRequest, threshold: float) -> Choice | None:
-    """The evidence sentence and answer, or None to abstain on weak evidence."""
-    if not request.sentences:
+def keyword_coverage(groups: tuple[tuple[str, ...], ...], text: str) -> float:
+    """Share of an English question's words whose Chinese translation is in the text."""
+    if not groups:
+        return 0.0
+    return sum(any(word in text for word in group) for group in groups) / len(groups)
+
+
+def content_pairs(question: str) -> set[str]:
+    """Character pairs of a Chinese question that name its topic (no question words)."""
+    return {pair for pair in cjk_bigrams(question) if not any(ch in _QUESTION_CHARS for ch in pair)}
+
+
+def counted_noun(question: str) -> str:
+    """What a Chinese 'how many' question counts: ``多少名教师`` -> ``教师`` ('' if none)."""
+    units = "|".join(re.escape(u) for u in _ALL_UNITS)
+    match = re.search(rf"(?:多少|几)\s*(?:{units})?\s*[“\"]?([\u4e00-\u9fff]{{2,}})", question)
+    return match.group(1) if match else ""
+
+
+def mentions_counted_noun(question: str, text: str) -> bool:
+    """Does the evidence mention what the question counts (its first or last two characters)?"""
+    noun = counted_noun(question)
+    return not noun or noun[:2] in text or noun[-2:] in text
+
+
+def anchors_present(request: GenerationRequest, evidence: str) -> bool:
+    """Numbers and Latin terms of the question, and most of a Chinese question's topic, are in the evidence."""
+    question = request.question
+    lowered = evidence.lower().replace(" ", "")
+    if any(number not in lowered for number in re.findall(r"\d+(?:\.\d+)?", question)):
+        return False
+    if cjk_bigrams(question):
+        if any(term.lower() not in lowered for term in re.findall(r"[A-Za-z]{2,}", question)):
+            return False
+        pairs = content_pairs(question)
+        if len(pairs) >= 2 and len(pairs & cjk_bigrams(evidence)) < _MIN_COVERAGE * len(pairs):
+            return False
+    return True
+
+
+def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | None:
+    """The evidence sentence and answer, or None to abstain on weak evidence.
+
+    Abstain when the question names something the corpus lacks, when the best passage
+    hardly stands out from the corpus at large, when no sentence is similar enough,
+    when a number, date or name is asked for and no good sentence holds one (with the
+    right unit, title or counted noun), or when the evidence lacks the question's anchors.
+    """
+    if not request.sentences or request.unknown_names:
+        return None
+    if request.passages[0].score - request.background < thresholds.min_margin:
         return None
     kind = question_kind(request.question)
-    ranked = rank_sentences(request, kind)
-    best_score, best, span = ranked[0]
-    if best.score < threshold:
+    ranked = [item for item in rank_sentences(request, kind) if item[1].score >= thresholds.min_sentence]
+    if kind is not Kind.OTHER:
+        ranked = [item for item in ranked if item[2] is not None]
+    if kind is Kind.NUMBER:
+        ranked = [item for item in ranked if mentions_counted_noun(request.question, item[1].text)]
+    if not ranked:
         return None
-    if kind is not Kind.OTHER and span is None:
-        # The question wants a number, date or name: take the best sentence that has one.
-        typed = [(s, sentence, sp) for s, sentence, sp in ranked if sp is not None and sentence.score >= threshold]
-        if typed:
-            best_score, best, span = typed[0]
-    return Choice(sentence=best, answer=span or best.text, score=best_score)
+    score, best, span = ranked[0]
+    passage = request.passages[best.passage_rank].chunk
+    if not anchors_present(request, f"{passage.title}\n{passage.text}"):
+        return None
+    return Choice(sentence=best, answer=span or best.text, score=score)
 
 
 class ExtractiveGenerator:
-    """Answers with a span of the best evidence sentence; abstains below a threshold."""
+    """Answers with a span of the best evidence sentence; abstains on weak evidence."""
 
-    def __init__(self, threshold: float) -> None:
-        self._threshold = threshold
+    def __init__(self, thresholds: Thresholds) -> None:
+        self._thresholds = thresholds
 
     @property
     def name(self) -> str:
         return "extractive"
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        choice = choose(request, self._threshold)
+        choice = choose(request, self._thresholds)
         yield choice.answer if choice else ABSTAIN_TEXT
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:
-        choice = choose(request, self._threshold)
+        choice = choose(request, self._thresholds)
         if choice is None or text != choice.answer:
             return Answer(text=text, abstained=True, citations=())
         sentence = choice.sentence

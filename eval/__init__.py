@@ -1,0 +1,1 @@
+"""Eval set, metrics and benchmarks for the service."""

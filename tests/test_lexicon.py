@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
+from rag.lexicon import (
+    KeywordTranslator,
+    corpus_words,
+    empty_lexicon,
+    english_words,
+    extend_lexicon,
+    is_unknown_name,
+    pinyin_syllables,
+)
+
+
+def test_corpus_words_are_chinese_words_of_two_or_more_characters() -> None:
+    words = corpus_words(["凤凰县为 386 名农民工追回拖欠工资。"])
+    assert "农民工" in words and "追回" in words
+    assert all(len(w) >= 2 for w in words)
+    assert "386" not in words
+
+
+def test_english_content_words_drop_question_words() -> None:
+    assert english_words("How many workers did Fenghuang recover wages for?") == [
+        "workers",
+        "Fenghuang",
+        "recover",
+        "wages",
+    ]
+
+
+def test_pinyin_names() -> None:
+    assert pinyin_syllables("Fenghuang") == ["feng", "huang"]
+    assert pinyin_syllables("Zhuzhou") == ["zhu", "zhou"]
+    assert pinyin_syllables("France") is None
+    assert is_unknown_name("Huawei")
+    assert not is_unknown_name("China")
+    assert not is_unknown_name("Party")
+
+
+def test_lexicon_grows_only_with_new_words(hash_embedder: HashEmbedder) -> None:
+    lexicon, added = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。"], hash_embedder, 1000)
+    assert added == len(lexicon.words) > 0
+    again, added_again = extend_lexicon(lexicon, ["凤凰县追回拖欠工资。"], hash_embedder, 1000)
+    assert added_again == 0 and again.words == lexicon.words
+    capped, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。株洲空气质量优良。"], hash_embedder, 2)
+    assert len(capped.words) == 2 == len(capped.vectors)
+
+
+def test_translation_finds_names_by_pinyin_and_words_by_meaning(real_embedder: SentenceTransformerEmbedder) -> None:
+    text = "凤凰县为 386 名农民工追回拖欠工资 500 余万元。株洲市空气质量优良天数达到 326 天。"
+    lexicon, _ = extend_lexicon(empty_lexicon(real_embedder.dimension), [text], real_embedder, 1000)
+    translator = KeywordTranslator(lexicon, real_embedder)
+    result = translator.translate("How many workers did Fenghuang recover wages for?")
+    flat = {w for group in result.groups for w in group}
+    assert "凤凰" in flat
+    assert "追回" in flat or "工资" in flat
+    assert result.unknown_names == ()
+    assert translator.translate("How many employees does Huawei have?").unknown_names == ("Huawei",)
+    assert translator.translate("凤凰县为多少名农民工追回了拖欠工资？").groups == ()
+    assert np.isclose(np.linalg.norm(lexicon.vectors, axis=1), 1.0, atol=1e-4).all()
+
+
+@pytest.mark.parametrize("question", ["", "   ", "12345"])
+def test_no_english_words_means_no_translation(hash_embedder: HashEmbedder, question: str) -> None:
+    lexicon, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。"], hash_embedder, 100)
+    assert KeywordTranslator(lexicon, hash_embedder).translate(question).groups == ()
