@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import hashlib
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ import numpy.typing as npt
 
 from rag.embedding import Vectors
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
+from rag.fileio import sha256_file
 from rag.lexicon import Lexicon, empty_lexicon
 from rag.types import Article, Chunk, Document
 
@@ -161,14 +161,6 @@ def empty_snapshot(manifest: Manifest) -> Snapshot:
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_jsonl(path: Path, rows: list[dict[str, object]]) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for row in rows:
@@ -197,7 +189,7 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     np.save(folder / "sentences.npy", snapshot.sentence_vectors)
     (folder / "lexicon.json").write_text(json.dumps(snapshot.lexicon.words, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "lexicon.npy", snapshot.lexicon.vectors)
-    files = {p.name: _sha256(p) for p in sorted(folder.iterdir())}
+    files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = {**asdict(snapshot.manifest), "files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
     for path in folder.iterdir():
@@ -270,7 +262,7 @@ def _check_files(folder: Path, recorded: dict[str, str]) -> None:
         path = folder / name
         if not path.exists():
             raise IndexCorrupt(f"{folder}: {name} is missing; {REBUILD_HINT}")
-        if _sha256(path) != digest:
+        if sha256_file(path) != digest:
             raise IndexCorrupt(f"{folder}: {name} does not match its checksum; {REBUILD_HINT}")
 
 

