@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install index run ask test test-all lint bench clean
+.PHONY: install index run test test-all lint eval bench clean
 
 install: $(STAMP)
 
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build from local disk; see pyproject.toml.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
 	touch $(STAMP)
 
 index: install
@@ -33,6 +33,9 @@ lint: install
 	$(BIN)/ruff check rag api eval tests
 	$(BIN)/ruff format --check rag api eval tests
 	$(BIN)/mypy
+
+eval: install
+	$(BIN)/rag eval
 
 bench: install
 	$(BIN)/python -m eval.bench_index

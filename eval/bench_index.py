@@ -65,7 +65,9 @@ def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
         questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
         for question in questions:  # warm-up: first-call costs are not what a user waits for
             pipeline.ask(question, settings.top_k, generator)
-        totals, english, chinese = [], [], []
+        totals: list[float] = []
+        english: list[float] = []
+        chinese: list[float] = []
         for _ in range(rounds):
             for question in questions:
                 answer = pipeline.ask(question, settings.top_k, generator)

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from importlib.metadata import entry_points
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -31,6 +32,9 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=None, help="passages to retrieve (1-50)")
     ask.add_argument("--generator", default=None, help=f"one of: {', '.join(sorted(REGISTRY))}")
     sub.add_parser("info", help="describe the index")
+    for plugin in entry_points(group="rag.commands"):
+        # Other packages (the eval harness) add subcommands without rag importing them.
+        plugin.load()(sub)
     return parser
 
 
@@ -106,8 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"error: invalid RAG_ setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
         return 2
+    handler = _COMMANDS.get(args.command) or args.handler
     try:
-        return _COMMANDS[args.command](settings, args)
+        return int(handler(settings, args))
     except RagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

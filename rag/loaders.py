@@ -83,15 +83,19 @@ def read_raw(data: bytes, name: str) -> str:
     return reader(data, name)
 
 
-def parse_bytes(data: bytes, doc_id: str, source: str) -> Document:
-    """Clean a file's content and split it into articles."""
-    raw = read_raw(data, source)
+def parse_text(raw: str, doc_id: str, source: str, content_hash: str, title: str = "") -> Document:
+    """Clean raw text and split it into articles; ``title`` names an untitled document."""
     blocks = split_blocks(raw)
     text = "\n".join(block.text for block in blocks)
     if not text.strip():
         raise LoaderError(f"{source}: no text found in this file")
-    articles = tuple(split_articles(blocks, fallback_title=Path(source).stem))
-    return Document(doc_id=doc_id, source=source, text=text, content_hash=content_hash(data), articles=articles)
+    articles = tuple(split_articles(blocks, fallback_title=title or Path(source).stem))
+    return Document(doc_id=doc_id, source=source, text=text, content_hash=content_hash, articles=articles)
+
+
+def parse_bytes(data: bytes, doc_id: str, source: str) -> Document:
+    """Read a file's bytes by its extension, clean the text and split it into articles."""
+    return parse_text(read_raw(data, source), doc_id, source, content_hash(data))
 
 
 def content_hash(data: bytes) -> str:

@@ -49,6 +49,15 @@ def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -
     return tuple(scored)
 
 
+def limit_request(request: GenerationRequest, top_k: int) -> GenerationRequest:
+    """The request as if only the top_k passages had been retrieved."""
+    return replace(
+        request,
+        passages=request.passages[:top_k],
+        sentences=tuple(s for s in request.sentences if s.passage_rank < top_k),
+    )
+
+
 @dataclass(frozen=True)
 class Retrieval:
     """What retrieval produced for a question, and how long each stage took."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from rag.index import Snapshot, check_compatible, load_snapshot, save_snapshot, 
 from rag.indexing import UpdateStats, missing_under, update_snapshot
 from rag.loaders import load_paths
 from rag.pipeline import Pipeline
+from rag.types import Document
 
 
 @dataclass(frozen=True)
@@ -44,19 +46,22 @@ def _existing(settings: Settings, rebuild: bool) -> Snapshot | None:
     return snapshot
 
 
-def index_paths(
-    settings: Settings, paths: list[Path], embedder: SentenceTransformerEmbedder, rebuild: bool = False
-) -> IndexResult:
-    """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
+def index_documents(
+    settings: Settings,
+    documents: list[Document],
+    embedder: SentenceTransformerEmbedder,
+    drop: Callable[[Snapshot | None], set[str]] = lambda _: set(),
+    rebuild: bool = False,
+) -> tuple[UpdateStats, Path | None]:
+    """Add or replace documents, drop those ``drop`` picks from the old index, save atomically."""
     with writer_lock(settings.index_dir):
         old = _existing(settings, rebuild)
         if old is not None:
             check_compatible(old.manifest, settings.embedding_model, embedder.dimension)
-        report = load_paths(paths)
-        gone = missing_under(old, paths, (d.doc_id for d in report.documents))
+        gone = drop(old)
         snapshot, stats = update_snapshot(
             old,
-            report.documents,
+            documents,
             embedder,
             settings.chunk_size,
             settings.chunk_overlap,
@@ -65,6 +70,22 @@ def index_paths(
         )
         changed = stats.added or stats.updated or stats.removed or old is None
         version = save_snapshot(snapshot, settings.index_dir) if changed else None
+    return stats, version
+
+
+def index_paths(
+    settings: Settings, paths: list[Path], embedder: SentenceTransformerEmbedder, rebuild: bool = False
+) -> IndexResult:
+    """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
+    report = load_paths(paths)
+    found = [d.doc_id for d in report.documents]
+    stats, version = index_documents(
+        settings,
+        list(report.documents),
+        embedder,
+        drop=lambda old: missing_under(old, paths, found),
+        rebuild=rebuild,
+    )
     return IndexResult(stats, report.failed, version)
 
 

@@ -122,3 +122,10 @@ def test_installed_entry_point_runs(indexed: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "386" in done.stdout
+
+
+def test_eval_is_a_rag_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["eval", "--help"])
+    assert done.value.code == 0
+    assert "--generator" in capsys.readouterr().out

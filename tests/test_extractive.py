@@ -67,6 +67,8 @@ def test_dates_and_people() -> None:
     assert person_spans("郴州市人社局局长是谁？", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
     sentence = "该县县委常委、县纪委书记、县监委代主任龙江说。"
     assert person_spans("县监委代主任是谁", sentence) == ["龙江"]
+    # Titles listed before the name belong to the same person.
+    assert person_spans("县纪委书记是谁", sentence) == ["龙江"]
     # Asked for a county head, a deputy director is no answer.
     assert person_spans("凤凰县县长是谁？", sentence) == []
     assert person_spans("Who is the director?", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]

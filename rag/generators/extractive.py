@@ -203,6 +203,16 @@ def date_spans(sentence: str) -> list[str]:
     return [m.group().strip() for m in _DATE.finditer(sentence) if m.group().strip()]
 
 
+def _holds_title(sentence: str, start: int, title: str, wanted: str) -> bool:
+    """Does the person hold a wanted title: the one before the name, or one listed with it?
+
+    ``县纪委书记、县监委代主任龙江`` gives 龙江 both titles: the list runs back to the
+    last comma or full stop before the name.
+    """
+    clause_start = max(sentence.rfind(mark, 0, start) for mark in "，。；：,;:") + 1
+    return re.fullmatch(wanted, title) is not None or re.search(wanted, sentence[clause_start:start]) is not None
+
+
 def person_spans(question: str, sentence: str) -> list[str]:
     """Names after a title (局长莫雄); if the question names a title, only that title counts."""
     wanted = "|".join(
@@ -214,7 +224,7 @@ def person_spans(question: str, sentence: str) -> list[str]:
         name = match.group("name")
         if name in question:
             continue
-        if wanted and re.fullmatch(wanted, match.group("title")) is None:
+        if wanted and not _holds_title(sentence, match.start("title"), match.group("title"), wanted):
             continue  # the question asks for a 县长; a 代主任 is not an answer
         found.append((order, name))
     return [name for _, name in sorted(found)]

@@ -1,0 +1,145 @@
+"""``rag eval``: run a data set through the service, compare configs, write reports.
+
+Registered as a ``rag`` subcommand through the ``rag.commands`` entry point, so the
+library never imports the eval package.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from eval.data import ROOT, SEED_DOCS, Dataset, load_dataset
+from eval.report import Summary, summarise, write
+from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
+from rag.config import Settings
+from rag.errors import RagError
+
+DEFAULT_OUT = ROOT / "eval" / "reports"
+DEFAULT_INDEXES = ROOT / "eval" / ".indexes"
+RETRIEVERS = ("dense",)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``rag eval``."""
+    parser.add_argument("--data", default="seed", help="'seed', a shared-format folder, or a SQuAD-style .json")
+    parser.add_argument("--url", default="", help="evaluate a running server (POST URL/api/ask) instead")
+    parser.add_argument("--api-key", default="", help="bearer token for --url")
+    parser.add_argument("--generator", type=_names, default=None, help="comma-separated generators to compare")
+    parser.add_argument("--top-k", type=_ints, default=None, help="comma-separated top-k values")
+    parser.add_argument("--chunk-size", type=_ints, default=None, help="comma-separated chunk sizes")
+    parser.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap (capped at half a chunk)")
+    parser.add_argument("--retriever", type=_names, default=["dense"], help="comma-separated retrieval modes")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
+    parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
+    parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _progress(total: int, label: str, quiet: bool):  # type: ignore[no-untyped-def]
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=label, unit="q", disable=quiet, file=sys.stderr)
+
+
+def _run(
+    dataset: Dataset, configs: list[Config], args: argparse.Namespace, settings: Settings
+) -> tuple[list[Summary], list[Record]]:
+    questions = dataset.questions[: args.limit] if args.limit else dataset.questions
+    summaries: list[Summary] = []
+    records: list[Record] = []
+    embedder = None
+    for config in configs:
+        build_seconds = float("nan")
+        asker: Asker
+        if args.url:
+            asker = HttpAsker(args.url, api_key=args.api_key)
+        else:
+            from rag.service import make_embedder
+
+            embedder = embedder or make_embedder(settings)
+            indexed, build_seconds = prepare_index(dataset, config, settings, embedder, args.indexes, SEED_DOCS)
+            asker = in_process_asker(indexed, embedder)
+        rows = []
+        with _progress(len(questions), config.label, args.no_progress) as bar:
+            for record in run_config(asker, questions, config):
+                rows.append(record)
+                bar.update(1)
+        summaries.append(summarise(config.label, rows, build_seconds))
+        records.extend(rows)
+    return summaries, records
+
+
+def _print(summary: Summary) -> None:
+    total = summary.latency_ms.get("total_ms") or summary.latency_ms.get("client_ms") or {"p50": 0.0, "p95": 0.0}
+    print(
+        f"{summary.config}: accuracy {100 * summary.accuracy:.1f}% of {summary.answerable} answerable, "
+        f"F1 {100 * summary.f1:.1f}%, EM {100 * summary.exact:.1f}%, "
+        f"recall@1/3/5/10 {' / '.join(f'{summary.recall[k]:.2f}' for k in (1, 3, 5, 10))}, MRR {summary.mrr:.3f}, "
+        f"abstention P/R {summary.abstain_precision:.2f} / {summary.abstain_recall:.2f}, "
+        f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
+        + (f", {summary.errors} errors" if summary.errors else "")
+    )
+
+
+def run(settings: Settings, args: argparse.Namespace) -> int:
+    """The ``rag eval`` command."""
+    dataset = load_dataset(args.data)
+    if not dataset.questions:
+        raise RagError(f"{args.data}: no questions to ask")
+    configs = matrix(
+        args.generator or [settings.generator],
+        args.top_k or [settings.top_k],
+        args.chunk_size or [settings.chunk_size],
+        settings.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
+        args.retriever,
+    )
+    for config in configs:
+        if config.retriever not in RETRIEVERS:
+            raise RagError(f"unknown retriever {config.retriever!r}; choose one of: {', '.join(RETRIEVERS)}")
+        if not 1 <= config.top_k <= 50:
+            raise RagError(f"--top-k must be between 1 and 50, not {config.top_k}")
+    summaries, records = _run(dataset, configs, args, settings)
+    out = args.out or DEFAULT_OUT / f"{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = write(out, dataset.name, summaries, records)
+    for summary in summaries:
+        _print(summary)
+    print(f"report: {paths['markdown']}\nresults: {paths['json']}\nchart: {paths['chart']}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``eval`` to the ``rag`` command line."""
+    parser = commands.add_parser("eval", help="score answers and retrieval on an eval set")
+    add_arguments(parser)
+    parser.set_defaults(handler=run)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m eval.cli``: the same as ``rag eval``."""
+    parser = argparse.ArgumentParser(prog="rag eval", description=__doc__)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(Settings(), args)
+    except RagError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

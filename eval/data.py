@@ -1,0 +1,179 @@
+"""Eval data sets: the seed questions, the shared passages+qa format, SQuAD-style JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from rag.errors import RagError
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED_QUESTIONS = ROOT / "eval" / "seed_qa.jsonl"
+SEED_DOCS = ROOT / "seeds"
+
+
+class DatasetError(RagError):
+    """An eval data file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Question:
+    """One eval question.
+
+    A question is answerable when it has answer groups; every group must be matched
+    and any string in a group matches it. ``gold_titles`` (articles) or ``gold_pids``
+    (passages) say which retrieved chunks are relevant.
+    """
+
+    qid: str
+    question: str
+    answer_groups: tuple[tuple[str, ...], ...]
+    category: str
+    lang: str
+    gold_titles: tuple[str, ...] = ()
+    gold_pids: tuple[str, ...] = ()
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answer_groups)
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A passage of an external corpus, indexed as one document with id ``pid``."""
+
+    pid: str
+    text: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Questions and, for external data, the passages to index (the seed set uses seeds/)."""
+
+    name: str
+    questions: tuple[Question, ...]
+    passages: tuple[Passage, ...] = ()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, object]]:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise DatasetError(f"cannot read {path}: {exc.strerror}") from exc
+    rows = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise DatasetError(f"{path}:{n}: expected a JSON object")
+        rows.append(row)
+    return rows
+
+
+def _groups(raw: object, where: str) -> tuple[tuple[str, ...], ...]:
+    if not isinstance(raw, list) or not all(isinstance(g, list) for g in raw):
+        raise DatasetError(f"{where}: answer_groups must be a list of lists of strings")
+    return tuple(tuple(str(s) for s in group) for group in raw if group)
+
+
+def _strings(raw: object) -> tuple[str, ...]:
+    return tuple(str(x) for x in raw) if isinstance(raw, list) else ()
+
+
+def _language(text: str) -> str:
+    return "en" if text.isascii() else "zh"
+
+
+def load_seed(path: Path = SEED_QUESTIONS) -> Dataset:
+    """The hand-written questions about the seed page."""
+    questions = []
+    for row in _read_jsonl(path):
+        qid = str(row.get("qid", ""))
+        title = row.get("gold_article")
+        questions.append(
+            Question(
+                qid=qid,
+                question=str(row["question"]),
+                answer_groups=_groups(row.get("answer_groups", []), f"{path}:{qid}"),
+                category=str(row.get("category", "other")),
+                lang=str(row.get("lang") or _language(str(row["question"]))),
+                gold_titles=(str(title),) if title else (),
+            )
+        )
+    return Dataset("seed", tuple(questions))
+
+
+def load_shared(folder: Path) -> Dataset:
+    """A folder in the shared format: ``passages.jsonl`` and ``qa.jsonl``."""
+    passages = tuple(
+        Passage(str(r["pid"]), str(r["text"]), str(r.get("title") or ""))
+        for r in _read_jsonl(folder / "passages.jsonl")
+    )
+    questions = []
+    qa_path = folder / "qa.jsonl"
+    for row in _read_jsonl(qa_path) if qa_path.exists() else []:
+        meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
+        assert isinstance(meta, dict)
+        question = str(row["question"])
+        questions.append(
+            Question(
+                qid=str(row["qid"]),
+                question=question,
+                answer_groups=_groups(row.get("answer_groups", []), f"{qa_path}:{row.get('qid')}"),
+                category=str(meta.get("category") or ("answerable" if row.get("answer_groups") else "unanswerable")),
+                lang=_language(question),
+                gold_pids=_strings(row.get("gold_pids")),
+            )
+        )
+    return Dataset(folder.name, tuple(questions), passages)
+
+
+def load_squad(path: Path) -> Dataset:
+    """SQuAD-style JSON (CMRC 2018, DRCD): each paragraph's context becomes a passage."""
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"cannot read SQuAD-style JSON {path}: {exc}") from exc
+    passages: list[Passage] = []
+    questions: list[Question] = []
+    for article in raw.get("data", []):
+        title = str(article.get("title", ""))
+        for n, paragraph in enumerate(article.get("paragraphs", [])):
+            pid = str(paragraph.get("id") or f"{title}-{n}")
+            passages.append(Passage(pid, str(paragraph["context"]), title))
+            for qa in paragraph.get("qas", []):
+                answers = sorted({str(a["text"]) for a in qa.get("answers", []) if a.get("text")})
+                impossible = bool(qa.get("is_impossible")) or not answers
+                questions.append(
+                    Question(
+                        qid=str(qa["id"]),
+                        question=str(qa["question"]),
+                        answer_groups=() if impossible else (tuple(answers),),
+                        category="unanswerable" if impossible else "answerable",
+                        lang=_language(str(qa["question"])),
+                        gold_pids=(pid,),
+                    )
+                )
+    return Dataset(path.stem, tuple(questions), tuple(passages))
+
+
+def load_dataset(spec: str) -> Dataset:
+    """``seed``, a shared-format folder, or a SQuAD-style ``.json`` file."""
+    if spec == "seed":
+        return load_seed()
+    path = Path(spec)
+    if path.is_dir():
+        if not (path / "passages.jsonl").exists():
+            raise DatasetError(f"{path}: no passages.jsonl; expected the shared format (see ../shared/data/README.md)")
+        return load_shared(path)
+    if path.suffix == ".json":
+        return load_squad(path)
+    raise DatasetError(
+        f"unknown data set {spec!r}: use 'seed', a folder with passages.jsonl and qa.jsonl, or a .json file"
+    )

@@ -1,0 +1,241 @@
+"""Run eval questions through the service, in-process or over HTTP, one config at a time."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from eval.data import Dataset, Question
+from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import RagError
+from rag.generators import create_generator, generate
+from rag.loaders import content_hash, parse_text
+from rag.pipeline import Pipeline, limit_request
+from rag.service import index_documents, index_paths, open_pipeline
+from rag.types import Document
+
+if TYPE_CHECKING:
+    import httpx
+
+# Retrieval metrics look this deep whatever the config's top_k.
+RETRIEVAL_DEPTH = 10
+
+
+@dataclass(frozen=True)
+class Config:
+    """One row of the comparison matrix."""
+
+    generator: str = "extractive"
+    top_k: int = 5
+    chunk_size: int = 300
+    chunk_overlap: int = 60
+    retriever: str = "dense"
+
+    @property
+    def label(self) -> str:
+        return f"{self.generator}/{self.retriever}/k{self.top_k}/c{self.chunk_size}"
+
+
+def matrix(
+    generators: list[str], top_ks: list[int], chunk_sizes: list[int], overlap: int, retrievers: list[str]
+) -> list[Config]:
+    """Every combination of the given options, each row asked the same questions."""
+    return [
+        Config(g, k, c, min(overlap, c // 2), r)
+        for c, r, g, k in itertools.product(chunk_sizes, retrievers, generators, top_ks)
+    ]
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved (or cited) passage as the runner sees it."""
+
+    doc_id: str
+    title: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What the service answered, from either path."""
+
+    answer: str
+    abstained: bool
+    retrieved: tuple[Hit, ...]
+    timings_ms: dict[str, float]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One question under one config, with its scores."""
+
+    config: str
+    qid: str
+    question: str
+    category: str
+    lang: str
+    answerable: bool
+    answer: str
+    abstained: bool
+    correct: bool
+    f1: float
+    exact: bool
+    rank: int | None
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    error: str = ""
+
+
+class Asker(Protocol):
+    """Something that answers a question: the library in-process, or a server over HTTP."""
+
+    def ask(self, question: str, config: Config) -> Reply: ...
+
+
+class InProcessAsker:
+    """Asks the library directly; retrieves RETRIEVAL_DEPTH passages for the retrieval metrics."""
+
+    def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
+        self._pipeline = pipeline
+        self._settings = settings
+
+    def ask(self, question: str, config: Config) -> Reply:
+        generator = create_generator(config.generator, self._settings)
+        retrieval = self._pipeline.retrieve(question, max(config.top_k, RETRIEVAL_DEPTH))
+        started = time.perf_counter()
+        answer = generate(generator, limit_request(retrieval.request, config.top_k))
+        generate_ms = (time.perf_counter() - started) * 1000
+        timings = {**retrieval.timings_ms, "generate_ms": generate_ms}
+        timings["total_ms"] = sum(timings.values())
+        hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in retrieval.request.passages)
+        return Reply(answer.text, answer.abstained, hits, timings)
+
+
+class HttpAsker:
+    """Black-box: POST /api/ask on a running server. Retrieval is judged by the citations."""
+
+    def __init__(
+        self, url: str, timeout_s: float = 120.0, api_key: str = "", transport: httpx.BaseTransport | None = None
+    ) -> None:
+        import httpx
+
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers, transport=transport)
+
+    def ask(self, question: str, config: Config) -> Reply:
+        import httpx
+
+        payload = {"question": question, "top_k": config.top_k, "generator": config.generator}
+        started = time.perf_counter()
+        try:
+            response = self._client.post("/api/ask", json=payload)
+        except httpx.HTTPError as exc:
+            raise RagError(f"cannot reach the server: {exc.__class__.__name__}") from exc
+        elapsed = (time.perf_counter() - started) * 1000
+        if response.status_code != 200:
+            raise RagError(f"server answered {response.status_code}: {response.text[:200]}")
+        body = response.json()
+        hits = tuple(Hit(str(c.get("doc_id", "")), str(c.get("title", ""))) for c in body.get("citations", []))
+        timings = {k: float(v) for k, v in (body.get("timings_ms") or {}).items()}
+        timings["client_ms"] = elapsed
+        return Reply(str(body.get("answer", "")), bool(body.get("abstained")), hits, timings)
+
+
+def relevant(question: Question) -> Callable[[Hit], bool]:
+    """Which retrieved passages count as relevant: by gold passage id, else by article title."""
+    if question.gold_pids:
+        pids = set(question.gold_pids)
+        return lambda hit: hit.doc_id in pids
+    titles = question.gold_titles
+    return lambda hit: any(t in hit.title for t in titles)
+
+
+def score(question: Question, config: Config, reply: Reply) -> Record:
+    """Score one reply: answer found (abstaining counts wrong when answerable), F1, EM, rank."""
+    if question.answerable:
+        correct = not reply.abstained and answer_found(reply.answer, question.answer_groups)
+        gold = shortest_gold(question.answer_groups)
+        f1 = 0.0 if reply.abstained else char_f1(reply.answer, gold)
+        exact = not reply.abstained and exact_match(reply.answer, gold)
+    else:
+        correct, f1, exact = reply.abstained, float(reply.abstained), reply.abstained
+    is_relevant = relevant(question)
+    rank = first_relevant_rank([is_relevant(hit) for hit in reply.retrieved])
+    return Record(
+        config=config.label,
+        qid=question.qid,
+        question=question.question,
+        category=question.category,
+        lang=question.lang,
+        answerable=question.answerable,
+        answer=reply.answer,
+        abstained=reply.abstained,
+        correct=correct,
+        f1=f1,
+        exact=exact,
+        rank=rank,
+        timings_ms={k: round(v, 2) for k, v in reply.timings_ms.items()},
+    )
+
+
+def failed(question: Question, config: Config, error: str) -> Record:
+    """A question the service could not answer at all: wrong, with the reason kept."""
+    return Record(
+        config.label, question.qid, question.question, question.category, question.lang,
+        question.answerable, "", False, False, 0.0, False, None, {}, error,
+    )  # fmt: skip
+
+
+def run_config(asker: Asker, questions: Iterable[Question], config: Config) -> Iterator[Record]:
+    """Ask every question under one config; errors become failed records, not crashes."""
+    for question in questions:
+        try:
+            yield score(question, config, asker.ask(question.question, config))
+        except RagError as exc:
+            yield failed(question, config, str(exc))
+
+
+def passage_documents(dataset: Dataset) -> list[Document]:
+    """An external data set's passages as documents, one per passage id."""
+    return [
+        parse_text(p.text, p.pid, f"{dataset.name}:{p.pid}", content_hash(p.text.encode()), title=p.title)
+        for p in dataset.passages
+    ]
+
+
+def prepare_index(
+    dataset: Dataset,
+    config: Config,
+    base: Settings,
+    embedder: SentenceTransformerEmbedder,
+    cache_root: Path,
+    seeds: Path,
+    batch_documents: int = 500,
+) -> tuple[Settings, float]:
+    """Index the data set for a config's chunking (kept between runs), in batches that survive a crash.
+
+    Returns the settings pointing at that index and the seconds spent building it.
+    """
+    folder = cache_root / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}"
+    settings = base.model_copy(
+        update={"index_dir": folder, "chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap}
+    )
+    started = time.perf_counter()
+    if not dataset.passages:
+        index_paths(settings, [seeds], embedder)
+    else:
+        documents = passage_documents(dataset)
+        for start in range(0, len(documents), batch_documents):
+            index_documents(settings, documents[start : start + batch_documents], embedder)
+    return settings, time.perf_counter() - started
+
+
+def in_process_asker(settings: Settings, embedder: SentenceTransformerEmbedder) -> InProcessAsker:
+    """A warmed-up in-process asker over the index in ``settings``."""
+    pipeline = open_pipeline(settings, embedder)
+    pipeline.warm_up()
+    return InProcessAsker(pipeline, settings)

@@ -1,0 +1,94 @@
+"""The seed eval set is well-formed and every gold answer is in the cleaned seed text."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from eval.data import DatasetError, load_dataset, load_seed, load_shared, load_squad
+from eval.metrics import contains_answer
+from rag.loaders import parse_bytes
+from tests.conftest import SEED
+
+ARTICLES = ("围绕养老护理人才", "制造名城澎湃", "韶山变民生", "资兴市掀起农耕文化", "凤凰纪委为农民工")
+
+
+def test_seed_set_size_and_coverage() -> None:
+    questions = load_seed().questions
+    assert len(questions) >= 80
+    assert len({q.qid for q in questions}) == len(questions)
+    assert sum(q.lang == "en" and q.answerable for q in questions) >= 15
+    assert sum(not q.answerable for q in questions) >= 10
+    titles = Counter(next(a for a in ARTICLES if a in q.gold_titles[0]) for q in questions if q.answerable)
+    assert set(titles) == set(ARTICLES)
+    assert {"number", "percent", "money", "date", "person", "place", "paraphrase", "english"} <= {
+        q.category for q in questions
+    }
+
+
+def test_every_gold_answer_appears_in_the_cleaned_seed_text() -> None:
+    document = parse_bytes(SEED.read_bytes(), "seed", str(SEED))
+    titles = {a.title for a in document.articles}
+    for question in load_seed().questions:
+        for group in question.answer_groups:
+            for gold in group:
+                assert contains_answer(document.text, gold), (question.qid, gold)
+        for title in question.gold_titles:
+            assert any(title in t for t in titles), (question.qid, title)
+
+
+def test_shared_format_loads(tmp_path: Path) -> None:
+    (tmp_path / "passages.jsonl").write_text(
+        json.dumps({"pid": "p1", "text": "凤凰县为 386 名农民工追回工资。", "title": "凤凰"}, ensure_ascii=False)
+        + "\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "qa.jsonl").write_text(
+        json.dumps({"qid": "q1", "question": "多少名？", "answer_groups": [["386"]], "gold_pids": ["p1"], "meta": {}})
+        + "\n",
+        encoding="utf-8",
+    )
+    data = load_shared(tmp_path)
+    assert data.passages[0].pid == "p1" and data.passages[0].title == "凤凰"
+    (question,) = data.questions
+    assert question.answer_groups == (("386",),) and question.gold_pids == ("p1",)
+    assert load_dataset(str(tmp_path)).name == tmp_path.name
+
+
+def test_squad_style_json_loads(tmp_path: Path) -> None:
+    squad = {
+        "data": [
+            {
+                "title": "凤凰",
+                "paragraphs": [
+                    {
+                        "id": "para-1",
+                        "context": "凤凰县为 386 名农民工追回工资。",
+                        "qas": [
+                            {"id": "a", "question": "多少名？", "answers": [{"text": "386"}, {"text": "386 名"}]},
+                            {"id": "b", "question": "县长是谁？", "answers": [], "is_impossible": True},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps(squad, ensure_ascii=False), encoding="utf-8")
+    data = load_squad(path)
+    assert [p.pid for p in data.passages] == ["para-1"]
+    assert data.questions[0].answer_groups == (("386", "386 名"),)
+    assert not data.questions[1].answerable and data.questions[1].gold_pids == ("para-1",)
+
+
+def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="unknown data set"):
+        load_dataset(str(tmp_path / "nope.csv"))
+    with pytest.raises(DatasetError, match=r"passages\.jsonl"):
+        load_dataset(str(tmp_path))
+    (tmp_path / "passages.jsonl").write_text("{broken\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        load_shared(tmp_path)

@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from eval.metrics import (
+    abstention_scores,
+    answer_found,
+    char_f1,
+    contains_answer,
+    exact_match,
+    first_relevant_rank,
+    normalise,
+    percentile,
+    recall_at_k,
+    reciprocal_rank,
+    shortest_gold,
+)
+
+
+def test_normalise_folds_width_case_and_spaces() -> None:
+    assert normalise("ＡＢＣ　１２３ Km") == "abc123km"
+    assert normalise("500 余万元") == normalise("500余万元")
+
+
+@pytest.mark.parametrize(
+    ("response", "gold", "found"),
+    [
+        ("为 386 名农民工追回工资", "386", True),
+        ("为 386 名农民工追回工资", "8", False),
+        ("18 名市领导", "8", False),
+        ("8 个村民小组", "8", True),
+        ("追回拖欠工资 500 余万元", "500余万元", True),
+        ("优良率为 89.6%", "89.6%", True),
+        ("优良率为 89.6%", "89", False),
+        ("增长 9.9%", "9.9%", True),
+        ("累计 1700多家", "1700", True),
+        ("The answer is MO XIONG", "mo xiong", True),
+        ("", "386", False),
+    ],
+)
+def test_whole_number_matching(response: str, gold: str, found: bool) -> None:
+    assert contains_answer(response, gold) is found
+
+
+def test_every_group_must_match() -> None:
+    groups = (("386", "三百八十六"), ("500 余万元",))
+    assert answer_found("386 名，500余万元", groups)
+    assert not answer_found("386 名", groups)
+    assert not answer_found("anything", ())
+
+
+def test_character_f1_and_exact_match_work_on_chinese() -> None:
+    assert char_f1("莫雄", "莫雄") == 1.0
+    assert char_f1("局长莫雄", "莫雄") == pytest.approx(2 * 0.5 * 1 / 1.5)
+    assert char_f1("曹慧泉", "莫雄") == 0.0
+    assert exact_match(" 386 ", "386") and not exact_match("386 名", "386")
+    assert shortest_gold((("10 余万人次", "10余万"),)) == "10余万"
+
+
+def test_retrieval_metrics() -> None:
+    rank = first_relevant_rank([False, False, True, True])
+    assert rank == 3
+    assert recall_at_k(rank, 1) == 0.0 and recall_at_k(rank, 3) == 1.0
+    assert reciprocal_rank(rank) == pytest.approx(1 / 3)
+    assert first_relevant_rank([False]) is None and reciprocal_rank(None) == 0.0
+
+
+def test_abstention_precision_and_recall() -> None:
+    abstained = [True, True, False, False, True]
+    answerable = [False, True, False, True, False]
+    precision, recall = abstention_scores(abstained, answerable)
+    assert precision == pytest.approx(2 / 3)
+    assert recall == pytest.approx(2 / 3)
+    assert math.isnan(abstention_scores([False], [True])[0])
+
+
+def test_percentiles() -> None:
+    assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
+    assert percentile([5], 95) == 5
+    assert math.isnan(percentile([], 50))
