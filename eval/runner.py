@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from eval.data import Dataset, Question
+from eval.data import Dataset, Passage, Question
 from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
@@ -199,11 +199,10 @@ def run_config(asker: Asker, questions: Iterable[Question], config: Config) -> I
             yield failed(question, config, str(exc))
 
 
-def passage_documents(dataset: Dataset) -> list[Document]:
+def passage_documents(name: str, passages: Sequence[Passage]) -> list[Document]:
     """An external data set's passages as documents, one per passage id."""
     return [
-        parse_text(p.text, p.pid, f"{dataset.name}:{p.pid}", content_hash(p.text.encode()), title=p.title)
-        for p in dataset.passages
+        parse_text(p.text, p.pid, f"{name}:{p.pid}", content_hash(p.text.encode()), title=p.title) for p in passages
     ]
 
 
@@ -228,7 +227,7 @@ def prepare_index(
     if not dataset.passages:
         index_paths(settings, [seeds], embedder)
     else:
-        documents = passage_documents(dataset)
+        documents = passage_documents(dataset.name, dataset.passages)
         for start in range(0, len(documents), batch_documents):
             index_documents(settings, documents[start : start + batch_documents], embedder)
     return settings, time.perf_counter() - started

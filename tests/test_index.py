@@ -166,3 +166,20 @@ def test_sentences_split_on_chinese_and_english_punctuation() -> None:
     spans = split_sentences(chunk)
     texts = [chunk.text[s - 10 : e - 10] for s, e in spans]
     assert texts == ["第一句。", "第二句！", "Third one?", "第四句"]
+
+
+def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import rag.index
+
+    monkeypatch.setattr(rag.index, "IVF_FROM", 500)
+    rng = np.random.default_rng(0)
+    vectors = rng.standard_normal((2000, 16)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    small, large = FaissIndex(16, vectors[:20]), FaissIndex(16, vectors)
+    assert (small.kind, large.kind) == ("flat", "ivf")
+    assert large.search(vectors[7], 1)[0][0] == 7
+    large.save(tmp_path / "ivf.faiss")
+    loaded = FaissIndex.load(tmp_path / "ivf.faiss")
+    assert loaded.kind == "ivf" and len(loaded) == 2000
+    assert loaded.search(vectors[7], 1)[0][0] == 7
+    np.testing.assert_allclose(loaded.vectors()[7], vectors[7], rtol=1e-6)
