@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +33,7 @@ class Summary:
     latency_ms: dict[str, dict[str, float]]
     by_category: dict[str, float]
     errors: int
+    abstain_reasons: dict[str, int] = field(default_factory=dict)
     build_seconds: float = math.nan
     notes: list[str] = field(default_factory=list)
 
@@ -69,6 +70,9 @@ def summarise(config: str, records: Sequence[Record], build_seconds: float = mat
         latency_ms=latency,
         by_category={name: mean([float(c) for c in oks]) for name, oks in sorted(categories.items())},
         errors=sum(1 for r in records if r.error),
+        abstain_reasons=dict(
+            Counter((r.abstain_reason or "(no reason given)").split(":")[0] for r in records if r.abstained)
+        ),
         build_seconds=build_seconds,
     )
 
@@ -110,6 +114,12 @@ def markdown(dataset: str, summaries: Sequence[Summary], weakest: Sequence[Recor
     lines += ["| category | " + " | ".join(s.config for s in summaries) + " |", "|---|" + "---|" * len(summaries)]
     for name in names:
         lines.append(f"| {name} | " + " | ".join(_pct(s.by_category.get(name, math.nan)) for s in summaries) + " |")
+    reasons = sorted({reason for s in summaries for reason in s.abstain_reasons})
+    if reasons:
+        lines += ["", "## Why it abstained (questions)", ""]
+        lines += ["| reason | " + " | ".join(s.config for s in summaries) + " |", "|---|" + "---|" * len(summaries)]
+        for reason in reasons:
+            lines.append(f"| {reason} | " + " | ".join(str(s.abstain_reasons.get(reason, 0)) for s in summaries) + " |")
     if weakest:
         lines += [
             "",
@@ -119,7 +129,7 @@ def markdown(dataset: str, summaries: Sequence[Summary], weakest: Sequence[Recor
             "|---|---|---|---|",
         ]
         for r in weakest:
-            answer = "(abstained)" if r.abstained else r.answer.replace("|", "/")[:60]
+            answer = f"(abstained: {r.abstain_reason})" if r.abstained else r.answer.replace("|", "/")[:60]
             lines.append(f"| {r.qid} | {r.category} | {r.question[:50]} | {answer or r.error[:60]} |")
     return "\n".join(lines) + "\n"
 

@@ -68,6 +68,7 @@ class Reply:
     abstained: bool
     retrieved: tuple[Hit, ...]
     timings_ms: dict[str, float]
+    abstain_reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class Record:
     rank: int | None
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
+    abstain_reason: str = ""
 
 
 class Asker(Protocol):
@@ -112,7 +114,7 @@ class InProcessAsker:
         timings = {**retrieval.timings_ms, "generate_ms": generate_ms}
         timings["total_ms"] = sum(timings.values())
         hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in retrieval.request.passages)
-        return Reply(answer.text, answer.abstained, hits, timings)
+        return Reply(answer.text, answer.abstained, hits, timings, answer.abstain_reason)
 
 
 class HttpAsker:
@@ -142,7 +144,8 @@ class HttpAsker:
         hits = tuple(Hit(str(c.get("doc_id", "")), str(c.get("title", ""))) for c in body.get("citations", []))
         timings = {k: float(v) for k, v in (body.get("timings_ms") or {}).items()}
         timings["client_ms"] = elapsed
-        return Reply(str(body.get("answer", "")), bool(body.get("abstained")), hits, timings)
+        reason = str(body.get("abstain_reason") or "")
+        return Reply(str(body.get("answer", "")), bool(body.get("abstained")), hits, timings, reason)
 
 
 def relevant(question: Question) -> Callable[[Hit], bool]:
@@ -179,6 +182,7 @@ def score(question: Question, config: Config, reply: Reply) -> Record:
         exact=exact,
         rank=rank,
         timings_ms={k: round(v, 2) for k, v in reply.timings_ms.items()},
+        abstain_reason=reply.abstain_reason,
     )
 
 

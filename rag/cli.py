@@ -43,6 +43,7 @@ def answer_json(answer: Answer) -> dict[str, object]:
     return {
         "answer": answer.text,
         "abstained": answer.abstained,
+        "abstain_reason": answer.abstain_reason,
         "evidence": answer.evidence,
         "citations": [asdict(c) for c in answer.citations],
         "timings_ms": answer.timings_ms,
@@ -51,6 +52,8 @@ def answer_json(answer: Answer) -> dict[str, object]:
 
 def _print_answer(answer: Answer) -> None:
     print(answer.text)
+    if answer.abstain_reason:
+        print(f"  ({answer.abstain_reason})")
     if answer.evidence and answer.evidence != answer.text:
         print(f"\n  evidence: {answer.evidence}")
     for n, citation in enumerate(answer.citations, start=1):

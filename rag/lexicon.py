@@ -28,6 +28,7 @@ import numpy as np
 from rag.embedding import Embedder, Vectors
 
 _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,6}")
+_CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 # Function words and question words carry no topic of their own.
 _STOPWORDS = frozenset(
@@ -163,7 +164,8 @@ class KeywordTranslator:
     def translate(self, question: str) -> Translation:
         """Chinese keyword groups for the question's English words, and names the corpus lacks."""
         words = english_words(question)
-        if not words or not self._lexicon.words:
+        if not words or not self._lexicon.words or _CJK_CHAR.search(question):
+            # A Chinese question needs no translation; its Latin terms are checked as they are.
             return Translation((), ())
         names = {w: self._name(w) for w in words}
         groups: list[tuple[str, ...]] = [(name,) for name in names.values() if name]

@@ -73,3 +73,4 @@ class Answer:
     citations: tuple[Citation, ...]
     evidence: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
+    abstain_reason: str = ""

@@ -136,4 +136,6 @@ def test_unknown_names_and_flat_relevance_abstain() -> None:
     base = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
     assert not generate(generator, replace(base, background=0.80)).abstained
     assert generate(generator, replace(base, background=0.89)).abstained
-    assert generate(generator, replace(base, background=0.80, unknown_names=("Huawei",))).abstained
+    unknown = generate(generator, replace(base, background=0.80, unknown_names=("Huawei",)))
+    assert unknown.abstained and "Huawei" in unknown.abstain_reason
+    assert "stands out" in generate(generator, replace(base, background=0.89)).abstain_reason

@@ -113,6 +113,8 @@ _RANK_PENALTY = 0.004
 _KEYWORD_BONUS = 0.15
 # A Chinese question's topic pairs that must appear in the evidence passage.
 _MIN_COVERAGE = 0.5
+# The question's anchors are looked for in this many of the best passages.
+_ANCHOR_PASSAGES = 3
 _QUESTION_CHARS = set("的是了吗呢多少几谁哪什么何为有在和与及个名家位其该这那些怎样如吧啊被把对从到向又也都就共请问")
 
 
@@ -213,12 +215,21 @@ def _holds_title(sentence: str, start: int, title: str, wanted: str) -> bool:
     return re.fullmatch(wanted, title) is not None or re.search(wanted, sentence[clause_start:start]) is not None
 
 
-def person_spans(question: str, sentence: str) -> list[str]:
-    """Names after a title (局长莫雄); if the question names a title, only that title counts."""
-    wanted = "|".join(
-        [t for t in re.findall(_TITLES, question)]
+def _wanted_titles(question: str) -> str:
+    return "|".join(
+        [*re.findall(_TITLES, question)]
         + [zh for en, zh in _EN_TITLE_HINTS.items() if re.search(rf"\b{en}\b", question, re.I)]
     )
+
+
+def asks_for_title(question: str) -> bool:
+    """Does the question name the title of the person it asks for (县长, director)?"""
+    return bool(_wanted_titles(question))
+
+
+def person_spans(question: str, sentence: str) -> list[str]:
+    """Names after a title (局长莫雄); if the question names a title, only that title counts."""
+    wanted = _wanted_titles(question)
     found = []
     for order, match in enumerate(_PERSON.finditer(sentence)):
         name = match.group("name")
@@ -299,30 +310,37 @@ def anchors_present(request: GenerationRequest, evidence: str) -> bool:
     return True
 
 
-def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | None:
-    """The evidence sentence and answer, or None to abstain on weak evidence.
+def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
+    """The evidence sentence and answer, or why the generator abstains.
 
     Abstain when the question names something the corpus lacks, when the best passage
     hardly stands out from the corpus at large, when no sentence is similar enough,
     when a number, date or name is asked for and no good sentence holds one (with the
     right unit, title or counted noun), or when the evidence lacks the question's anchors.
     """
-    if not request.sentences or request.unknown_names:
-        return None
+    if not request.sentences:
+        return "nothing retrieved"
+    if request.unknown_names:
+        return f"the documents never mention the name asked about: {', '.join(request.unknown_names)}"
     if request.passages[0].score - request.background < thresholds.min_margin:
-        return None
+        return "no passage stands out from the rest of the documents"
     kind = question_kind(request.question)
     ranked = [item for item in rank_sentences(request, kind) if item[1].score >= thresholds.min_sentence]
-    if kind is not Kind.OTHER:
-        ranked = [item for item in ranked if item[2] is not None]
-    if kind is Kind.NUMBER:
-        ranked = [item for item in ranked if mentions_counted_noun(request.question, item[1].text)]
     if not ranked:
-        return None
-    score, best, span = ranked[0]
-    passage = request.passages[best.passage_rank].chunk
-    if not anchors_present(request, f"{passage.title}\n{passage.text}"):
-        return None
+        return "no sentence is similar enough to the question"
+    typed = [item for item in ranked if item[2] is not None]
+    if kind is Kind.PERSON and not typed and asks_for_title(request.question):
+        return "no good sentence names a holder of the title asked about"
+    if kind is Kind.NUMBER:
+        typed = [item for item in typed if mentions_counted_noun(request.question, item[1].text)]
+        if not typed and counted_noun(request.question):
+            return f"no good sentence mentions what the question counts: {counted_noun(request.question)}"
+    # Without a typed span (a name without a title, a number in Chinese numerals), the
+    # best sentence itself is the answer.
+    score, best, span = (typed or ranked)[0]
+    evidence = "\n".join(f"{p.chunk.title}\n{p.chunk.text}" for p in request.passages[:_ANCHOR_PASSAGES])
+    if not anchors_present(request, evidence):
+        return "the evidence lacks the question's numbers, terms or topic"
     return Choice(sentence=best, answer=span or best.text, score=score)
 
 
@@ -338,12 +356,14 @@ class ExtractiveGenerator:
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         choice = choose(request, self._thresholds)
-        yield choice.answer if choice else ABSTAIN_TEXT
+        yield choice.answer if isinstance(choice, Choice) else ABSTAIN_TEXT
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:
         choice = choose(request, self._thresholds)
-        if choice is None or text != choice.answer:
-            return Answer(text=text, abstained=True, citations=())
+        if not isinstance(choice, Choice):
+            return Answer(text=text, abstained=True, citations=(), abstain_reason=choice)
+        if text != choice.answer:
+            return Answer(text=text, abstained=True, citations=(), abstain_reason="the answer was cut short")
         sentence = choice.sentence
         passage = request.passages[sentence.passage_rank]
         chunk = passage.chunk
