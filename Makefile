@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install index run test test-all lint eval bench bench-full clean
+.PHONY: install index run ask test test-all lint eval bench bench-full clean
 
 install: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 index: install
 	$(BIN)/rag index seeds
 
+# Serve the seed page on http://127.0.0.1:8000 (HOST/PORT to change); `make ask` for one answer.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 run: index
+	$(BIN)/rag serve --host $(HOST) --port $(PORT)
+
+ask: index
 	$(BIN)/rag ask "$(QUESTION)"
 
 test: install

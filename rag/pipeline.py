@@ -76,8 +76,9 @@ class Pipeline:
         self._translator = KeywordTranslator(snapshot.lexicon, embedder)
 
     def warm_up(self) -> None:
-        """Pay the one-off costs (pinyin tables) before the first question, for servers."""
+        """Pay the one-off costs (pinyin tables, first model calls) before the first question."""
         self._translator.warm_up()
+        self.retrieve("How many workers? 多少名工人？", 1)
 
     @property
     def snapshot(self) -> Snapshot:

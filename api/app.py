@@ -1,0 +1,52 @@
+"""The FastAPI app factory: models load once in the lifespan, routes read lifespan state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import ask, health
+from api.state import AppState
+from rag.config import Settings
+from rag.errors import IndexStoreError
+from rag.pipeline import Pipeline
+
+logger = logging.getLogger(__name__)
+
+
+def _load(settings: Settings) -> AppState:
+    """Load the index and model; a missing or broken index leaves the app up but not ready."""
+    from rag.service import open_pipeline
+
+    try:
+        pipeline = open_pipeline(settings)
+    except IndexStoreError as exc:
+        logger.warning("not ready: %s", exc)
+        return AppState(settings, None, str(exc))
+    pipeline.warm_up()
+    return AppState(settings, pipeline)
+
+
+def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
+    """Build the app; pass a pipeline to skip loading (tests), or settings to configure it."""
+    resolved = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
+        state = AppState(resolved, pipeline) if pipeline else _load(resolved)
+        yield {"app": state}
+
+    app = FastAPI(
+        title="rag-news",
+        summary="Cited answers over Chinese (and any-language) news articles.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(health.router)
+    app.include_router(ask.router)
+    return app

@@ -1,0 +1,71 @@
+"""One place that turns errors into HTTP responses with a JSON body, never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rag.errors import (
+    GeneratorError,
+    IndexCorrupt,
+    IndexMismatch,
+    IndexMissing,
+    InvalidQuestion,
+    LoaderError,
+    ModelError,
+    RagError,
+    UnsupportedFileType,
+)
+
+logger = logging.getLogger(__name__)
+
+# Most specific first: the first matching class decides the status.
+_STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (InvalidQuestion, 422, "invalid_question"),
+    (GeneratorError, 422, "invalid_generator"),
+    (UnsupportedFileType, 415, "unsupported_file_type"),
+    (LoaderError, 422, "unreadable_document"),
+    (IndexMissing, 503, "index_not_ready"),
+    (IndexCorrupt, 503, "index_corrupt"),
+    (IndexMismatch, 503, "index_mismatch"),
+    (ModelError, 503, "model_unavailable"),
+)
+
+
+def status_for(exc: RagError) -> tuple[int, str]:
+    """HTTP status and error code of a library error."""
+    return next(((status, code) for cls, status, code in _STATUS if isinstance(exc, cls)), (400, "bad_request"))
+
+
+def _body(code: str, message: str, status: int) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on an app."""
+
+    @app.exception_handler(RagError)
+    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+        status, code = status_for(exc)
+        return _body(code, str(exc), status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return _body("invalid_request", "; ".join(problems) or "invalid request", 422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body("http_error", str(exc.detail), exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unexpected error", exc_info=exc)
+        return _body("internal_error", "the server hit an unexpected error; see its log", 500)

