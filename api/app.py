@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import ask, health
+from api.routers import ask, documents, health
+from api.security import ApiKeyMiddleware
 from api.state import AppState
 from rag.config import Settings
 from rag.errors import IndexStoreError
@@ -20,15 +21,16 @@ logger = logging.getLogger(__name__)
 
 def _load(settings: Settings) -> AppState:
     """Load the index and model; a missing or broken index leaves the app up but not ready."""
-    from rag.service import open_pipeline
+    from rag.service import make_embedder, open_pipeline
 
+    embedder = make_embedder(settings)
     try:
-        pipeline = open_pipeline(settings)
+        pipeline = open_pipeline(settings, embedder)
     except IndexStoreError as exc:
         logger.warning("not ready: %s", exc)
-        return AppState(settings, None, str(exc))
+        return AppState(settings, None, str(exc), embedder)
     pipeline.warm_up()
-    return AppState(settings, pipeline)
+    return AppState(settings, pipeline, embedder=embedder)
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:
@@ -37,7 +39,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
-        state = AppState(resolved, pipeline) if pipeline else _load(resolved)
+        state = AppState(resolved, pipeline, embedder=pipeline.embedder) if pipeline else _load(resolved)
         yield {"app": state}
 
     app = FastAPI(
@@ -47,6 +49,9 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         lifespan=lifespan,
     )
     errors.install(app)
+    if keys := resolved.api_key_set():
+        app.add_middleware(ApiKeyMiddleware, keys=keys)
     app.include_router(health.router)
     app.include_router(ask.router)
+    app.include_router(documents.router)
     return app

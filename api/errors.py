@@ -23,8 +23,24 @@ from rag.errors import (
 
 logger = logging.getLogger(__name__)
 
+
+class DocumentNotFound(RagError):
+    """No indexed document has this id."""
+
+
+class UploadTooLarge(RagError):
+    """The upload is over RAG_MAX_UPLOAD_BYTES."""
+
+
+class InvalidBody(RagError):
+    """A request body the route parses itself is malformed."""
+
+
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
+    (DocumentNotFound, 404, "document_not_found"),
+    (UploadTooLarge, 413, "upload_too_large"),
+    (InvalidBody, 422, "invalid_request"),
     (InvalidQuestion, 422, "invalid_question"),
     (GeneratorError, 422, "invalid_generator"),
     (UnsupportedFileType, 415, "unsupported_file_type"),
@@ -37,7 +53,7 @@ _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
 
 
 def status_for(exc: RagError) -> tuple[int, str]:
-    """HTTP status and error code of a library error."""
+    """HTTP status and error code of a library (or API) error."""
     return next(((status, code) for cls, status, code in _STATUS if isinstance(exc, cls)), (400, "bad_request"))
 
 

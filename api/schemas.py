@@ -83,3 +83,26 @@ class ErrorBody(BaseModel):
 
     error: str
     message: str
+
+
+class TextDocument(BaseModel):
+    """A document sent as JSON text instead of a file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="file name; its extension picks the parser")
+    text: str = Field(min_length=1)
+
+
+class DocumentInfo(BaseModel):
+    """An indexed document."""
+
+    doc_id: str
+    source: str
+    characters: int
+    chunks: int
+    titles: list[str]
+
+
+class DocumentList(BaseModel):
+    documents: list[DocumentInfo]

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from rag.config import Settings
+from rag.embedding import Embedder
 from rag.pipeline import Pipeline
 
 
 @dataclass
 class AppState:
-    """Lifespan state: built once at start-up, read by every request."""
+    """Lifespan state: built once at start-up, read by every request.
+
+    ``pipeline`` is replaced whole after an index update: a request that already holds
+    the old one finishes on the old index, the next one sees the new index. ``writer``
+    lets one index update run at a time in this process (the index's file lock covers
+    other processes).
+    """
 
     settings: Settings
     pipeline: Pipeline | None
     not_ready: str = ""
+    embedder: Embedder | None = None
+    writer: threading.Lock = field(default_factory=threading.Lock)

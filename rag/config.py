@@ -20,6 +20,9 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
 
     index_dir: Path = Path("index")
+    documents_dir: Path = Field(default=Path("documents"), description="where uploaded files are kept")
+    max_upload_bytes: int = Field(default=20 * 2**20, ge=1, description="largest accepted upload")
+    api_keys: str = Field(default="", description="comma-separated bearer tokens; empty: no authentication")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     embedding_model: str = DEFAULT_MODEL_NAME
     embedding_batch_size: int = Field(default=32, ge=1)
@@ -34,6 +37,10 @@ class Settings(BaseSettings):
     # far the best passage must stand out from the corpus (see rag.generators.extractive).
     abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
     abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
+
+    def api_key_set(self) -> frozenset[str]:
+        """The accepted API keys (empty: the API is open)."""
+        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -81,6 +81,10 @@ class Pipeline:
         self.retrieve("How many workers? 多少名工人？", 1)
 
     @property
+    def embedder(self) -> Embedder:
+        return self._embedder
+
+    @property
     def snapshot(self) -> Snapshot:
         return self._snapshot
 

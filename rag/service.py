@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder, resolve_model_path
+from rag.embedding import Embedder, SentenceTransformerEmbedder, resolve_model_path
 from rag.errors import IndexMissing
 from rag.index import Snapshot, check_compatible, load_snapshot, save_snapshot, writer_lock
 from rag.indexing import UpdateStats, missing_under, update_snapshot
@@ -49,7 +49,7 @@ def _existing(settings: Settings, rebuild: bool) -> Snapshot | None:
 def index_documents(
     settings: Settings,
     documents: list[Document],
-    embedder: SentenceTransformerEmbedder,
+    embedder: Embedder,
     drop: Callable[[Snapshot | None], set[str]] = lambda _: set(),
     rebuild: bool = False,
 ) -> tuple[UpdateStats, Path | None]:
@@ -73,9 +73,7 @@ def index_documents(
     return stats, version
 
 
-def index_paths(
-    settings: Settings, paths: list[Path], embedder: SentenceTransformerEmbedder, rebuild: bool = False
-) -> IndexResult:
+def index_paths(settings: Settings, paths: list[Path], embedder: Embedder, rebuild: bool = False) -> IndexResult:
     """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
     report = load_paths(paths)
     found = [d.doc_id for d in report.documents]
@@ -89,7 +87,7 @@ def index_paths(
     return IndexResult(stats, report.failed, version)
 
 
-def open_pipeline(settings: Settings, embedder: SentenceTransformerEmbedder | None = None) -> Pipeline:
+def open_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     """Load the index (checking it matches the embedding model) and build a pipeline."""
     snapshot = load_snapshot(settings.index_dir)
     check_compatible(snapshot.manifest, settings.embedding_model, None)

@@ -1,0 +1,105 @@
+"""Document management and API keys over the HTTP API, on a copy of the seed index."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from api.routers.documents import safe_filename
+from rag.config import Settings
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import LoaderError
+from rag.pipeline import Pipeline
+from rag.service import open_pipeline
+
+BRIDGE = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
+
+
+@pytest.fixture
+def docs_client(
+    tmp_path: Path, seed_settings: Settings, seed_pipeline: Pipeline, real_embedder: SentenceTransformerEmbedder
+) -> Iterator[tuple[TestClient, Settings]]:
+    shutil.copytree(seed_settings.index_dir, tmp_path / "index")
+    settings = seed_settings.model_copy(
+        update={"index_dir": tmp_path / "index", "documents_dir": tmp_path / "documents", "max_upload_bytes": 4096}
+    )
+    with TestClient(create_app(settings, open_pipeline(settings, real_embedder))) as client:
+        yield client, settings
+
+
+def test_upload_json_text_then_ask_then_delete(docs_client: tuple[TestClient, Settings]) -> None:
+    client, settings = docs_client
+    before = {d["doc_id"] for d in client.get("/api/documents").json()["documents"]}
+    assert before == {"seeds/hunan-daily-page.txt"}
+
+    created = client.post("/api/documents", json={"name": "bridge.md", "text": BRIDGE})
+    assert created.status_code == 201, created.text
+    doc_id = created.json()["doc_id"]
+    assert doc_id == "documents/bridge.md" and created.json()["chunks"] >= 1
+    assert (settings.documents_dir / "bridge.md").read_text(encoding="utf-8") == BRIDGE
+
+    answer = client.post("/api/ask", json={"question": "凤凰县今年新建了几座跨江大桥？"}).json()
+    assert "3" in answer["answer"] and answer["citations"][0]["doc_id"] == doc_id
+    assert "386" in client.post("/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"}).json()["answer"]
+
+    assert client.delete(f"/api/documents/{doc_id}").status_code == 204
+    assert not (settings.documents_dir / "bridge.md").exists()
+    assert {d["doc_id"] for d in client.get("/api/documents").json()["documents"]} == before
+    assert client.delete(f"/api/documents/{doc_id}").status_code == 404
+
+
+def test_multipart_upload(docs_client: tuple[TestClient, Settings]) -> None:
+    client, _ = docs_client
+    files = {"file": ("notes.txt", "资兴市新建了 5 个研学基地。".encode(), "text/plain")}
+    response = client.post("/api/documents", files=files)
+    assert response.status_code == 201 and response.json()["doc_id"] == "documents/notes.txt"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        ({"files": {"file": ("sheet.xlsx", b"PK\x03\x04", "application/octet-stream")}}, 415, "unsupported_file_type"),
+        ({"files": {"file": ("big.txt", "字".encode() * 3000, "text/plain")}}, 413, "upload_too_large"),
+        ({"json": {"name": "empty.txt", "text": "   "}}, 422, "unreadable_document"),
+        ({"json": {"name": "x.txt"}}, 422, "invalid_request"),
+        ({"content": b"{broken", "headers": {"content-type": "application/json"}}, 422, "invalid_request"),
+    ],
+)
+def test_bad_uploads_change_nothing(
+    docs_client: tuple[TestClient, Settings], kwargs: dict[str, object], status: int, code: str
+) -> None:
+    client, settings = docs_client
+    response = client.post("/api/documents", **kwargs)  # type: ignore[arg-type]
+    assert response.status_code == status, response.text
+    assert response.json()["error"] == code
+    assert len(client.get("/api/documents").json()["documents"]) == 1
+    assert not settings.documents_dir.exists() or not any(settings.documents_dir.iterdir())
+
+
+def test_file_names_cannot_escape_the_documents_folder() -> None:
+    assert safe_filename("../../etc/passwd.txt") == "passwd.txt"
+    assert safe_filename("..\\\\windows\\\\evil.md") == "evil.md"
+    assert safe_filename("凤凰 新闻.txt") == "凤凰_新闻.txt"
+    with pytest.raises(LoaderError):
+        safe_filename("../..")
+
+
+def test_api_keys_guard_everything_but_health(seed_settings: Settings, seed_pipeline: Pipeline) -> None:
+    settings = seed_settings.model_copy(update={"api_keys": "k1, k2"})
+    with TestClient(create_app(settings, seed_pipeline)) as client:
+        assert client.get("/api/health").status_code == 200
+        denied = client.post("/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"})
+        assert denied.status_code == 401 and denied.json()["error"] == "unauthorized"
+        wrong = client.get("/api/documents", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = client.post(
+            "/api/ask",
+            json={"question": "凤凰县为多少名农民工追回了拖欠工资？"},
+            headers={"Authorization": "Bearer k2"},
+        )
+        assert ok.status_code == 200 and "386" in ok.json()["answer"]
