@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import ask, documents, health
+from api.routers import ask, documents, health, openai
 from api.security import ApiKeyMiddleware
 from api.state import AppState
 from rag.config import Settings
@@ -54,4 +54,5 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(health.router)
     app.include_router(ask.router)
     app.include_router(documents.router)
+    app.include_router(openai.router)
     return app

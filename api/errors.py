@@ -57,7 +57,11 @@ def status_for(exc: RagError) -> tuple[int, str]:
     return next(((status, code) for cls, status, code in _STATUS if isinstance(exc, cls)), (400, "bad_request"))
 
 
-def _body(code: str, message: str, status: int) -> JSONResponse:
+def _body(code: str, message: str, status: int, request: Request | None = None) -> JSONResponse:
+    if request is not None and request.url.path.startswith("/v1/"):
+        # OpenAI clients read {"error": {"message", "type", "code"}}.
+        error = {"message": message, "type": "invalid_request_error" if status < 500 else "server_error"}
+        return JSONResponse({"error": {**error, "code": code, "param": None}}, status_code=status)
     return JSONResponse({"error": code, "message": message}, status_code=status)
 
 
@@ -65,23 +69,23 @@ def install(app: FastAPI) -> None:
     """Register the handlers on an app."""
 
     @app.exception_handler(RagError)
-    async def rag_error(_: Request, exc: RagError) -> JSONResponse:
+    async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         status, code = status_for(exc)
-        return _body(code, str(exc), status)
+        return _body(code, str(exc), status, request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
         problems = []
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
-        return _body("invalid_request", "; ".join(problems) or "invalid request", 422)
+        return _body("invalid_request", "; ".join(problems) or "invalid request", 422, request)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _body("http_error", str(exc.detail), exc.status_code)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _body("http_error", str(exc.detail), exc.status_code, request)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error", exc_info=exc)
-        return _body("internal_error", "the server hit an unexpected error; see its log", 500)
+        return _body("internal_error", "the server hit an unexpected error; see its log", 500, request)

@@ -139,6 +139,58 @@ def test_real_uvicorn_process_over_a_socket(seed_settings: Settings, seed_pipeli
         with httpx.stream("POST", f"{base}/api/ask/stream", json={"question": QUESTION}, timeout=30) as stream:
             text = "".join(stream.iter_text())
         assert "event: done" in text and "386" in text
+
+        # The official openai package, unchanged, streaming and not.
+        from openai import OpenAI
+
+        client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+        assert "extractive" in [m.id for m in client.models.list()]
+        messages = [{"role": "user", "content": QUESTION}]
+        completion = client.chat.completions.create(model="extractive", messages=messages)  # type: ignore[arg-type]
+        content = completion.choices[0].message.content or ""
+        assert "386" in content and "[1]" in content
+        assert completion.model_extra and completion.model_extra["citations"][0]["title"] == FENGHUANG
+        streamed = client.chat.completions.create(model="extractive", messages=messages, stream=True)  # type: ignore[arg-type]
+        pieces = [c.choices[0].delta.content or "" for c in streamed if c.choices]
+        assert "386" in "".join(pieces) and "".join(pieces) == content
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_openai_chat_completions_in_process(client: TestClient) -> None:
+    assert [m["id"] for m in client.get("/v1/models").json()["data"]] == ["extractive"]
+    history = [
+        {"role": "system", "content": "Answer from the documents."},
+        {"role": "user", "content": "株洲去年空气质量优良天数是多少？"},
+        {"role": "assistant", "content": "326 天 [1]"},
+        {"role": "user", "content": [{"type": "text", "text": QUESTION}]},
+    ]
+    body = client.post(
+        "/v1/chat/completions", json={"model": "extractive", "messages": history, "temperature": 0}
+    ).json()
+    assert body["object"] == "chat.completion"
+    assert "386" in body["choices"][0]["message"]["content"]
+    assert body["citations"][0]["title"] == FENGHUANG
+    with client.stream(
+        "POST", "/v1/chat/completions", json={"model": "extractive", "messages": history, "stream": True}
+    ) as r:
+        lines = [line for line in r.read().decode().splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "data: [DONE]"
+    final = json.loads(lines[-2][6:])
+    assert final["choices"][0]["finish_reason"] == "stop" and final["citations"][0]["title"] == FENGHUANG
+
+
+@pytest.mark.parametrize(
+    ("payload", "status"),
+    [
+        ({"model": "gpt-17", "messages": [{"role": "user", "content": QUESTION}]}, 422),
+        ({"model": "extractive", "messages": [{"role": "assistant", "content": "hi"}]}, 422),
+        ({"model": "extractive", "messages": []}, 422),
+    ],
+)
+def test_openai_errors_have_the_openai_shape(client: TestClient, payload: dict[str, object], status: int) -> None:
+    response = client.post("/v1/chat/completions", json=payload)
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert error["message"] and error["type"] == "invalid_request_error"
