@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
 from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, cast
@@ -46,6 +49,49 @@ class Embedder(Protocol):
         ...
 
 
+class QueryBatcher:
+    """Coalesces concurrent single-query embeddings into one model call.
+
+    A server thread asking for one query vector joins a queue. Whoever finds the model
+    idle embeds everything queued (up to ``max_batch``) in one call and hands each
+    thread its vector. Under load that is one call for many questions instead of many
+    calls fighting over two cores; alone, a question is embedded at once.
+    """
+
+    def __init__(self, encode: Callable[[list[str]], Vectors], max_batch: int = 64) -> None:
+        self._encode = encode
+        self._max_batch = max_batch
+        self._cond = threading.Condition()
+        self._pending: list[tuple[str, Future[Vectors]]] = []
+        self._busy = False
+
+    def embed(self, text: str) -> Vectors:
+        """The vector of one text, possibly computed together with other threads' texts."""
+        future: Future[Vectors] = Future()
+        with self._cond:
+            self._pending.append((text, future))
+        while True:
+            with self._cond:
+                while self._busy and not future.done():
+                    self._cond.wait()
+                if future.done():
+                    return future.result()
+                self._busy = True
+                batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
+            try:
+                vectors = self._encode([t for t, _ in batch])
+                for (_, waiting), vector in zip(batch, vectors, strict=True):
+                    waiting.set_result(vector)
+            except BaseException as exc:
+                for _, waiting in batch:
+                    if not waiting.done():
+                        waiting.set_exception(exc)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; uses its ``query``/``passage`` prompts if it has them."""
 
@@ -55,6 +101,7 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._threads = threads
         self._model: SentenceTransformer | None = None
+        self._queries = QueryBatcher(lambda texts: self._encode(texts, "query"))
 
     @property
     def name(self) -> str:
@@ -104,9 +151,8 @@ class SentenceTransformerEmbedder:
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def embed_query(self, text: str) -> Vectors:
-        """One query vector, shape (dimension,)."""
-        vector: Vectors = self._encode([text], "query")[0]
-        return vector
+        """One query vector, shape (dimension,); concurrent callers share model calls."""
+        return self._queries.embed(text)
 
     def embed_queries(self, texts: list[str]) -> Vectors:
         """Query vectors, shape (len(texts), dimension)."""

@@ -183,3 +183,35 @@ def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.Monk
     assert loaded.kind == "ivf" and len(loaded) == 2000
     assert loaded.search(vectors[7], 1)[0][0] == 7
     np.testing.assert_allclose(loaded.vectors()[7], vectors[7], rtol=1e-6)
+
+
+def test_query_batcher_gives_each_thread_its_own_vector() -> None:
+    import threading
+
+    from rag.embedding import QueryBatcher
+
+    calls: list[int] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(encode, max_batch=4)
+    results: dict[int, float] = {}
+
+    def ask(n: int) -> None:
+        results[n] = float(batcher.embed("x" * n)[0])
+
+    threads = [threading.Thread(target=ask, args=(n,)) for n in range(1, 21)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert results == {n: float(n) for n in range(1, 21)}
+    assert sum(calls) == 20 and max(calls) <= 4
+
+    def broken(texts: list[str]) -> np.ndarray:
+        raise RuntimeError("model crashed")
+
+    with pytest.raises(RuntimeError, match="model crashed"):
+        QueryBatcher(broken).embed("x")
