@@ -116,7 +116,10 @@ def main() -> int:
         f"| {result['clients']} | {result['seconds']:.0f} | {result['requests']} | {result['requests_per_s']:.1f} | "
         f"{result['p50_ms']:.0f} | {result['p95_ms']:.0f} | {result['p99_ms']:.0f} | {result['errors']} |"
     )
-    table = "| clients | seconds | requests | requests/s | p50 ms | p95 ms | p99 ms | errors |\n|---|---|---|---|---|---|---|---|\n"
+    table = (
+        "| clients | seconds | requests | requests/s | p50 ms | p95 ms | p99 ms | errors |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
     print(table + line)
     reports = ROOT / "eval" / "reports"
     reports.mkdir(parents=True, exist_ok=True)

@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,6 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from rag.config import Settings
 from rag.pipeline import Pipeline
+from tests.conftest import running_server
 
 QUESTION = "How many workers did Fenghuang recover wages for?"
 FENGHUANG = "凤凰纪委为农民工解“薪”愁"
@@ -104,36 +100,9 @@ def test_openapi_schema_and_docs(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_real_uvicorn_process_over_a_socket(seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path) -> None:
-    port = _free_port()
-    log = tmp_path / "server.log"
-    env = {**os.environ, "RAG_INDEX_DIR": str(seed_settings.index_dir), "RAG_CACHE_DIR": str(seed_settings.cache_dir)}
-    rag = Path(sys.executable).parent / "rag"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(rag), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.5)
+    env = {"RAG_INDEX_DIR": str(seed_settings.index_dir), "RAG_CACHE_DIR": str(seed_settings.cache_dir)}
+    with running_server(env, tmp_path / "server.log") as base:
         response = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, timeout=30)
         assert response.status_code == 200 and "386" in response.json()["answer"]
         with httpx.stream("POST", f"{base}/api/ask/stream", json={"question": QUESTION}, timeout=30) as stream:
@@ -153,9 +122,6 @@ def test_real_uvicorn_process_over_a_socket(seed_settings: Settings, seed_pipeli
         streamed = client.chat.completions.create(model="extractive", messages=messages, stream=True)  # type: ignore[arg-type]
         pieces = [c.choices[0].delta.content or "" for c in streamed if c.choices]
         assert "386" in "".join(pieces) and "".join(pieces) == content
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_openai_chat_completions_in_process(client: TestClient) -> None:

@@ -2,15 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -18,52 +11,21 @@ from schemathesis.checks import not_a_server_error
 
 from rag.config import Settings
 from rag.pipeline import Pipeline
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import running_server
 
 
 @pytest.fixture(scope="module")
 def server_url(
     seed_settings: Settings, seed_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    port = _free_port()
     folder = tmp_path_factory.mktemp("schemathesis")
     env = {
-        **os.environ,
         "RAG_INDEX_DIR": str(seed_settings.index_dir),
         "RAG_CACHE_DIR": str(seed_settings.cache_dir),
-        # Uploads go to a throwaway folder; the shared seed index must not change, so
-        # the documents routes are exercised read-only here (see test_api_documents).
         "RAG_DOCUMENTS_DIR": str(folder / "documents"),
     }
-    log = folder / "server.log"
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", "warning"],
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert server.poll() is None, log.read_text(errors="replace")
-        assert time.monotonic() < deadline
-        time.sleep(0.5)
-    try:
+    with running_server(env, folder / "server.log") as base:
         yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_no_server_errors(server_url: str) -> None:
