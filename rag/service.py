@@ -1,4 +1,4 @@
-"""Entry-point glue shared by the CLI and (later) the HTTP app: settings -> objects."""
+"""Entry-point glue shared by the CLI, the HTTP app and the eval harness: settings -> objects."""
 
 from __future__ import annotations
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -127,7 +128,11 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
 async def upload_document(request: Request, state: StateDep) -> DocumentInfo:
     """Add or replace a document: parsed first, then saved and indexed, or nothing changes."""
     name, data = await _read_upload(request, state.settings.max_upload_bytes)
-    filename = safe_filename(name)
+    # Parsing and embedding are CPU work: off the event loop, so other requests go on.
+    return await run_in_threadpool(_store_and_index, state, safe_filename(name), data)
+
+
+def _store_and_index(state: AppState, filename: str, data: bytes) -> DocumentInfo:
     folder = state.settings.documents_dir
     doc_id = doc_id_for(folder / filename, folder)
     document = parse_bytes(data, doc_id, str((folder / filename).resolve()))  # 415/422 before anything is written
