@@ -16,6 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from eval.metrics import percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 SEEDS = ROOT / "seeds"
 QUESTIONS = ROOT / "eval" / "seed_qa.jsonl"
@@ -35,17 +37,6 @@ def cold_build(cache_dir: Path) -> dict[str, float]:
         subprocess.run([str(rag), "index", str(SEEDS)], env=env, check=True, capture_output=True, cwd=ROOT)
         seconds = time.perf_counter() - started
     return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN)}
-
-
-def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) by linear interpolation."""
-    ordered = sorted(values)
-    if not ordered:
-        return float("nan")
-    pos = (len(ordered) - 1) * q / 100
-    low = int(pos)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
 
 
 def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -30,28 +33,36 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _start_server(port: int, log: Path) -> subprocess.Popen[bytes]:
-    rag = Path(sys.executable).parent / "rag"
+@contextlib.contextmanager
+def running_server(env: dict[str, str], log: Path, ready_s: float = 180) -> Iterator[str]:
+    """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
+    port = _free_port()
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [str(rag), "serve", "--port", str(port), "--log-level", "warning"],
+            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", "warning"],
+            env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
-            env=os.environ.copy(),
         )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2).status_code == 200:
-                return server
-        except httpx.TransportError:
-            pass
-        if server.poll() is not None:
-            raise SystemExit(f"the server stopped: {log.read_text(errors='replace')[-500:]}")
-        time.sleep(0.5)
-    server.terminate()
-    raise SystemExit("the server did not become ready")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + ready_s
+        while True:
+            try:
+                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None:
+                raise RuntimeError(f"the server stopped: {log.read_text(errors='replace')[-500:]}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the server did not become ready")
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 async def _client(
@@ -100,18 +111,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    server = None
-    url = args.url
-    if not url:
-        port = _free_port()
-        server = _start_server(port, Path("/tmp") / f"rag-load-{port}.log")
-        url = f"http://127.0.0.1:{port}"
-    try:
-        result = asyncio.run(run_load(url, args.clients, min(args.seconds, 600)))
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=30)
+    if args.url:
+        result = asyncio.run(run_load(args.url, args.clients, min(args.seconds, 600)))
+    else:
+        with running_server({}, Path(tempfile.gettempdir()) / "rag-load.log") as url:
+            result = asyncio.run(run_load(url, args.clients, min(args.seconds, 600)))
     line = (
         f"| {result['clients']} | {result['seconds']:.0f} | {result['requests']} | {result['requests_per_s']:.1f} | "
         f"{result['p50_ms']:.0f} | {result['p95_ms']:.0f} | {result['p99_ms']:.0f} | {result['errors']} |"

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
+from eval.bench_load import running_server
 from rag.config import Settings
 from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
+
+__all__ = ["ROOT", "SEED", "running_server"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "hunan-daily-page.txt"
@@ -65,38 +60,3 @@ def seed_pipeline(seed_settings: Settings, real_embedder: SentenceTransformerEmb
 
     index_paths(seed_settings, [SEED.parent], real_embedder)
     return open_pipeline(seed_settings, real_embedder)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_server(env: dict[str, str], log: Path) -> Iterator[str]:
-    """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
-    port = _free_port()
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", "warning"],
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "server did not become ready"
-            time.sleep(0.5)
-        yield base
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
