@@ -26,6 +26,9 @@ class AskRequest(BaseModel):
     question: str = Field(description="the question, in any language")
     top_k: int | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: RAG_TOP_K)")
     generator: str | None = Field(default=None, description="answer generator (default: RAG_GENERATOR)")
+    retriever: Literal["dense", "lexical", "hybrid"] | None = Field(
+        default=None, description="chunk retrieval mode (default: RAG_RETRIEVER)"
+    )
     history: list[Message] = Field(default_factory=list, max_length=50, description="earlier turns, oldest first")
 
 

@@ -17,10 +17,10 @@ from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
 from rag.config import Settings
 from rag.errors import RagError
+from rag.retrieval import RETRIEVERS
 
 DEFAULT_OUT = ROOT / "eval" / "reports"
 DEFAULT_INDEXES = ROOT / "eval" / ".indexes"
-RETRIEVERS = ("dense",)
 
 
 def _ints(text: str) -> list[int]:
@@ -43,7 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=_ints, default=None, help="comma-separated top-k values")
     parser.add_argument("--chunk-size", type=_ints, default=None, help="comma-separated chunk sizes")
     parser.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap (capped at half a chunk)")
-    parser.add_argument("--retriever", type=_names, default=["dense"], help="comma-separated retrieval modes")
+    parser.add_argument(
+        "--retriever", type=_names, default=None, help=f"comma-separated retrieval modes: {', '.join(RETRIEVERS)}"
+    )
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
     parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
     parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
@@ -106,7 +108,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         args.top_k or [settings.top_k],
         args.chunk_size or [settings.chunk_size],
         settings.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
-        args.retriever,
+        args.retriever or [settings.retriever],
     )
     for config in configs:
         if config.retriever not in RETRIEVERS:

@@ -35,7 +35,7 @@ class Config:
     top_k: int = 5
     chunk_size: int = 300
     chunk_overlap: int = 60
-    retriever: str = "dense"
+    retriever: str = "hybrid"
 
     @property
     def label(self) -> str:
@@ -107,7 +107,7 @@ class InProcessAsker:
 
     def ask(self, question: str, config: Config) -> Reply:
         generator = create_generator(config.generator, self._settings)
-        retrieval = self._pipeline.retrieve(question, max(config.top_k, RETRIEVAL_DEPTH))
+        retrieval = self._pipeline.retrieve(question, max(config.top_k, RETRIEVAL_DEPTH), config.retriever)
         started = time.perf_counter()
         answer = generate(generator, limit_request(retrieval.request, config.top_k))
         generate_ms = (time.perf_counter() - started) * 1000
@@ -131,7 +131,12 @@ class HttpAsker:
     def ask(self, question: str, config: Config) -> Reply:
         import httpx
 
-        payload = {"question": question, "top_k": config.top_k, "generator": config.generator}
+        payload = {
+            "question": question,
+            "top_k": config.top_k,
+            "generator": config.generator,
+            "retriever": config.retriever,
+        }
         started = time.perf_counter()
         try:
             response = self._client.post("/api/ask", json=payload)

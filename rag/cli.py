@@ -16,6 +16,7 @@ from rag.config import Settings
 from rag.errors import RagError
 from rag.generators import REGISTRY, create_generator
 from rag.index import current_version, load_snapshot
+from rag.retrieval import RETRIEVERS
 from rag.service import index_paths, make_embedder, open_pipeline
 from rag.types import Answer
 
@@ -31,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--json", action="store_true", help="print one JSON object")
     ask.add_argument("--top-k", type=int, default=None, help="passages to retrieve (1-50)")
     ask.add_argument("--generator", default=None, help=f"one of: {', '.join(sorted(REGISTRY))}")
+    ask.add_argument("--retriever", default=None, choices=RETRIEVERS, help="retrieval mode (default: RAG_RETRIEVER)")
     sub.add_parser("info", help="describe the index")
     for plugin in entry_points(group="rag.commands"):
         # Other packages (the eval harness) add subcommands without rag importing them.
@@ -79,7 +81,7 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     if not 1 <= top_k <= 50:
         raise RagError(f"--top-k must be between 1 and 50, not {top_k}")
     generator = create_generator(args.generator or settings.generator, settings)
-    answer = open_pipeline(settings).ask(args.question, top_k, generator)
+    answer = open_pipeline(settings).ask(args.question, top_k, generator, args.retriever)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,14 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=1)
     generator: str = "extractive"
+    retriever: Literal["dense", "lexical", "hybrid"] = Field(
+        default="hybrid", description="chunk retrieval: embeddings, BM25 keywords, or both fused"
+    )
+    hybrid_depth: int = Field(default=50, ge=1, le=1000, description="rows of each retriever that hybrid fuses")
+    rrf_k: int = Field(default=60, ge=1, description="reciprocal rank fusion constant")
+    lexical_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="weight of the keyword ranking in fusion")
+    reranker_model: str = Field(default="", description="cross-encoder to rerank with; empty: no reranking")
+    rerank_depth: int = Field(default=20, ge=1, le=200, description="chunks the reranker rescores")
     lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
     # Extractive abstention: a floor on the evidence sentence's cosine similarity, and how
     # far the best passage must stand out from the corpus (see rag.generators.extractive).

@@ -10,6 +10,7 @@ Layout of ``index_dir``::
         chunks.faiss   IndexFlatIP over the chunk vectors (cosine on unit vectors)
         sentences.npy  sentence vectors, used to pick the answer sentence
         lexicon.npy    vectors of the corpus's Chinese words (see rag.lexicon)
+        bm25.*         the keyword index and each chunk's tokens (see rag.lexical)
 
 A writer builds a new version in a temporary folder, renames it into place and only
 then points ``CURRENT`` at it, so a crash at any moment leaves the last good version
@@ -22,6 +23,7 @@ import contextlib
 import fcntl
 import functools
 import json
+import logging
 import math
 import os
 import shutil
@@ -40,8 +42,11 @@ if TYPE_CHECKING:
     import faiss
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from rag.fileio import sha256_file
+from rag.lexical import LexicalIndex, build_lexical, chunk_tokens, empty_lexical, load_lexical, save_lexical
 from rag.lexicon import Lexicon, empty_lexicon
 from rag.types import Article, Chunk, Document
+
+_log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 _CURRENT = "CURRENT"
@@ -122,6 +127,10 @@ class FaissIndex:
         scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, len(self)))
         return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
 
+    def vector(self, row: int) -> Vectors:
+        """The stored vector of one row."""
+        return np.asarray(self._index.reconstruct(row), dtype=np.float32)
+
     def vectors(self) -> Vectors:
         """All stored vectors, row-aligned with the chunk store."""
         if len(self) == 0:
@@ -180,6 +189,7 @@ class Snapshot:
     sentences: tuple[Sentence, ...]
     sentence_vectors: Vectors
     lexicon: Lexicon
+    lexical: LexicalIndex
 
     def chunk_vectors(self) -> Vectors:
         return self.chunk_index.vectors()
@@ -212,6 +222,7 @@ def empty_snapshot(manifest: Manifest) -> Snapshot:
         sentences=(),
         sentence_vectors=np.zeros((0, manifest.dimension), dtype=np.float32),
         lexicon=empty_lexicon(manifest.dimension),
+        lexical=empty_lexical(),
     )
 
 
@@ -243,6 +254,7 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     np.save(folder / "sentences.npy", snapshot.sentence_vectors)
     (folder / "lexicon.json").write_text(json.dumps(snapshot.lexicon.words, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "lexicon.npy", snapshot.lexicon.vectors)
+    save_lexical(snapshot.lexical, folder)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = {**asdict(snapshot.manifest), "files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -373,10 +385,17 @@ def load_snapshot(index_dir: Path) -> Snapshot:
     except (ValueError, TypeError, OSError, AssertionError) as exc:
         raise IndexCorrupt(f"{folder}: unreadable chunk store; {REBUILD_HINT}") from exc
     chunk_index = FaissIndex.load(folder / "chunks.faiss")
+    lexical = load_lexical(folder)
+    if lexical is None:
+        _log.warning("%s predates the keyword index; building it in memory (the next update saves it)", folder)
+        lexical = build_lexical(chunk_tokens(c) for c in chunks)
     if (
         len(chunk_index) != len(chunks)
+        or len(lexical) != len(chunks)
         or len(sentence_vectors) != len(sentences)
         or len(lexicon.words) != len(lexicon.vectors)
     ):
         raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
-    return Snapshot(manifest, documents, chunks, chunk_index, sentences, sentence_vectors.astype(np.float32), lexicon)
+    return Snapshot(
+        manifest, documents, chunks, chunk_index, sentences, sentence_vectors.astype(np.float32), lexicon, lexical
+    )

@@ -13,6 +13,7 @@ import numpy as np
 from rag.chunking import chunk_document
 from rag.embedding import Embedder, Vectors
 from rag.index import FORMAT_VERSION, FaissIndex, Manifest, Sentence, Snapshot, empty_snapshot
+from rag.lexical import chunk_tokens, extend_lexical
 from rag.lexicon import empty_lexicon, extend_lexicon
 from rag.types import Chunk, Document
 
@@ -67,13 +68,14 @@ def embedding_inputs(
 class _Rows:
     chunks: list[Chunk]
     chunk_vectors: list[Vectors]
+    old_rows: list[int]  # where each kept chunk was in the old snapshot
     sentences: list[tuple[int, int, int]]  # (chunk row, start, end)
     sentence_vectors: list[Vectors]
 
 
 def _keep_rows(old: Snapshot, keep: set[str]) -> _Rows:
     """The chunks, sentences and vectors of the old documents we keep."""
-    rows = _Rows([], [], [], [])
+    rows = _Rows([], [], [], [], [])
     if not keep:
         return rows
     old_vectors = old.chunk_vectors()
@@ -83,6 +85,7 @@ def _keep_rows(old: Snapshot, keep: set[str]) -> _Rows:
             new_row[row] = len(rows.chunks)
             rows.chunks.append(chunk)
             rows.chunk_vectors.append(old_vectors[row])
+            rows.old_rows.append(row)
     for n, sentence in enumerate(old.sentences):
         if sentence.chunk_row in new_row:
             rows.sentences.append((new_row[sentence.chunk_row], sentence.start, sentence.end))
@@ -107,7 +110,8 @@ def update_snapshot(
 
     Documents whose content hash is unchanged keep their vectors; a change of chunker
     settings re-chunks and re-embeds every document (from its stored cleaned text).
-    New Chinese words go into the cross-lingual lexicon, up to ``lexicon_words`` in all.
+    New Chinese words go into the cross-lingual lexicon, up to ``lexicon_words`` in all;
+    only new chunks are segmented for the keyword index.
     """
     started = time.perf_counter()
     manifest = Manifest(FORMAT_VERSION, embedder.name, embedder.dimension, chunk_size, chunk_overlap, {})
@@ -159,6 +163,7 @@ def update_snapshot(
         sentences=tuple(Sentence(r, s, e) for r, s, e in rows.sentences),
         sentence_vectors=_stack(rows.sentence_vectors, embedder.dimension),
         lexicon=lexicon,
+        lexical=extend_lexical(old.lexical, rows.old_rows, [chunk_tokens(c) for c in new_chunks]),
     )
     stats = UpdateStats(
         added=tuple(sorted(k for k in fresh if k not in old.documents and k not in carried)),

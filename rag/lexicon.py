@@ -31,7 +31,7 @@ _CJK_WORD = re.compile(r"[\u4e00-\u9fff]{2,6}")
 _CJK_CHAR = re.compile(r"[\u4e00-\u9fff]")
 _LATIN_WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
 # Function words and question words carry no topic of their own.
-_STOPWORDS = frozenset(
+STOPWORDS = frozenset(
     """a an the of in on at to for by with from and or but not no is are was were be been being am
     do does did done how many much what which who whom whose when where why that this these those
     it its they them their he him his she her we our you your i me my has have had there than as
@@ -64,7 +64,8 @@ def empty_lexicon(dimension: int) -> Lexicon:
 
 
 @functools.cache
-def _jieba() -> object:
+def segmenter() -> object:
+    """jieba, initialised once per process (its dictionary takes a second to load)."""
     import jieba
 
     jieba.setLogLevel(logging.WARNING)
@@ -74,7 +75,7 @@ def _jieba() -> object:
 
 def corpus_words(texts: Iterable[str]) -> Counter[str]:
     """Chinese words (two to six characters) of the texts, with their counts."""
-    jieba = _jieba()
+    jieba = segmenter()
     counts: Counter[str] = Counter()
     for text in texts:
         counts.update(w for w in jieba.cut(text) if _CJK_WORD.fullmatch(w))  # type: ignore[attr-defined]
@@ -100,7 +101,7 @@ def extend_lexicon(old: Lexicon, texts: Iterable[str], embedder: Embedder, max_w
 
 def english_words(question: str) -> list[str]:
     """The content words of a question's Latin-script part, in order."""
-    return [w for w in _LATIN_WORD.findall(question) if w.lower() not in _STOPWORDS and len(w) > 1]
+    return [w for w in _LATIN_WORD.findall(question) if w.lower() not in STOPWORDS and len(w) > 1]
 
 
 @functools.cache

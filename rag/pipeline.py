@@ -12,7 +12,10 @@ from rag.embedding import Embedder, Vectors
 from rag.errors import InvalidQuestion
 from rag.generators import GenerationRequest, Generator, ScoredSentence, generate
 from rag.index import Snapshot
+from rag.indexing import passage_text
+from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
+from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
 from rag.types import Answer, Passage
 
 # Sentences of this many top passages are scored for the extractive answer.
@@ -27,11 +30,6 @@ def validate_question(question: str, max_chars: int) -> str:
     if len(stripped) > max_chars:
         raise InvalidQuestion(f"the question has {len(stripped)} characters; the limit is {max_chars}")
     return stripped
-
-
-def search(snapshot: Snapshot, query: Vectors, top_k: int) -> list[tuple[int, float]]:
-    """The top_k chunk rows by cosine similarity to the query vector, best first."""
-    return snapshot.chunk_index.search(query, top_k)
 
 
 def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -> tuple[ScoredSentence, ...]:
@@ -66,13 +64,32 @@ class Retrieval:
     timings_ms: dict[str, float]
 
 
+@dataclass(frozen=True)
+class RetrievalOptions:
+    """How chunks are found: the default mode, fusion depth and constant, the optional reranker."""
+
+    retriever: RetrieverName = "dense"
+    depth: int = 50
+    rrf_k: int = 60
+    lexical_weight: float = 1.0
+    rerank_depth: int = 20
+    reranker: Reranker | None = None
+
+
 class Pipeline:
     """Answers questions over one index snapshot with a given embedder."""
 
-    def __init__(self, embedder: Embedder, snapshot: Snapshot, max_question_chars: int) -> None:
+    def __init__(
+        self,
+        embedder: Embedder,
+        snapshot: Snapshot,
+        max_question_chars: int,
+        options: RetrievalOptions | None = None,
+    ) -> None:
         self._embedder = embedder
         self._snapshot = snapshot
         self._max_question_chars = max_question_chars
+        self._options = options or RetrievalOptions()
         self._translator = KeywordTranslator(snapshot.lexicon, embedder)
 
     def warm_up(self) -> None:
@@ -88,14 +105,34 @@ class Pipeline:
     def snapshot(self) -> Snapshot:
         return self._snapshot
 
-    def retrieve(self, question: str, top_k: int) -> Retrieval:
-        """Embed the question, search the index and score the evidence sentences."""
+    @property
+    def options(self) -> RetrievalOptions:
+        return self._options
+
+    def _rank(self, question: str, query: Vectors, mode: RetrieverName, top_k: int) -> list[tuple[int, float]]:
+        options = self._options
+        reranker = options.reranker
+        wanted = max(top_k, options.rerank_depth) if reranker else top_k
+        # Keyword search uses the question's own words: adding the translated keywords of an
+        # English question (rag.lexicon) pulled in the wrong chunk on the seed set.
+        tokens = query_tokens(question)
+        hits = rank_chunks(
+            self._snapshot, query, tokens, mode, wanted, options.depth, options.rrf_k, options.lexical_weight
+        )
+        if reranker:
+            texts = [passage_text(self._snapshot.chunks[row]) for row, _ in hits]
+            hits = rerank(reranker, question, texts, hits)
+        return hits[:top_k]
+
+    def retrieve(self, question: str, top_k: int, retriever: str | None = None) -> Retrieval:
+        """Embed the question, find its chunks (``retriever`` mode, default from options), score the sentences."""
         question = validate_question(question, self._max_question_chars)
+        mode = check_retriever(retriever or self._options.retriever)
         t0 = time.perf_counter()
         translation = self._translator.translate(question)
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
-        hits = search(self._snapshot, query, top_k)
+        hits = self._rank(question, query, mode, top_k)
         passages = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
         sentences = score_sentences(self._snapshot, query, [row for row, _ in hits[:_EVIDENCE_PASSAGES]])
         sample = self._snapshot.background_vectors
@@ -107,10 +144,10 @@ class Pipeline:
         )
         return Retrieval(request, timings)
 
-    def ask(self, question: str, top_k: int, generator: Generator) -> Answer:
+    def ask(self, question: str, top_k: int, generator: Generator, retriever: str | None = None) -> Answer:
         """The whole answer, with per-stage timings."""
         t0 = time.perf_counter()
-        retrieval = self.retrieve(question, top_k)
+        retrieval = self.retrieve(question, top_k, retriever)
         t1 = time.perf_counter()
         answer = generate(generator, retrieval.request)
         t2 = time.perf_counter()
@@ -121,7 +158,9 @@ class Pipeline:
         }
         return replace(answer, timings_ms={k: round(v, 2) for k, v in timings.items()})
 
-    def stream(self, question: str, top_k: int, generator: Generator) -> tuple[Retrieval, Iterator[str]]:
+    def stream(
+        self, question: str, top_k: int, generator: Generator, retriever: str | None = None
+    ) -> tuple[Retrieval, Iterator[str]]:
         """Retrieval now, then the answer text as the generator produces it."""
-        retrieval = self.retrieve(question, top_k)
+        retrieval = self.retrieve(question, top_k, retriever)
         return retrieval, generator.stream(retrieval.request)

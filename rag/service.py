@@ -12,7 +12,7 @@ from rag.errors import IndexMissing
 from rag.index import Snapshot, check_compatible, load_snapshot, save_snapshot, writer_lock
 from rag.indexing import UpdateStats, missing_under, update_snapshot
 from rag.loaders import load_paths
-from rag.pipeline import Pipeline
+from rag.pipeline import Pipeline, RetrievalOptions
 from rag.types import Document
 
 
@@ -93,4 +93,21 @@ def open_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipel
     check_compatible(snapshot.manifest, settings.embedding_model, None)
     embedder = embedder or make_embedder(settings)
     check_compatible(snapshot.manifest, settings.embedding_model, embedder.dimension)
-    return Pipeline(embedder, snapshot, settings.max_question_chars)
+    return Pipeline(embedder, snapshot, settings.max_question_chars, retrieval_options(settings))
+
+
+def retrieval_options(settings: Settings) -> RetrievalOptions:
+    """The retrieval settings, with the reranker loaded when one is configured."""
+    reranker = None
+    if settings.reranker_model:
+        from rag.rerank import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(settings.reranker_model)
+    return RetrievalOptions(
+        retriever=settings.retriever,
+        depth=settings.hybrid_depth,
+        rrf_k=settings.rrf_k,
+        lexical_weight=settings.lexical_weight,
+        rerank_depth=settings.rerank_depth,
+        reranker=reranker,
+    )

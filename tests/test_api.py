@@ -43,6 +43,16 @@ def test_ask_answers_386_with_the_fenghuang_citation(client: TestClient) -> None
     assert {"embed_ms", "search_ms", "total_ms"} <= set(body["timings_ms"])
 
 
+@pytest.mark.parametrize("retriever", ["dense", "lexical", "hybrid"])
+def test_ask_picks_the_retrieval_mode_per_request(client: TestClient, retriever: str) -> None:
+    response = client.post(
+        "/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？", "retriever": retriever}
+    )
+    assert response.status_code == 200
+    body = response.json()
+    assert "386" in body["answer"] and body["citations"][0]["title"] == FENGHUANG
+
+
 def test_stream_sends_tokens_then_a_done_event(client: TestClient) -> None:
     with client.stream(
         "POST", "/api/ask/stream", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"}
@@ -68,6 +78,7 @@ def test_stream_sends_tokens_then_a_done_event(client: TestClient) -> None:
         ({"question": QUESTION, "top_k": 51}, 422, "invalid_request"),
         ({"question": QUESTION, "generator": "gpt-17"}, 422, "invalid_generator"),
         ({"question": QUESTION, "colour": "blue"}, 422, "invalid_request"),
+        ({"question": QUESTION, "retriever": "sparse"}, 422, "invalid_request"),
         ({"top_k": 3}, 422, "invalid_request"),
     ],
 )

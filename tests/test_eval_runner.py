@@ -66,7 +66,7 @@ def test_run_summarise_and_write_reports(tmp_path: Path) -> None:
     paths = write(tmp_path, "tiny", [summary], records)
     assert json.loads(paths["json"].read_text(encoding="utf-8"))["summaries"][0]["questions"] == 3
     report = paths["markdown"].read_text(encoding="utf-8")
-    assert "| extractive/dense/k5/c300 | 3 | 50.0 |" in report and "unknown?" in report
+    assert "| extractive/hybrid/k5/c300 | 3 | 50.0 |" in report and "unknown?" in report
     assert paths["chart"].read_bytes().startswith(b"\x89PNG")
 
 
@@ -94,7 +94,7 @@ def test_http_asker_posts_to_the_question_endpoint() -> None:
 
     asker = HttpAsker("http://rag.test", api_key="k", transport=httpx.MockTransport(handler))
     reply = asker.ask(Q_NUMBER.question, Config(top_k=3))
-    assert seen == [{"question": Q_NUMBER.question, "top_k": 3, "generator": "extractive"}]
+    assert seen == [{"question": Q_NUMBER.question, "top_k": 3, "generator": "extractive", "retriever": "hybrid"}]
     assert reply.answer == "386 名" and reply.retrieved[0].title.startswith("凤凰")
     assert score(Q_NUMBER, Config(), reply).correct
 

@@ -26,7 +26,7 @@ def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse
     """Answer a question from the indexed documents, with citations."""
     settings = state.settings
     generator = create_generator(body.generator or settings.generator, settings)
-    answer = pipeline.ask(body.question, body.top_k or settings.top_k, generator)
+    answer = pipeline.ask(body.question, body.top_k or settings.top_k, generator, body.retriever)
     return AskResponse.from_answer(answer)
 
 
@@ -48,7 +48,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
     settings = state.settings
     generator = create_generator(body.generator or settings.generator, settings)
     started = time.perf_counter()
-    retrieval, tokens = pipeline.stream(body.question, body.top_k or settings.top_k, generator)
+    retrieval, tokens = pipeline.stream(body.question, body.top_k or settings.top_k, generator, body.retriever)
 
     def events() -> Iterator[str]:
         pieces: list[str] = []

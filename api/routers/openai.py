@@ -51,6 +51,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     top_k: int | None = Field(default=None, ge=1, le=50)
+    retriever: Literal["dense", "lexical", "hybrid"] | None = None
 
 
 class ModelCard(BaseModel):
@@ -100,7 +101,7 @@ def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) 
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        answer = pipeline.ask(question, top_k, generator)
+        answer = pipeline.ask(question, top_k, generator, body.retriever)
         return JSONResponse(
             {
                 "id": completion_id,
@@ -120,7 +121,7 @@ def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) 
                 "timings_ms": answer.timings_ms,
             }
         )
-    retrieval, tokens = pipeline.stream(question, top_k, generator)
+    retrieval, tokens = pipeline.stream(question, top_k, generator, body.retriever)
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         payload = {
