@@ -43,11 +43,13 @@ lint: install
 eval: install
 	$(BIN)/rag eval
 
-# Seed-page figures, FAISS flat against HNSW/IVF at 100k vectors, latency up to 5k news articles.
+# Seed-page figures, FAISS flat against HNSW/IVF at 100k vectors, latency up to 5k news articles,
+# what hybrid retrieval adds at 20k news articles.
 bench: install
 	$(BIN)/python -m eval.bench_index
 	$(BIN)/python -m eval.bench_ann --sizes 100000
 	$(BIN)/python -m eval.bench_scale --news 1000,5000
+	$(BIN)/python -m eval.bench_hybrid
 
 # Everything: 1M synthetic vectors and 20k news articles (hours on 2 cores the first time;
 # the news index is kept in eval/.indexes/ and grows from where it stopped).
@@ -55,6 +57,7 @@ bench-full: install
 	$(BIN)/python -m eval.bench_index
 	$(BIN)/python -m eval.bench_ann --sizes 100000,1000000
 	$(BIN)/python -m eval.bench_scale --news 1000,5000,20000
+	$(BIN)/python -m eval.bench_hybrid
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/v-* index/.tmp-* .pytest_cache

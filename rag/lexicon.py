@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,6 +46,8 @@ _MIN_SIMILARITY = 0.87
 _PLACE_SUFFIXES = frozenset("省市县区镇乡村")
 # Candidate translations kept per English word or phrase.
 _TRANSLATIONS = 3
+# English words and phrases whose translations a translator remembers.
+_PHRASE_CACHE = 20_000
 _MAX_SYLLABLES = 5
 # English names that happen to read as pinyin ("chi-na"), never a romanised Chinese name.
 _ENGLISH_NAMES = frozenset({"china", "asia", "ma", "anna", "diana", "tina", "nina", "lena", "hanna", "ana"})
@@ -138,6 +141,28 @@ class KeywordTranslator:
         self._lexicon = lexicon
         self._embedder = embedder
         self._min_similarity = min_similarity
+        # English word or phrase -> its corpus words. The lexicon is fixed for this
+        # translator, so a phrase always maps the same way; questions reuse most words.
+        self._groups: dict[str, tuple[str, ...]] = {}
+        self._groups_lock = threading.Lock()
+
+    def _translate_phrases(self, phrases: list[str]) -> list[tuple[str, ...]]:
+        """The corpus words each phrase may mean (best first), embedding only phrases not seen before."""
+        known = {p: g for p in phrases if (g := self._groups.get(p)) is not None}
+        new = [p for p in dict.fromkeys(phrases) if p not in known]
+        if new:
+            sims = self._embedder.embed_terms(new) @ self._lexicon.vectors.T
+            count = min(_TRANSLATIONS, sims.shape[1])
+            for phrase, row in zip(new, sims, strict=True):
+                top = np.argpartition(-row, count - 1)[:count]
+                best = top[np.argsort(-row[top], kind="stable")]
+                known[phrase] = tuple(self._lexicon.words[int(i)] for i in best if row[i] >= self._min_similarity)
+            with self._groups_lock:
+                for phrase in new:
+                    if len(self._groups) >= _PHRASE_CACHE:
+                        self._groups.pop(next(iter(self._groups)))
+                    self._groups[phrase] = known[phrase]
+        return [known[p] for p in phrases]
 
     @functools.cached_property
     def _by_pinyin(self) -> dict[str, str]:
@@ -173,13 +198,7 @@ class KeywordTranslator:
         unknown = tuple(w for w, name in names.items() if name is None and is_unknown_name(w))
         plain = [w.lower() for w, name in names.items() if name is None]
         phrases = plain + [f"{a} {b}" for a, b in pairwise(plain)]
-        if phrases:
-            sims = self._embedder.embed_terms(phrases) @ self._lexicon.vectors.T
-            for row in sims:
-                best = np.argsort(-row)[:_TRANSLATIONS]
-                group = tuple(self._lexicon.words[int(i)] for i in best if row[i] >= self._min_similarity)
-                if group:
-                    groups.append(group)
+        groups.extend(group for group in self._translate_phrases(phrases) if group)
         return Translation(tuple(groups), unknown)
 
 

@@ -67,3 +67,28 @@ def test_translation_finds_names_by_pinyin_and_words_by_meaning(real_embedder: S
 def test_no_english_words_means_no_translation(hash_embedder: HashEmbedder, question: str) -> None:
     lexicon, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。"], hash_embedder, 100)
     assert KeywordTranslator(lexicon, hash_embedder).translate(question).groups == ()
+
+
+class _CountingEmbedder(HashEmbedder):
+    def __init__(self) -> None:
+        super().__init__(64)
+        self.terms: list[str] = []
+
+    def embed_terms(self, texts: list[str]) -> np.ndarray:  # type: ignore[override]
+        self.terms.extend(texts)
+        return super().embed_terms(texts)
+
+
+def test_translations_are_remembered_per_phrase() -> None:
+    embedder = _CountingEmbedder()
+    lexicon, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。株洲空气质量优良。"], embedder, 100)
+    translator = KeywordTranslator(lexicon, embedder, min_similarity=-1.0)
+    embedder.terms.clear()
+    first = translator.translate("How much wages did workers recover?")
+    assert embedder.terms == ["wages", "workers", "recover", "wages workers", "workers recover"]
+    embedder.terms.clear()
+    assert translator.translate("How much wages did workers recover?") == first
+    assert embedder.terms == []
+    translator.translate("Did workers strike?")
+    assert embedder.terms == ["strike", "workers strike"]
+    assert all(len(group) == 3 for group in first.groups)
