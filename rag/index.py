@@ -42,7 +42,15 @@ if TYPE_CHECKING:
     import faiss
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from rag.fileio import sha256_file
-from rag.lexical import LexicalIndex, build_lexical, chunk_tokens, empty_lexical, load_lexical, save_lexical
+from rag.lexical import (
+    LexicalIndex,
+    build_lexical,
+    chunk_tokens,
+    empty_lexical,
+    lexical_saved,
+    load_lexical,
+    save_lexical,
+)
 from rag.lexicon import Lexicon, empty_lexicon
 from rag.types import Article, Chunk, Document
 
@@ -278,6 +286,12 @@ def current_version(index_dir: Path) -> Path | None:
     if not name.startswith("v-") or "/" in name:
         raise IndexCorrupt(f"{pointer}: does not name an index version; {REBUILD_HINT}")
     return index_dir / name
+
+
+def has_lexical(index_dir: Path) -> bool:
+    """Whether the live version holds its keyword index (versions before it rebuild it on load)."""
+    folder = current_version(index_dir)
+    return folder is not None and lexical_saved(folder)
 
 
 @contextlib.contextmanager

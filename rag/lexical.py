@@ -172,9 +172,14 @@ def save_lexical(index: LexicalIndex, folder: Path) -> None:
         index.bm25.save(str(folder), show_progress=False, **_FILES)
 
 
+def lexical_saved(folder: Path) -> bool:
+    """Whether a version folder holds a keyword index."""
+    return (folder / OFFSETS_FILE).exists()
+
+
 def load_lexical(folder: Path) -> LexicalIndex | None:
     """The lexical index of a version folder, or None when the version predates it."""
-    if not (folder / OFFSETS_FILE).exists():
+    if not lexical_saved(folder):
         return None
     import bm25s
 

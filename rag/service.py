@@ -9,7 +9,7 @@ from pathlib import Path
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder, resolve_model_path
 from rag.errors import IndexMissing
-from rag.index import Snapshot, check_compatible, load_snapshot, save_snapshot, writer_lock
+from rag.index import Snapshot, check_compatible, has_lexical, load_snapshot, save_snapshot, writer_lock
 from rag.indexing import UpdateStats, missing_under, update_snapshot
 from rag.loaders import load_paths
 from rag.pipeline import Pipeline, RetrievalOptions
@@ -68,7 +68,8 @@ def index_documents(
             drop=gone,
             lexicon_words=settings.lexicon_words,
         )
-        changed = stats.added or stats.updated or stats.removed or old is None
+        # A version written before the keyword index existed is rewritten once to persist it.
+        changed = stats.added or stats.updated or stats.removed or old is None or not has_lexical(settings.index_dir)
         version = save_snapshot(snapshot, settings.index_dir) if changed else None
     return stats, version
 

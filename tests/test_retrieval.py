@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.config import Settings
 from rag.embedding import HashEmbedder
 from rag.errors import ConfigError, IndexCorrupt
 from rag.index import load_snapshot, save_snapshot
@@ -18,6 +19,7 @@ from rag.lexical import build_lexical, extend_lexical, load_lexical, query_token
 from rag.loaders import parse_bytes
 from rag.pipeline import Pipeline, RetrievalOptions
 from rag.retrieval import RETRIEVERS, rank_chunks, reciprocal_rank_fusion
+from rag.service import index_documents
 from rag.types import Document
 
 
@@ -127,6 +129,11 @@ def test_index_versions_carry_the_keyword_index_and_old_ones_still_load(
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     old = load_snapshot(tmp_path)
     assert old.lexical.search(query_tokens("紧缺工种"), 1)[0][0] == 2
+    # the next index run, even with nothing new, persists it
+    settings = Settings(index_dir=tmp_path, embedding_model=hash_embedder.name, chunk_size=200, chunk_overlap=20)
+    _, version = index_documents(settings, DOCS, hash_embedder)
+    assert version is not None and (version / "bm25.token_ids.npy").exists()
+    assert index_documents(settings, DOCS, hash_embedder)[1] is None
 
 
 def test_incremental_update_segments_only_new_chunks(hash_embedder: HashEmbedder) -> None:
