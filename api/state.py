@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from rag.config import Settings
 from rag.embedding import Embedder
+from rag.generators import Generator, Generators
 from rag.pipeline import Pipeline
 
 
@@ -25,3 +26,13 @@ class AppState:
     not_ready: str = ""
     embedder: Embedder | None = None
     writer: threading.Lock = field(default_factory=threading.Lock)
+    generators: Generators | None = None
+
+    def __post_init__(self) -> None:
+        if self.generators is None:
+            self.generators = Generators(self.settings)
+
+    def generator(self, name: str | None) -> Generator:
+        """The named generator (default: the configured one), built once per process."""
+        assert self.generators is not None
+        return self.generators.get(name)

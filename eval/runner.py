@@ -14,7 +14,7 @@ from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import RagError
-from rag.generators import create_generator, generate
+from rag.generators import Generators, generate
 from rag.loaders import content_hash, parse_text
 from rag.pipeline import Pipeline, limit_request
 from rag.service import index_documents, index_paths, open_pipeline
@@ -103,10 +103,10 @@ class InProcessAsker:
 
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self._pipeline = pipeline
-        self._settings = settings
+        self._generators = Generators(settings)
 
     def ask(self, question: str, config: Config) -> Reply:
-        generator = create_generator(config.generator, self._settings)
+        generator = self._generators.get(config.generator)
         retrieval = self._pipeline.retrieve(question, max(config.top_k, RETRIEVAL_DEPTH), config.retriever)
         started = time.perf_counter()
         answer = generate(generator, limit_request(retrieval.request, config.top_k))

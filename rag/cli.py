@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.generators import REGISTRY, create_generator
+from rag.generators import REGISTRY, Generators
 from rag.index import current_version, load_snapshot
 from rag.retrieval import RETRIEVERS
 from rag.service import index_paths, make_embedder, open_pipeline
@@ -80,7 +80,7 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     top_k = args.top_k if args.top_k is not None else settings.top_k
     if not 1 <= top_k <= 50:
         raise RagError(f"--top-k must be between 1 and 50, not {top_k}")
-    generator = create_generator(args.generator or settings.generator, settings)
+    generator = Generators(settings).get(args.generator)
     answer = open_pipeline(settings).ask(args.question, top_k, generator, args.retriever)
     if args.json:
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))

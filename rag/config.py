@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=1)
     generator: str = "extractive"
+    llm_model: str = Field(default="", description="GGUF file for llama-cpp; empty: the embedded default Qwen2.5 1.5B")
+    llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads; 0: one per core")
+    llm_context: int = Field(default=4096, ge=512, le=131072, description="llama.cpp context window (tokens)")
+    llm_max_tokens: int = Field(default=256, ge=1, le=8192, description="longest generated answer (tokens)")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="chunk retrieval: embeddings, BM25 keywords, or both fused"
     )

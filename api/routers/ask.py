@@ -14,7 +14,6 @@ from api.deps import PipelineDep, StateDep
 from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
 from rag.errors import RagError
-from rag.generators import create_generator
 
 router = APIRouter(tags=["questions"])
 
@@ -25,7 +24,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {status: {"model": ErrorBody} for sta
 def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse:
     """Answer a question from the indexed documents, with citations."""
     settings = state.settings
-    generator = create_generator(body.generator or settings.generator, settings)
+    generator = state.generator(body.generator)
     answer = pipeline.ask(body.question, body.top_k or settings.top_k, generator, body.retriever)
     return AskResponse.from_answer(answer)
 
@@ -46,7 +45,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
     disconnects stops the generation: the server stops pulling tokens.
     """
     settings = state.settings
-    generator = create_generator(body.generator or settings.generator, settings)
+    generator = state.generator(body.generator)
     started = time.perf_counter()
     retrieval, tokens = pipeline.stream(body.question, body.top_k or settings.top_k, generator, body.retriever)
 

@@ -7,7 +7,6 @@ from fastapi.responses import JSONResponse
 
 from api.deps import StateDep
 from api.schemas import Health
-from rag.generators import REGISTRY
 
 router = APIRouter(tags=["health"])
 
@@ -24,6 +23,6 @@ def health(state: StateDep) -> JSONResponse:
         chunks=len(snapshot.chunks) if snapshot else 0,
         embedding_model=state.settings.embedding_model,
         generator=state.settings.generator,
-        generators=sorted(REGISTRY),
+        generators=state.generators.available if state.generators else [],
     )
     return JSONResponse(body.model_dump(), status_code=200 if snapshot else 503)

@@ -8,6 +8,7 @@ clients ignore and RAG-aware clients read.
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,6 @@ from api.deps import PipelineDep, StateDep
 from api.errors import status_for
 from api.schemas import AskResponse, CitationModel
 from rag.errors import InvalidQuestion, RagError
-from rag.generators import REGISTRY, create_generator
 from rag.types import Answer
 
 router = APIRouter(tags=["openai"])
@@ -67,9 +67,10 @@ class ModelList(BaseModel):
 
 
 @router.get("/v1/models", response_model=ModelList)
-def models() -> ModelList:
-    """The generators, as models."""
-    return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in sorted(REGISTRY)])
+def models(state: StateDep) -> ModelList:
+    """The generators this server can run, as models."""
+    assert state.generators is not None
+    return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in state.generators.available])
 
 
 def question_of(messages: list[ChatMessage]) -> str:
@@ -81,8 +82,8 @@ def question_of(messages: list[ChatMessage]) -> str:
 
 
 def with_markers(answer: Answer) -> str:
-    """The answer text with a ``[n]`` marker for each citation."""
-    if answer.abstained or not answer.citations:
+    """The answer text with a ``[n]`` marker for each citation (LLM answers carry their own)."""
+    if answer.abstained or not answer.citations or re.search(r"\[\d+\]", answer.text):
         return answer.text
     return answer.text + " " + "".join(f"[{n}]" for n in range(1, len(answer.citations) + 1))
 
@@ -95,7 +96,7 @@ def _citations(answer: Answer) -> list[dict[str, Any]]:
 def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) -> JSONResponse | StreamingResponse:
     """Answer the last user message; ``stream: true`` sends chat.completion.chunk events."""
     settings = state.settings
-    generator = create_generator(body.model, settings)
+    generator = state.generator(body.model)
     question = question_of(body.messages)
     top_k = body.top_k or settings.top_k
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"

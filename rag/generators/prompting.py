@@ -1,0 +1,138 @@
+"""What an LLM generator is asked, and how its reply becomes a cited, checked answer.
+
+Shared by every LLM backend (local llama.cpp, any OpenAI-compatible server):
+
+- the prompt numbers the passages with their article titles, asks for an answer in the
+  question's language, short for factual questions, with ``[n]`` markers, and for a
+  fixed phrase when the passages do not hold the answer;
+- the citations are the passages the reply actually cites, and its ``[n]`` markers are
+  renumbered so that ``[n]`` is the n-th citation;
+- a grounding check refuses a reply whose numbers or Latin terms appear in none of the
+  cited passages (small models invent figures and names when the passages lack them).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from rag.generators.base import GenerationRequest
+from rag.generators.extractive import ABSTAIN_TEXT
+from rag.types import Answer, Citation
+
+NOT_FOUND = "NOT_FOUND"
+_CJK = re.compile(r"[\u3400-\u9fff]")
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_LATIN = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
+
+
+def is_chinese(text: str) -> bool:
+    """Whether a question is written in Chinese (any CJK character)."""
+    return bool(_CJK.search(text))
+
+
+def system_prompt(question: str) -> str:
+    """The instructions, ending with the language the answer must be in."""
+    language = (
+        "请用中文回答。" if is_chinese(question) else "Answer in English, even though the passages are in Chinese."
+    )
+    return (
+        "You answer questions about news articles using only the numbered passages the user gives. "
+        "Give the answer in one short sentence: for a question about a number, date, person or place, "
+        "state it directly. After each fact, cite the passage it comes from as [1], [2], ... "
+        f"If the passages do not contain the answer, reply with exactly {NOT_FOUND} and nothing else. "
+        f"{language}"
+    )
+
+
+def user_prompt(request: GenerationRequest) -> str:
+    """The numbered passages with their titles, then the question."""
+    blocks = [
+        f"[{n}] {p.chunk.title}\n{p.chunk.text}" if p.chunk.title else f"[{n}] {p.chunk.text}"
+        for n, p in enumerate(request.passages, start=1)
+    ]
+    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {request.question}"
+
+
+def messages(request: GenerationRequest) -> list[dict[str, str]]:
+    """Chat messages for the request."""
+    return [
+        {"role": "system", "content": system_prompt(request.question)},
+        {"role": "user", "content": user_prompt(request)},
+    ]
+
+
+def cited_ranks(text: str, passages: int) -> list[int]:
+    """Passage ranks (from 0) the reply cites with [n], in order of first mention."""
+    ranks = [int(m) - 1 for m in _MARKER.findall(text)]
+    return list(dict.fromkeys(r for r in ranks if 0 <= r < passages))
+
+
+def _normal(text: str) -> str:
+    return unicodedata.normalize("NFKC", text).lower().replace(" ", "").replace(",", "")
+
+
+def ungrounded_terms(answer: str, evidence: str) -> list[str]:
+    """Numbers and Latin words of the answer (markers aside) that the evidence lacks."""
+    body = _MARKER.sub(" ", answer)
+    source = _normal(evidence)
+    numbers = [n for n in _NUMBER.findall(_normal(body)) if n not in source]
+    latin_source = _normal(evidence)
+    # Latin words matter only when the evidence has Latin text at all: an English answer
+    # about Chinese passages is all Latin words and is checked by its numbers.
+    terms = [w for w in _LATIN.findall(body) if re.search(r"[a-z]{3,}", latin_source) and _normal(w) not in source]
+    return numbers + (terms if len(terms) <= 2 else [])
+
+
+def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, int, str]:
+    """The sentence of a cited passage that best supports the answer: one with its numbers, else the best scored."""
+    sentences = [s for s in request.sentences if s.passage_rank == rank]
+    numbers = set(_NUMBER.findall(_normal(answer)))
+    holding = [s for s in sentences if numbers & set(_NUMBER.findall(_normal(s.text)))]
+    best = (holding or sentences)[:1]
+    if best:
+        return best[0].start, best[0].end, best[0].text
+    chunk = request.passages[rank].chunk
+    return chunk.start, chunk.end, chunk.text
+
+
+def finish(request: GenerationRequest, text: str, gate: str | None) -> Answer:
+    """The reply as an answer: abstention (gate, NOT_FOUND, ungrounded), else the cited passages."""
+    if gate is not None:
+        return Answer(text=text, abstained=True, citations=(), abstain_reason=gate)
+    stripped = text.strip()
+    if not stripped or NOT_FOUND in stripped or stripped == ABSTAIN_TEXT:
+        return Answer(text=ABSTAIN_TEXT, abstained=True, citations=(), abstain_reason="the model found no answer")
+    ranks = cited_ranks(stripped, len(request.passages)) or [0]
+    evidence = "\n".join(request.passages[r].chunk.title + "\n" + request.passages[r].chunk.text for r in ranks)
+    missing = ungrounded_terms(stripped, evidence)
+    if missing:
+        return Answer(
+            text=stripped,
+            abstained=True,
+            citations=(),
+            abstain_reason=f"the answer's {', '.join(missing)} appear in none of the cited passages",
+        )
+    citations = []
+    for rank in ranks:
+        passage = request.passages[rank]
+        chunk = passage.chunk
+        start, end, _ = _evidence(request, rank, stripped)
+        citations.append(
+            Citation(
+                chunk.doc_id, chunk.title, chunk.chunk_id, chunk.text, passage.score, chunk.start, chunk.end, start, end
+            )
+        )
+    best = _evidence(request, ranks[0], stripped)[2]
+    return Answer(text=renumber(stripped, ranks), abstained=False, citations=tuple(citations), evidence=best)
+
+
+def renumber(text: str, ranks: list[int]) -> str:
+    """Markers renumbered to the citations' order: ``[n]`` is the n-th citation; others dropped."""
+
+    def marker(match: re.Match[str]) -> str:
+        rank = int(match.group(1)) - 1
+        return f"[{ranks.index(rank) + 1}]" if rank in ranks else ""
+
+    return _MARKER.sub(marker, text)

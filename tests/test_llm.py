@@ -1,0 +1,163 @@
+"""LLM generators without a model: the prompt, citations, grounding, the GGUF assembly, the registry."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.config import Settings
+from rag.errors import GeneratorError, ModelError
+from rag.generators import GenerationRequest, Generators, ScoredSentence, generate
+from rag.generators.extractive import ABSTAIN_TEXT, Thresholds
+from rag.generators.llama_cpp import LlamaCppGenerator
+from rag.generators.prompting import cited_ranks, finish, messages, ungrounded_terms
+from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
+from rag.types import Chunk, Passage
+
+FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
+ZHUZHOU = "去年，株洲市空气质量优良天数达到 326 天。"
+
+
+def _request(question: str, background: float = 0.70) -> GenerationRequest:
+    texts = [("株洲", "制造名城澎湃“绿动力”", ZHUZHOU), ("凤凰", "凤凰纪委为农民工解“薪”愁", FENGHUANG)]
+    passages = tuple(
+        Passage(Chunk(f"{doc}#0", doc, title, text, 100 * n, 100 * n + len(text)), 0.86 - 0.02 * n)
+        for n, (doc, title, text) in enumerate(texts)
+    )
+    sentences = tuple(
+        ScoredSentence(n, text, 100 * n, 100 * n + len(text), 0.85 - 0.02 * n) for n, (_, _, text) in enumerate(texts)
+    )
+    return GenerationRequest(question, passages, sentences, background=background)
+
+
+def test_prompt_numbers_titled_passages_and_sets_the_answer_language() -> None:
+    chinese = messages(_request("凤凰县为多少名农民工追回了拖欠工资？"))
+    assert "[1] 制造名城澎湃“绿动力”\n" + ZHUZHOU in chinese[1]["content"]
+    assert "[2] 凤凰纪委为农民工解“薪”愁\n" + FENGHUANG in chinese[1]["content"]
+    assert chinese[1]["content"].endswith("Question: 凤凰县为多少名农民工追回了拖欠工资？")
+    assert "请用中文回答" in chinese[0]["content"] and "NOT_FOUND" in chinese[0]["content"]
+    english = messages(_request("How many workers did Fenghuang recover wages for?"))
+    assert "Answer in English" in english[0]["content"]
+
+
+def test_citations_are_the_passages_cited_renumbered_in_order() -> None:
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？")
+    assert cited_ranks("答案 [2]，另见 [1] 和 [2]、[9]", 2) == [1, 0]
+    answer = finish(request, "凤凰县为386名农民工追回了拖欠工资[2]。", None)
+    assert not answer.abstained
+    assert answer.text == "凤凰县为386名农民工追回了拖欠工资[1]。"
+    assert [c.doc_id for c in answer.citations] == ["凤凰"]
+    citation = answer.citations[0]
+    assert (citation.evidence_start, citation.evidence_end) == (100, 100 + len(FENGHUANG))
+    # no marker at all: the best passage is cited
+    assert [c.doc_id for c in finish(request, "326 天 [7]", None).citations] == ["株洲"]
+
+
+def test_grounding_refuses_numbers_the_cited_passages_lack() -> None:
+    request = _request("How many workers did Fenghuang recover wages for?")
+    assert ungrounded_terms("Fenghuang recovered wages for 386 workers [2].", FENGHUANG) == []
+    assert ungrounded_terms("It recovered 1,200 yuan [2].", FENGHUANG) == ["1200"]
+    invented = finish(request, "Fenghuang recovered wages for 412 workers [2].", None)
+    assert invented.abstained and "412" in invented.abstain_reason
+    wrong_cite = finish(request, "Fenghuang recovered wages for 386 workers [1].", None)
+    assert wrong_cite.abstained  # 386 is not in passage 1
+    good = finish(request, "Fenghuang recovered wages for 386 workers [2].", None)
+    assert not good.abstained and good.citations[0].title == "凤凰纪委为农民工解“薪”愁"
+
+
+def test_not_found_and_the_evidence_gate_abstain() -> None:
+    request = _request("凤凰县县长是谁？")
+    assert finish(request, "NOT_FOUND", None).abstained
+    gated = finish(request, "张三 [2]", "no passage stands out from the rest of the documents")
+    assert gated.abstained and gated.abstain_reason.startswith("no passage stands out")
+
+
+class _FakeLlama:
+    """Stands in for llama_cpp.Llama: streams a fixed reply in pieces, records the prompts."""
+
+    def __init__(self, reply: list[str]) -> None:
+        self.reply = reply
+        self.prompts: list[list[dict[str, str]]] = []
+        self.closed = False
+
+    def create_chat_completion(self, messages: list[dict[str, str]], **_: Any) -> Iterator[dict[str, Any]]:
+        self.prompts.append(messages)
+        try:
+            for piece in self.reply:
+                yield {"choices": [{"delta": {"content": piece}}]}
+        finally:
+            self.closed = True
+
+
+def _generator(fake: _FakeLlama) -> LlamaCppGenerator:
+    generator = LlamaCppGenerator(Path("/nowhere.gguf"), Thresholds(min_sentence=0.5, min_margin=0.05))
+    generator._llm = fake
+    return generator
+
+
+def test_llama_generator_streams_then_cites() -> None:
+    fake = _FakeLlama(["凤凰县为", "386", "名农民工追回了工资", "[2]", "。"])
+    generator = _generator(fake)
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？")
+    assert list(generator.stream(request)) == fake.reply
+    answer = generate(generator, request)
+    assert answer.text == "凤凰县为386名农民工追回了工资[1]。" and answer.citations[0].doc_id == "凤凰"
+    assert "Question: 凤凰县为多少名农民工追回了拖欠工资？" in fake.prompts[0][1]["content"]
+
+
+def test_llama_generator_is_not_asked_when_retrieval_is_weak() -> None:
+    fake = _FakeLlama(["张三"])
+    answer = generate(_generator(fake), _request("北京的人口是多少？", background=0.85))
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and fake.prompts == []
+
+
+def test_closing_the_stream_stops_generation() -> None:
+    fake = _FakeLlama(["a", "b", "c", "d"])
+    stream = _generator(fake).stream(_request("凤凰县为多少名农民工追回了拖欠工资？"))
+    assert next(stream) == "a"
+    stream.close()
+    assert fake.closed
+
+
+def _parts(tmp_path: Path, data: bytes, n: int) -> list[Path]:
+    paths = []
+    size = -(-len(data) // n)
+    for i in range(n):
+        path = tmp_path / f"part{i + 1:02d}.bin"
+        path.write_bytes(data[i * size : (i + 1) * size])
+        paths.append(path)
+    return paths
+
+
+def test_gguf_parts_are_joined_in_order_and_verified(tmp_path: Path) -> None:
+    data = hashlib.sha256(b"seed").digest() * 3001  # parts differ, so their order matters
+    parts = _parts(tmp_path, data, 5)
+    digest = hashlib.sha256(data).hexdigest()
+    target = provision_default_gguf(tmp_path / "cache", lambda: parts, len(data), digest)
+    assert target.read_bytes() == data
+    # a second start trusts the verified file without reading the parts
+    assert provision_default_gguf(tmp_path / "cache", lambda: [], len(data), digest) == target
+    with pytest.raises(ModelError, match="sha256"):
+        join_parts(parts[::-1], tmp_path / "wrong.gguf", len(data), digest)
+    assert not (tmp_path / "wrong.gguf").exists()
+    assert not list(tmp_path.glob(".wrong.gguf*"))
+
+
+def test_a_gguf_setting_must_name_a_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="not a file"):
+        resolve_gguf(str(tmp_path / "missing.gguf"), tmp_path)
+    model = tmp_path / "any.gguf"
+    model.write_bytes(b"GGUF")
+    assert resolve_gguf(str(model), tmp_path) == model
+
+
+def test_generators_are_built_once_per_process() -> None:
+    generators = Generators(Settings())
+    assert generators.get("extractive") is generators.get(None)
+    assert "llama-cpp" in generators.names
+    with pytest.raises(GeneratorError):
+        generators.get("gpt-17")
