@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads; 0: one per core")
     llm_context: int = Field(default=4096, ge=512, le=131072, description="llama.cpp context window (tokens)")
     llm_max_tokens: int = Field(default=256, ge=1, le=8192, description="longest generated answer (tokens)")
+    llm_passages: int = Field(default=3, ge=1, le=50, description="passages an LLM generator reads")
+    llm_sentences: int = Field(default=2, ge=0, le=50, description="best sentences read per passage; 0: whole chunk")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="chunk retrieval: embeddings, BM25 keywords, or both fused"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from rag.errors import GeneratorError, ModelError
 from rag.generators import GenerationRequest, Generators, ScoredSentence, generate
 from rag.generators.extractive import ABSTAIN_TEXT, Thresholds
 from rag.generators.llama_cpp import LlamaCppGenerator
-from rag.generators.prompting import cited_ranks, finish, messages, ungrounded_terms
+from rag.generators.prompting import PromptShape, cited_ranks, finish, messages, ungrounded_terms
 from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
 from rag.types import Chunk, Passage
 
@@ -32,6 +33,25 @@ def _request(question: str, background: float = 0.70) -> GenerationRequest:
         ScoredSentence(n, text, 100 * n, 100 * n + len(text), 0.85 - 0.02 * n) for n, (_, _, text) in enumerate(texts)
     )
     return GenerationRequest(question, passages, sentences, background=background)
+
+
+def test_prompt_reads_the_best_sentences_the_focus_and_the_translated_keywords() -> None:
+    request = replace(
+        _request("How many workers did Fenghuang recover wages for?"),
+        sentences=(
+            ScoredSentence(1, "此次领取欠薪的 57名农民工。", 150, 164, 0.9),
+            ScoredSentence(1, FENGHUANG, 100, 100 + len(FENGHUANG), 0.8),
+            ScoredSentence(1, "第三句。", 170, 174, 0.7),
+        ),
+        keywords=(("凤凰", "凤凰县"), ("追回",)),
+    )
+    content = messages(request, PromptShape(passages=2, sentences=2), request.sentences[1])[1]["content"]
+    assert f"[2] 凤凰纪委为农民工解“薪”愁\n{FENGHUANG}……此次领取欠薪的 57名农民工。" in content
+    assert "第三句" not in content
+    assert f"Most relevant sentence (passage [2]): {FENGHUANG}" in content
+    assert "key words in Chinese: 凤凰, 追回" in content
+    whole = messages(request, PromptShape(passages=1, sentences=0))[1]["content"]
+    assert ZHUZHOU in whole and "[2]" not in whole
 
 
 def test_prompt_numbers_titled_passages_and_sets_the_answer_language() -> None:
@@ -63,8 +83,12 @@ def test_grounding_refuses_numbers_the_cited_passages_lack() -> None:
     assert ungrounded_terms("It recovered 1,200 yuan [2].", FENGHUANG) == ["1200"]
     invented = finish(request, "Fenghuang recovered wages for 412 workers [2].", None)
     assert invented.abstained and "412" in invented.abstain_reason
+    # a wrong marker gives way to the passage that holds the answer's numbers
     wrong_cite = finish(request, "Fenghuang recovered wages for 386 workers [1].", None)
-    assert wrong_cite.abstained  # 386 is not in passage 1
+    assert not wrong_cite.abstained and [c.doc_id for c in wrong_cite.citations] == ["凤凰"]
+    assert wrong_cite.text == "Fenghuang recovered wages for 386 workers. [1]"
+    # the numbers must be in a passage the model was shown
+    assert finish(request, "386 workers [2].", None, shown=1).abstained
     good = finish(request, "Fenghuang recovered wages for 386 workers [2].", None)
     assert not good.abstained and good.citations[0].title == "凤凰纪委为农民工解“薪”愁"
 

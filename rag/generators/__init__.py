@@ -24,6 +24,7 @@ def _thresholds(settings: Settings) -> Thresholds:
 
 def _llama_cpp(settings: Settings) -> Generator:
     from rag.generators.llama_cpp import LlamaCppGenerator
+    from rag.generators.prompting import PromptShape
     from rag.models.gguf import resolve_gguf
 
     return LlamaCppGenerator(
@@ -32,6 +33,7 @@ def _llama_cpp(settings: Settings) -> Generator:
         threads=settings.llm_threads,
         context=settings.llm_context,
         max_tokens=settings.llm_max_tokens,
+        shape=PromptShape(settings.llm_passages, settings.llm_sentences),
     )
 
 

@@ -21,7 +21,7 @@ from typing import Any
 from rag.errors import GeneratorError, ModelError
 from rag.generators.base import GenerationRequest
 from rag.generators.extractive import ABSTAIN_TEXT, Choice, Thresholds, choose
-from rag.generators.prompting import finish, messages
+from rag.generators.prompting import PromptShape, finish, messages
 from rag.models.gguf import INSTALL_HINT
 from rag.types import Answer
 
@@ -30,8 +30,15 @@ class LlamaCppGenerator:
     """Answers with a local GGUF model, citing the passages it used."""
 
     def __init__(
-        self, model_path: Path, thresholds: Thresholds, threads: int = 0, context: int = 4096, max_tokens: int = 256
+        self,
+        model_path: Path,
+        thresholds: Thresholds,
+        threads: int = 0,
+        context: int = 4096,
+        max_tokens: int = 256,
+        shape: PromptShape | None = None,
     ) -> None:
+        self._shape = shape or PromptShape()
         self._model_path = model_path
         self._thresholds = thresholds
         self._threads = threads or max(1, os.cpu_count() or 1)
@@ -47,7 +54,8 @@ class LlamaCppGenerator:
     def _model(self) -> Any:
         if self._llm is None:
             try:
-                from llama_cpp import Llama, LlamaRAMCache
+                from llama_cpp import Llama
+                from llama_cpp.llama_cache import LlamaRAMCache
             except ImportError as exc:
                 raise ModelError(f"llama-cpp-python is not installed; {INSTALL_HINT}") from exc
             try:
@@ -73,14 +81,18 @@ class LlamaCppGenerator:
         return None if isinstance(choice, Choice) else choice
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        if self._gate(request) is not None:
+        choice = choose(request, self._thresholds)
+        if not isinstance(choice, Choice):
             yield ABSTAIN_TEXT
             return
         with self._lock:
             llm = self._model()
             try:
                 chunks = llm.create_chat_completion(
-                    messages=messages(request), stream=True, temperature=0.0, max_tokens=self._max_tokens
+                    messages=messages(request, self._shape, choice.sentence),
+                    stream=True,
+                    temperature=0.0,
+                    max_tokens=self._max_tokens,
                 )
                 for chunk in chunks:
                     piece = chunk["choices"][0]["delta"].get("content")
@@ -90,4 +102,4 @@ class LlamaCppGenerator:
                 raise GeneratorError(f"the local model failed: {exc}") from exc
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:
-        return finish(request, text, self._gate(request))
+        return finish(request, text, self._gate(request), self._shape.passages)

@@ -15,14 +15,16 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import dataclass
 
-from rag.generators.base import GenerationRequest
+from rag.generators.base import GenerationRequest, ScoredSentence
 from rag.generators.extractive import ABSTAIN_TEXT
 from rag.types import Answer, Citation
 
 NOT_FOUND = "NOT_FOUND"
 _CJK = re.compile(r"[\u3400-\u9fff]")
 _MARKER = re.compile(r"\[(\d{1,2})\]")
+_SPACED_MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _LATIN = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
 
@@ -46,20 +48,59 @@ def system_prompt(question: str) -> str:
     )
 
 
-def user_prompt(request: GenerationRequest) -> str:
-    """The numbered passages with their titles, then the question."""
-    blocks = [
-        f"[{n}] {p.chunk.title}\n{p.chunk.text}" if p.chunk.title else f"[{n}] {p.chunk.text}"
-        for n, p in enumerate(request.passages, start=1)
-    ]
-    return "Passages:\n\n" + "\n\n".join(blocks) + f"\n\nQuestion: {request.question}"
+@dataclass(frozen=True)
+class PromptShape:
+    """How much of the retrieved text the model reads.
+
+    A small model on two CPU cores reads about 40 to 50 prompt tokens a second, so whole
+    chunks of five passages (about 1,500 tokens) cost 25 s before the first word. The
+    prompt therefore holds, for each of the best ``passages``, its ``sentences`` most
+    similar sentences in text order (0: the whole chunk).
+    """
+
+    passages: int = 3
+    sentences: int = 2
 
 
-def messages(request: GenerationRequest) -> list[dict[str, str]]:
-    """Chat messages for the request."""
+def passage_excerpt(request: GenerationRequest, rank: int, sentences: int, focus: ScoredSentence | None = None) -> str:
+    """The part of a passage the model reads: its best sentences in text order (the focus sentence
+    among them), or the whole chunk."""
+    chunk = request.passages[rank].chunk
+    if sentences <= 0:
+        return chunk.text
+    own = [s for s in request.sentences if s.passage_rank == rank]
+    first = [focus] if focus is not None and focus.passage_rank == rank else []
+    best = (first + [s for s in own if s != focus])[:sentences]
+    if not best:
+        return chunk.text
+    return "……".join(s.text for s in sorted(best, key=lambda s: s.start))
+
+
+def user_prompt(request: GenerationRequest, shape: PromptShape, focus: ScoredSentence | None = None) -> str:
+    """The numbered passages (titles and excerpts), the sentence most likely to answer, then the question."""
+    blocks = []
+    for rank in range(min(shape.passages, len(request.passages))):
+        title = request.passages[rank].chunk.title
+        excerpt = passage_excerpt(request, rank, shape.sentences, focus)
+        blocks.append(f"[{rank + 1}] {title}\n{excerpt}" if title else f"[{rank + 1}] {excerpt}")
+    hint = ""
+    if focus is not None and focus.passage_rank < shape.passages:
+        hint = f"\n\nMost relevant sentence (passage [{focus.passage_rank + 1}]): {focus.text}"
+    keywords = ", ".join(dict.fromkeys(group[0] for group in request.keywords if group))
+    if keywords:
+        # An English question's words in the passages' language (rag.lexicon): the small
+        # model matches "recover wages" to 追回 ... 工资 far better with them.
+        hint += f"\n\nThe question's key words in Chinese: {keywords}"
+    return "Passages:\n\n" + "\n\n".join(blocks) + hint + f"\n\nQuestion: {request.question}"
+
+
+def messages(
+    request: GenerationRequest, shape: PromptShape | None = None, focus: ScoredSentence | None = None
+) -> list[dict[str, str]]:
+    """Chat messages for the request; ``focus`` is the evidence sentence retrieval scored best."""
     return [
         {"role": "system", "content": system_prompt(request.question)},
-        {"role": "user", "content": user_prompt(request)},
+        {"role": "user", "content": user_prompt(request, shape or PromptShape(), focus)},
     ]
 
 
@@ -97,23 +138,38 @@ def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, 
     return chunk.start, chunk.end, chunk.text
 
 
-def finish(request: GenerationRequest, text: str, gate: str | None) -> Answer:
-    """The reply as an answer: abstention (gate, NOT_FOUND, ungrounded), else the cited passages."""
+def _passage_text(request: GenerationRequest, rank: int) -> str:
+    chunk = request.passages[rank].chunk
+    return f"{chunk.title}\n{chunk.text}"
+
+
+def finish(request: GenerationRequest, text: str, gate: str | None, shown: int | None = None) -> Answer:
+    """The reply as an answer: abstention (gate, NOT_FOUND, ungrounded), else the cited passages.
+
+    ``shown`` passages were in the prompt (default: all). The answer's numbers and terms
+    must appear in them. Small models often cite the wrong number, so a cited passage
+    that lacks the answer's numbers gives way to the shown passages that hold them.
+    """
     if gate is not None:
         return Answer(text=text, abstained=True, citations=(), abstain_reason=gate)
     stripped = text.strip()
     if not stripped or NOT_FOUND in stripped or stripped == ABSTAIN_TEXT:
         return Answer(text=ABSTAIN_TEXT, abstained=True, citations=(), abstain_reason="the model found no answer")
-    ranks = cited_ranks(stripped, len(request.passages)) or [0]
-    evidence = "\n".join(request.passages[r].chunk.title + "\n" + request.passages[r].chunk.text for r in ranks)
-    missing = ungrounded_terms(stripped, evidence)
+    count = min(shown or len(request.passages), len(request.passages))
+    missing = ungrounded_terms(stripped, "\n".join(_passage_text(request, r) for r in range(count)))
     if missing:
         return Answer(
             text=stripped,
             abstained=True,
             citations=(),
-            abstain_reason=f"the answer's {', '.join(missing)} appear in none of the cited passages",
+            abstain_reason=f"the answer's {', '.join(missing)} appear in none of the passages",
         )
+    cited = cited_ranks(stripped, count)
+    holding = [r for r in range(count) if not ungrounded_terms(stripped, _passage_text(request, r))]
+    ranks = [r for r in cited if r in holding] or holding[:1] or cited[:1] or [0]
+    stripped = _SPACED_MARKER.sub(lambda m: m.group() if int(m.group(1)) - 1 in ranks else "", stripped)
+    if not cited_ranks(stripped, count):
+        stripped = f"{stripped} [{ranks[0] + 1}]"
     citations = []
     for rank in ranks:
         passage = request.passages[rank]
