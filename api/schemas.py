@@ -55,6 +55,7 @@ class AskResponse(BaseModel):
     evidence: str
     citations: list[CitationModel]
     timings_ms: dict[str, float]
+    warnings: list[str] = Field(default_factory=list, description="e.g. the LLM server was unreachable")
 
     @classmethod
     def from_answer(cls, answer: Answer) -> AskResponse:
@@ -65,6 +66,7 @@ class AskResponse(BaseModel):
             evidence=answer.evidence,
             citations=[CitationModel(**vars(c)) for c in answer.citations],
             timings_ms=answer.timings_ms,
+            warnings=list(answer.warnings),
         )
 
 

@@ -49,10 +49,13 @@ def answer_json(answer: Answer) -> dict[str, object]:
         "evidence": answer.evidence,
         "citations": [asdict(c) for c in answer.citations],
         "timings_ms": answer.timings_ms,
+        "warnings": list(answer.warnings),
     }
 
 
 def _print_answer(answer: Answer) -> None:
+    for warning in answer.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     print(answer.text)
     if answer.abstain_reason:
         print(f"  ({answer.abstain_reason})")

@@ -37,6 +37,14 @@ class Settings(BaseSettings):
     llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads; 0: one per core")
     llm_context: int = Field(default=4096, ge=512, le=131072, description="llama.cpp context window (tokens)")
     llm_max_tokens: int = Field(default=256, ge=1, le=8192, description="longest generated answer (tokens)")
+    openai_base_url: str = Field(default="http://127.0.0.1:8080/v1", description="OpenAI-compatible server")
+    openai_api_key: str = Field(default="", description="its bearer token, if it wants one")
+    openai_model: str = Field(default="default", description="model name sent to it")
+    openai_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    openai_retries: int = Field(default=3, ge=0, le=10, description="retries on 429, 5xx and connection errors")
+    generator_fallback: bool = Field(
+        default=True, description="answer extractively, with a warning, when the LLM server is unreachable"
+    )
     llm_passages: int = Field(default=3, ge=1, le=50, description="passages an LLM generator reads")
     llm_sentences: int = Field(default=2, ge=0, le=50, description="best sentences read per passage; 0: whole chunk")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(

@@ -74,3 +74,4 @@ class Answer:
     evidence: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
     abstain_reason: str = ""
+    warnings: tuple[str, ...] = ()

