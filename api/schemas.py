@@ -19,7 +19,8 @@ class Message(BaseModel):
 
 
 class AskRequest(BaseModel):
-    """POST /api/ask and /api/ask/stream."""
+    """POST /api/ask and /api/ask/stream. With ``history``, a follow-up question is made
+    standalone from the earlier turns before retrieval (``rag.conversation``)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -56,6 +57,7 @@ class AskResponse(BaseModel):
     citations: list[CitationModel]
     timings_ms: dict[str, float]
     warnings: list[str] = Field(default_factory=list, description="e.g. the LLM server was unreachable")
+    standalone_question: str = Field(default="", description="the question as retrieved, after the conversation")
 
     @classmethod
     def from_answer(cls, answer: Answer) -> AskResponse:

@@ -53,6 +53,28 @@ def test_ask_picks_the_retrieval_mode_per_request(client: TestClient, retriever:
     assert "386" in body["answer"] and body["citations"][0]["title"] == FENGHUANG
 
 
+def test_history_makes_a_follow_up_standalone(client: TestClient) -> None:
+    history = [
+        {"role": "user", "content": "凤凰县为多少名农民工追回了拖欠工资？"},
+        {"role": "assistant", "content": "386 名"},
+    ]
+    body = client.post("/api/ask", json={"question": "追回了多少钱？", "history": history}).json()
+    assert body["standalone_question"] == "凤凰县 追回了多少钱？"
+    assert "500" in body["answer"] and body["citations"][0]["title"] == FENGHUANG
+    alone = client.post("/api/ask", json={"question": "追回了多少钱？"}).json()
+    assert alone["standalone_question"] == "追回了多少钱？"
+
+
+def test_chat_completions_use_earlier_messages_as_the_conversation(client: TestClient) -> None:
+    messages = [
+        {"role": "user", "content": "凤凰县为多少名农民工追回了拖欠工资？"},
+        {"role": "assistant", "content": "386 名 [1]"},
+        {"role": "user", "content": "追回了多少钱？"},
+    ]
+    body = client.post("/v1/chat/completions", json={"model": "extractive", "messages": messages}).json()
+    assert "500" in body["choices"][0]["message"]["content"]
+
+
 def test_stream_sends_tokens_then_a_done_event(client: TestClient) -> None:
     with client.stream(
         "POST", "/api/ask/stream", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"}

@@ -13,6 +13,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import PipelineDep, StateDep
 from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
+from rag.conversation import Turn, standalone_question
 from rag.errors import RagError
 
 router = APIRouter(tags=["questions"])
@@ -25,8 +26,14 @@ def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse
     """Answer a question from the indexed documents, with citations."""
     settings = state.settings
     generator = state.generator(body.generator)
-    answer = pipeline.ask(body.question, body.top_k or settings.top_k, generator, body.retriever)
-    return AskResponse.from_answer(answer)
+    question = standalone(body)
+    answer = pipeline.ask(question, body.top_k or settings.top_k, generator, body.retriever)
+    return AskResponse.from_answer(answer).model_copy(update={"standalone_question": question})
+
+
+def standalone(body: AskRequest) -> str:
+    """The question made standalone from the request's history."""
+    return standalone_question(body.question, [Turn(m.role, m.content) for m in body.history])
 
 
 def _event(name: str, payload: object) -> str:
@@ -47,7 +54,8 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
     settings = state.settings
     generator = state.generator(body.generator)
     started = time.perf_counter()
-    retrieval, tokens = pipeline.stream(body.question, body.top_k or settings.top_k, generator, body.retriever)
+    question = standalone(body)
+    retrieval, tokens = pipeline.stream(question, body.top_k or settings.top_k, generator, body.retriever)
 
     def events() -> Iterator[str]:
         pieces: list[str] = []
@@ -69,7 +77,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
             "total_ms": (time.perf_counter() - started) * 1000,
         }
         final = AskResponse.from_answer(answer).model_copy(
-            update={"timings_ms": {k: round(v, 2) for k, v in timings.items()}}
+            update={"timings_ms": {k: round(v, 2) for k, v in timings.items()}, "standalone_question": question}
         )
         yield _event("done", final.model_dump())
 

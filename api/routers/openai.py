@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import PipelineDep, StateDep
 from api.errors import status_for
 from api.schemas import AskResponse, CitationModel
+from rag.conversation import Turn, standalone_question
 from rag.errors import InvalidQuestion, RagError
 from rag.types import Answer
 
@@ -74,10 +75,11 @@ def models(state: StateDep) -> ModelList:
 
 
 def question_of(messages: list[ChatMessage]) -> str:
-    """The last user message is the question."""
-    for message in reversed(messages):
-        if message.role == "user":
-            return message.text()
+    """The last user message is the question, made standalone from the messages before it."""
+    for n in range(len(messages) - 1, -1, -1):
+        if messages[n].role == "user":
+            earlier = [Turn(m.role, m.text()) for m in messages[:n]]
+            return standalone_question(messages[n].text(), earlier)
     raise InvalidQuestion("the conversation has no user message to answer")
 
 
