@@ -119,11 +119,10 @@ def ungrounded_terms(answer: str, evidence: str) -> list[str]:
     body = _MARKER.sub(" ", answer)
     source = _normal(evidence)
     numbers = [n for n in _NUMBER.findall(_normal(body)) if n not in source]
-    latin_source = _normal(evidence)
-    # Latin words matter only when the evidence has Latin text at all: an English answer
-    # about Chinese passages is all Latin words and is checked by its numbers.
-    terms = [w for w in _LATIN.findall(body) if re.search(r"[a-z]{3,}", latin_source) and _normal(w) not in source]
-    return numbers + (terms if len(terms) <= 2 else [])
+    # Latin terms are checked in Chinese answers only (``GDP``, ``PPP``): an English answer
+    # about Chinese passages is all Latin words ("million", "yuan"), checked by its numbers.
+    terms = [w for w in _LATIN.findall(body) if _normal(w) not in source] if is_chinese(body) else []
+    return numbers + terms
 
 
 def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, int, str]:
