@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
+import subprocess
+import sys
+import time
+from pathlib import Path
 
+import httpx
 import pytest
 
 from rag.config import Settings
@@ -38,3 +44,49 @@ def test_chinese_question_gets_a_chinese_answer(seed_pipeline: Pipeline, generat
 def test_unanswerable_question_is_not_invented(seed_pipeline: Pipeline, generators: Generators) -> None:
     answer = seed_pipeline.ask("凤凰县县长是谁？", 5, generators.get("llama-cpp"))
     assert answer.abstained
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_openai_backend_against_llama_cpp_server_on_loopback(
+    seed_pipeline: Pipeline, seed_settings: Settings, tmp_path: Path
+) -> None:
+    """The `openai` generator against a real OpenAI-compatible server: llama-cpp-python's own."""
+    pytest.importorskip("sse_starlette")
+    from rag.models.gguf import resolve_gguf
+
+    model = resolve_gguf("", Settings().cache_dir)
+    port = _free_port()
+    log = (tmp_path / "server.log").open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+         "--port", str(port), "--n_ctx", "4096", "--model_alias", "qwen"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/models", timeout=2).status_code == 200:
+                    break
+            assert server.poll() is None, (tmp_path / "server.log").read_text(errors="replace")[-500:]
+            time.sleep(0.5)
+        settings = seed_settings.model_copy(
+            update={"openai_base_url": base, "openai_model": "qwen", "generator_fallback": False}
+        )
+        generator = Generators(settings).get("openai")
+        answer = seed_pipeline.ask("凤凰县为多少名农民工追回了拖欠工资？", 5, generator)
+        assert not answer.abstained, answer.abstain_reason
+        assert re.search(r"(?<!\d)386(?!\d)", answer.text) and not answer.warnings
+        assert answer.citations[0].title == "凤凰纪委为农民工解“薪”愁"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
