@@ -87,6 +87,7 @@ def test_grounding_refuses_numbers_the_cited_passages_lack() -> None:
     assert ungrounded_terms("It recovered over 5 million yuan [2].", "PPP 项目 500 余万元") == []
     assert ungrounded_terms("该项目属于 PPP 模式 [1]", "PPP 项目") == []
     assert ungrounded_terms("华为公司的 GDP 增长 [1]", "PPP 项目") == ["GDP"]
+    assert ungrounded_terms("The Party secretary of Zhuzhou is 曹慧泉 [1].", "株洲市委书记曹慧泉") == []
     invented = finish(request, "Fenghuang recovered wages for 412 workers [2].", None)
     assert invented.abstained and "412" in invented.abstain_reason
     # a wrong marker gives way to the passage that holds the answer's numbers

@@ -26,7 +26,7 @@ _CJK = re.compile(r"[\u3400-\u9fff]")
 _MARKER = re.compile(r"\[(\d{1,2})\]")
 _SPACED_MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
-_LATIN = re.compile(r"[A-Za-z][A-Za-z-]{2,}")
+_ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]+\b")
 
 
 def is_chinese(text: str) -> bool:
@@ -119,9 +119,10 @@ def ungrounded_terms(answer: str, evidence: str) -> list[str]:
     body = _MARKER.sub(" ", answer)
     source = _normal(evidence)
     numbers = [n for n in _NUMBER.findall(_normal(body)) if n not in source]
-    # Latin terms are checked in Chinese answers only (``GDP``, ``PPP``): an English answer
-    # about Chinese passages is all Latin words ("million", "yuan"), checked by its numbers.
-    terms = [w for w in _LATIN.findall(body) if _normal(w) not in source] if is_chinese(body) else []
+    # Of Latin text only acronyms are checked (``GDP``, ``PPP``): an English answer about
+    # Chinese passages is all English words ("The Party secretary of Zhuzhou is 曹慧泉"),
+    # checked by its numbers.
+    terms = [w for w in _ACRONYM.findall(body) if _normal(w) not in source]
     return numbers + terms
 
 
