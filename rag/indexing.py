@@ -15,7 +15,7 @@ from rag.embedding import Embedder, Vectors
 from rag.index import FORMAT_VERSION, FaissIndex, Manifest, Sentence, Snapshot, empty_snapshot
 from rag.lexical import chunk_tokens, extend_lexical
 from rag.lexicon import empty_lexicon, extend_lexicon
-from rag.types import Chunk, Document
+from rag.types import Chunk, Document, passage_text
 
 _SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』）)]*)?")
 
@@ -45,11 +45,6 @@ def split_sentences(chunk: Chunk) -> list[tuple[int, int]]:
             start = chunk.start + match.start() + lead
             spans.append((start, start + len(body)))
     return spans
-
-
-def passage_text(chunk: Chunk) -> str:
-    """What is embedded for a chunk: its article title, then its text."""
-    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
 
 
 def embedding_inputs(

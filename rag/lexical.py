@@ -32,7 +32,7 @@ import numpy.typing as npt
 
 from rag.errors import IndexCorrupt
 from rag.lexicon import STOPWORDS, segmenter
-from rag.types import Chunk
+from rag.types import Chunk, passage_text
 
 if TYPE_CHECKING:
     import bm25s
@@ -78,7 +78,7 @@ def tokenize(text: str) -> list[str]:
 
 def chunk_tokens(chunk: Chunk) -> list[str]:
     """What is indexed for a chunk: its article title, then its text."""
-    return tokenize(f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text)
+    return tokenize(passage_text(chunk))
 
 
 def query_tokens(text: str) -> list[str]:

@@ -12,11 +12,10 @@ from rag.embedding import Embedder, Vectors
 from rag.errors import InvalidQuestion
 from rag.generators import GenerationRequest, Generator, ScoredSentence, generate
 from rag.index import Snapshot
-from rag.indexing import passage_text
 from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
-from rag.types import Answer, Passage
+from rag.types import Answer, Passage, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3

@@ -37,6 +37,11 @@ class Chunk:
     end: int
 
 
+def passage_text(chunk: Chunk) -> str:
+    """A chunk as embedded, keyword-indexed and shown: its article title, then its text."""
+    return f"{chunk.title}\n{chunk.text}" if chunk.title else chunk.text
+
+
 @dataclass(frozen=True)
 class Passage:
     """A retrieved chunk and its relevance score."""

@@ -310,6 +310,12 @@ def anchors_present(request: GenerationRequest, evidence: str) -> bool:
     return True
 
 
+def abstain_reason(request: GenerationRequest, thresholds: Thresholds) -> str | None:
+    """Why the evidence is too weak to answer from, or None when it will do (see ``choose``)."""
+    choice = choose(request, thresholds)
+    return None if isinstance(choice, Choice) else choice
+
+
 def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
     """The evidence sentence and answer, or why the generator abstains.
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from rag.errors import GeneratorError, ModelError
 from rag.generators.base import GenerationRequest
-from rag.generators.extractive import ABSTAIN_TEXT, Choice, Thresholds, choose
+from rag.generators.extractive import ABSTAIN_TEXT, Choice, Thresholds, abstain_reason, choose
 from rag.generators.prompting import PromptShape, finish, messages
 from rag.models.gguf import INSTALL_HINT
 from rag.types import Answer
@@ -76,10 +76,6 @@ class LlamaCppGenerator:
         with self._lock:
             self._model()
 
-    def _gate(self, request: GenerationRequest) -> str | None:
-        choice = choose(request, self._thresholds)
-        return None if isinstance(choice, Choice) else choice
-
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         choice = choose(request, self._thresholds)
         if not isinstance(choice, Choice):
@@ -102,4 +98,4 @@ class LlamaCppGenerator:
                 raise GeneratorError(f"the local model failed: {exc}") from exc
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:
-        return finish(request, text, self._gate(request), self._shape.passages)
+        return finish(request, text, abstain_reason(request, self._thresholds), self._shape.passages)

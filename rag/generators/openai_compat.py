@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import GeneratorError
 from rag.generators.base import GenerationRequest
-from rag.generators.extractive import ABSTAIN_TEXT, Choice, ExtractiveGenerator, Thresholds, choose
+from rag.generators.extractive import ABSTAIN_TEXT, Choice, ExtractiveGenerator, Thresholds, abstain_reason, choose
 from rag.generators.prompting import PromptShape, finish, messages
 from rag.types import Answer
 
@@ -147,8 +147,7 @@ class OpenAICompatGenerator:
         if failure is not None and self._fallback is not None:
             answer = self._fallback.complete(request, text)
             return replace(answer, warnings=(f"{failure}; this is the extractive answer instead",))
-        gate = choose(request, self._thresholds)
-        return finish(request, text, None if isinstance(gate, Choice) else gate, self._shape.passages)
+        return finish(request, text, abstain_reason(request, self._thresholds), self._shape.passages)
 
 
 class _Retry(Exception):

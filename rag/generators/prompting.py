@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from rag.generators.base import GenerationRequest, ScoredSentence
 from rag.generators.extractive import ABSTAIN_TEXT
-from rag.types import Answer, Citation
+from rag.types import Answer, Citation, passage_text
 
 NOT_FOUND = "NOT_FOUND"
 _CJK = re.compile(r"[\u3400-\u9fff]")
@@ -138,11 +138,6 @@ def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, 
     return chunk.start, chunk.end, chunk.text
 
 
-def _passage_text(request: GenerationRequest, rank: int) -> str:
-    chunk = request.passages[rank].chunk
-    return f"{chunk.title}\n{chunk.text}"
-
-
 def finish(request: GenerationRequest, text: str, gate: str | None, shown: int | None = None) -> Answer:
     """The reply as an answer: abstention (gate, NOT_FOUND, ungrounded), else the cited passages.
 
@@ -156,7 +151,7 @@ def finish(request: GenerationRequest, text: str, gate: str | None, shown: int |
     if not stripped or NOT_FOUND in stripped or stripped == ABSTAIN_TEXT:
         return Answer(text=ABSTAIN_TEXT, abstained=True, citations=(), abstain_reason="the model found no answer")
     count = min(shown or len(request.passages), len(request.passages))
-    missing = ungrounded_terms(stripped, "\n".join(_passage_text(request, r) for r in range(count)))
+    missing = ungrounded_terms(stripped, "\n".join(passage_text(request.passages[r].chunk) for r in range(count)))
     if missing:
         return Answer(
             text=stripped,
@@ -165,7 +160,7 @@ def finish(request: GenerationRequest, text: str, gate: str | None, shown: int |
             abstain_reason=f"the answer's {', '.join(missing)} appear in none of the passages",
         )
     cited = cited_ranks(stripped, count)
-    holding = [r for r in range(count) if not ungrounded_terms(stripped, _passage_text(request, r))]
+    holding = [r for r in range(count) if not ungrounded_terms(stripped, passage_text(request.passages[r].chunk))]
     ranks = [r for r in cited if r in holding] or holding[:1] or cited[:1] or [0]
     stripped = _SPACED_MARKER.sub(lambda m: m.group() if int(m.group(1)) - 1 in ranks else "", stripped)
     if not cited_ranks(stripped, count):
