@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install llm index run run-llm ask test test-all lint eval bench bench-full clean
+.PHONY: install llm index run run-llm ask browser test test-all lint eval bench bench-full clean
 
 install: $(STAMP)
 
@@ -45,10 +45,18 @@ run-llm: llm index
 ask: index
 	$(BIN)/rag ask "$(QUESTION)"
 
-test: install
+# The chat page's tests drive Debian's Chromium (Playwright cannot download browsers here).
+# Installed with apt-get when it is missing and this user may; without it those tests skip.
+browser:
+	@if [ -x /usr/bin/chromium ] && fc-list 2>/dev/null | grep -q "Noto Sans CJK"; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk >/dev/null; \
+	else echo "no /usr/bin/chromium: the browser tests will skip (apt-get install chromium fonts-noto-cjk)"; fi
+
+test: install browser
 	$(BIN)/python -m pytest -m "not slow"
 
-test-all: install
+test-all: install browser
 	$(BIN)/python -m pytest
 
 lint: install
@@ -76,4 +84,4 @@ bench-full: install
 	$(BIN)/python -m eval.bench_hybrid
 
 clean:
-	rm -rf $(VENV) index/CURRENT index/v-* index/.tmp-* .pytest_cache
+	rm -rf $(VENV) index/CURRENT index/v-* index/.tmp-* .pytest_cache test-artifacts

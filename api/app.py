@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
 from api import errors
-from api.routers import ask, documents, health, openai
+from api.routers import ask, documents, health, openai, page
 from api.security import ApiKeyMiddleware
 from api.state import AppState
 from rag.config import Settings
@@ -55,4 +56,6 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(ask.router)
     app.include_router(documents.router)
     app.include_router(openai.router)
+    app.include_router(page.router)
+    app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     return app

@@ -1,4 +1,4 @@
-"""Optional bearer-token authentication (RAG_API_KEYS): every endpoint but health."""
+"""Optional bearer-token authentication (RAG_API_KEYS): every endpoint but health and the page."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
 from starlette.responses import Response
 
-OPEN_PATHS = frozenset({"/api/health"})
+# The page and its files hold no data: the page asks for the key and sends it itself.
+OPEN_PATHS = frozenset({"/api/health", "/"})
+OPEN_PREFIXES = ("/static/",)
 
 
 def key_accepted(header: str, keys: frozenset[str]) -> bool:
@@ -28,7 +30,9 @@ class ApiKeyMiddleware(BaseHTTPMiddleware):
         self._keys = keys
 
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.path in OPEN_PATHS or key_accepted(request.headers.get("authorization", ""), self._keys):
+        path = request.url.path
+        open_path = path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
+        if open_path or key_accepted(request.headers.get("authorization", ""), self._keys):
             return await call_next(request)
         return JSONResponse(
             {"error": "unauthorized", "message": "send Authorization: Bearer <key> (one of RAG_API_KEYS)"},

@@ -89,10 +89,14 @@ def test_file_names_cannot_escape_the_documents_folder() -> None:
         safe_filename("../..")
 
 
-def test_api_keys_guard_everything_but_health(seed_settings: Settings, seed_pipeline: Pipeline) -> None:
+def test_api_keys_guard_everything_but_health_and_the_page(seed_settings: Settings, seed_pipeline: Pipeline) -> None:
     settings = seed_settings.model_copy(update={"api_keys": "k1, k2"})
     with TestClient(create_app(settings, seed_pipeline)) as client:
         assert client.get("/api/health").status_code == 200
+        page = client.get("/")
+        assert page.status_code == 200 and '<script src="/static/app.js"' in page.text
+        assert client.get("/static/app.js").status_code == 200
+        assert client.get("/static/%2e%2e/routers/page.py").status_code == 404
         denied = client.post("/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"})
         assert denied.status_code == 401 and denied.json()["error"] == "unauthorized"
         wrong = client.get("/api/documents", headers={"Authorization": "Bearer nope"})

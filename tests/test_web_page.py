@@ -1,0 +1,293 @@
+"""The chat page in a real browser: Debian's Chromium driven by Playwright against a real uvicorn process.
+
+Screenshots go to ``test-artifacts/browser/``. Without Chromium or Playwright the tests skip,
+unless ``RAG_REQUIRE_BROWSER=1`` (CI sets it), which makes a missing browser a failure.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.config import Settings
+from rag.pipeline import Pipeline
+from tests.conftest import ROOT, running_server
+
+CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+QUESTION = "How many workers did Fenghuang recover wages for?"
+FENGHUANG = "凤凰纪委为农民工解“薪”愁"
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+# Chromium flags for a machine with no network: no background connections, no GPU, no sandbox as root.
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Records what the answer bubble showed while it was still streaming.
+WATCH_STREAM = """
+window.__streamed = [];
+new MutationObserver(() => {
+  for (const item of document.querySelectorAll('.msg.assistant.streaming .text')) {
+    if (item.textContent) window.__streamed.push(item.textContent);
+  }
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def _require_browser() -> Any:
+    required = os.environ.get("RAG_REQUIRE_BROWSER") == "1"
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        if required:
+            raise
+        pytest.skip("playwright is not installed (pip install playwright)")
+    if not CHROMIUM.exists():
+        if required:
+            raise FileNotFoundError(f"{CHROMIUM}: install Debian's chromium (apt-get install chromium)")
+        pytest.skip(f"no browser at {CHROMIUM} (apt-get install chromium fonts-noto-cjk)")
+    return sync_playwright
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    sync_playwright = _require_browser()
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+def _server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]:
+    """A copy of the seed index of its own, so uploads and deletes leave other tests' index alone."""
+    index = folder / "index"
+    shutil.copytree(settings.index_dir, index)
+    return {
+        "RAG_INDEX_DIR": str(index),
+        "RAG_CACHE_DIR": str(settings.cache_dir),
+        "RAG_DOCUMENTS_DIR": str(folder / "documents"),
+        **extra,
+    }
+
+
+@pytest.fixture(scope="module")
+def server(
+    browser: Any, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    folder = tmp_path_factory.mktemp("web")
+    with running_server(_server_env(seed_settings, folder), folder / "server.log") as base:
+        yield base
+
+
+@pytest.fixture
+def page(browser: Any, server: str) -> Iterator[Any]:
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(server)
+    _wait_until_loaded(page)
+    yield page
+    context.close()
+    assert not errors, f"the page threw: {errors}"
+
+
+def _wait_until_loaded(page: Any) -> None:
+    """The page has read /api/health: the generator menu is filled."""
+    page.locator("#generator option").first.wait_for(state="attached")
+
+
+def _shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def _ask(page: Any, question: str) -> Any:
+    """Type the question, send it with Enter, and wait for its answer to finish."""
+    before = page.locator(".msg.assistant").count()
+    page.fill("#question", question)
+    page.press("#question", "Enter")
+    answer = page.locator(".msg.assistant").nth(before)
+    answer.and_(page.locator(".msg.assistant:not(.streaming)")).wait_for()
+    return answer
+
+
+def test_the_page_and_its_files_come_from_the_app(server: str, page: Any) -> None:
+    loaded: list[str] = []
+    page.on("request", lambda request: loaded.append(request.url))
+    page.reload()
+    page.wait_for_load_state("networkidle")
+    _wait_until_loaded(page)
+    assert loaded and all(url.startswith(server) or url.startswith("data:") for url in loaded), loaded
+    assert page.title() == "News Q&A"
+    options = page.locator("#generator option").all_inner_texts()
+    assert "extractive" in options and page.input_value("#generator") == "extractive"
+
+
+def test_streamed_answer_with_a_clickable_citation(browser: Any, server: str) -> None:
+    context = browser.new_context(viewport=DESKTOP, locale="en-US")
+    context.add_init_script(WATCH_STREAM)
+    page = context.new_page()
+    page.goto(server)
+    _wait_until_loaded(page)
+    answer = _ask(page, QUESTION)
+
+    streamed = page.evaluate("window.__streamed")
+    assert any("386" in text for text in streamed), streamed
+    assert "386" in answer.locator(".text").inner_text()
+    assert answer.locator(".sources").inner_text().strip() == f"[1] {FENGHUANG}"
+
+    answer.locator(".cite", has_text="[1]").click()
+    source = page.locator("#source")
+    assert source.is_visible()
+    assert page.inner_text("#source-title") == f"[1] {FENGHUANG}"
+    highlighted = source.locator("mark").inner_text()
+    assert "386" in highlighted and highlighted in source.locator(".source-text").inner_text()
+    _shot(page, "desktop-answer-and-source")
+    context.close()
+
+
+def test_phone_size_in_chinese(browser: Any, server: str) -> None:
+    context = browser.new_context(viewport=PHONE, locale="zh-CN", is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(server)
+    _wait_until_loaded(page)
+    assert page.inner_text("#send") == "发送" and page.get_attribute("html", "lang") == "zh-CN"
+    answer = _ask(page, "凤凰县为多少名农民工追回了拖欠工资？")
+    assert "386" in answer.inner_text()
+    # Nothing wider than the phone: no sideways scrolling.
+    assert page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    _shot(page, "phone-answer")
+
+    answer.locator(".cite").first.click()
+    box = page.locator("#source").bounding_box()
+    assert box is not None and box["width"] == PHONE["width"]  # the passage covers the screen
+    assert "386" in page.locator("#source mark").inner_text()
+    _shot(page, "phone-source")
+    page.click("#close-source")
+    assert page.locator("#source").is_hidden()
+    context.close()
+
+
+def test_unanswerable_question_shows_the_abstention(page: Any) -> None:
+    answer = _ask(page, "Who is the county head of Fenghuang?")
+    assert "abstained" in (answer.get_attribute("class") or "")
+    assert answer.locator(".status").inner_text() == "Not found in the documents"
+    assert answer.locator(".cite").count() == 0
+    _shot(page, "desktop-abstention")
+
+
+def test_follow_up_sends_the_history_and_new_chat_clears_it(page: Any) -> None:
+    sent: list[dict[str, Any]] = []
+    page.on(
+        "request", lambda request: sent.append(json.loads(request.post_data)) if "/api/ask" in request.url else None
+    )
+    _ask(page, QUESTION)
+    _ask(page, "And how much money was that?")
+    assert sent[0]["history"] == []
+    assert [turn["role"] for turn in sent[1]["history"]] == ["user", "assistant"]
+    assert sent[1]["history"][0]["content"] == QUESTION
+
+    page.click("#new-chat")
+    assert page.locator(".msg").count() == 0 and page.locator("#empty").is_visible()
+    _ask(page, QUESTION)
+    assert sent[2]["history"] == []
+
+
+def test_shift_enter_is_a_new_line_not_a_question(page: Any) -> None:
+    page.fill("#question", "first line")
+    page.press("#question", "Shift+Enter")
+    page.keyboard.type("second line")
+    assert page.input_value("#question") == "first line\nsecond line"
+    assert page.locator(".msg").count() == 0
+
+
+def test_stop_cancels_a_streaming_answer(page: Any) -> None:
+    # The server never answers this request, so the answer stays in its streaming state.
+    page.route("**/api/ask/stream", lambda route: None)
+    page.fill("#question", QUESTION)
+    page.press("#question", "Enter")
+    page.locator(".msg.assistant.streaming").wait_for()
+    assert page.locator("#stop").is_visible() and page.locator("#send").is_hidden()
+    page.click("#stop")
+    assert page.locator(".msg.assistant .note").inner_text() == "Stopped."
+    assert page.locator("#send").is_enabled() and page.locator("#stop").is_hidden()
+
+
+def test_errors_are_readable(page: Any) -> None:
+    # A 4xx from the server: its message is shown.
+    page.evaluate("document.querySelector('#generator').add(new Option('no-such-generator', 'no-such-generator'))")
+    page.select_option("#generator", "no-such-generator")
+    answer = _ask(page, QUESTION)
+    assert "error" in (answer.get_attribute("class") or "")
+    assert "no-such-generator" in answer.inner_text() and "extractive" in answer.inner_text()
+
+    # The server unreachable.
+    page.select_option("#generator", "extractive")
+    page.route("**/api/ask/stream", lambda route: route.abort("connectionrefused"))
+    answer = _ask(page, QUESTION)
+    assert answer.inner_text() == "Cannot reach the server. Is it running?"
+
+
+def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
+    article = tmp_path / "linli-bridges.txt"
+    article.write_text(
+        "临澧县农村公路建设提速\n"
+        "今年以来，临澧县加快农村公路建设，全县新建农村公路桥梁 47 座，"
+        "改造危桥 12 座，群众出行更加便捷。县交通运输局表示，明年还将继续推进桥梁建设。\n",
+        encoding="utf-8",
+    )
+    page.click("#toggle-docs")
+    page.locator("#doc-list li").first.wait_for()
+    page.set_input_files("#upload-file", str(article))
+    page.click("#upload-form button[type=submit]")
+    page.locator("#upload-status", has_text="Added linli-bridges.txt").wait_for()
+    assert page.locator("#doc-list li", has_text="linli-bridges.txt").count() == 1
+    _shot(page, "desktop-documents")
+
+    page.click("#close-docs")
+    answer = _ask(page, "临澧县今年新建了多少座农村公路桥梁？")
+    assert "47" in answer.inner_text()
+    assert answer.locator(".sources").inner_text().strip() == "[1] linli-bridges"
+
+    page.click("#toggle-docs")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator("#doc-list li", has_text="linli-bridges.txt").get_by_role("button").click()
+    page.locator("#upload-status", has_text="Deleted linli-bridges.txt").wait_for()
+    assert page.locator("#doc-list li", has_text="linli-bridges.txt").count() == 0
+
+
+def test_with_api_keys_the_page_asks_for_one(
+    browser: Any, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    env = _server_env(seed_settings, tmp_path, RAG_API_KEYS="page-test-key")
+    with running_server(env, tmp_path / "server.log") as base:
+        context = browser.new_context(viewport=DESKTOP, locale="en-US")
+        page = context.new_page()
+        page.goto(base)
+        _wait_until_loaded(page)
+        answer = _ask(page, QUESTION)
+        assert "API key" in answer.inner_text() and page.locator("#key-form").is_visible()
+
+        page.fill("#api-key", "page-test-key")
+        page.click("#key-form button[type=submit]")
+        assert page.locator("#key-form").is_hidden()
+        assert "386" in _ask(page, QUESTION).inner_text()
+        page.reload()  # the key stays in the browser
+        _wait_until_loaded(page)
+        assert page.input_value("#api-key") == "page-test-key"
+        assert "386" in _ask(page, QUESTION).inner_text()
+        context.close()
