@@ -12,13 +12,14 @@ from typing import Any
 import httpx
 import pytest
 
+from api.routers.openai import ChatMessage, question_of
 from rag.config import Settings
 from rag.errors import GeneratorError, ModelError
-from rag.generators import GenerationRequest, Generators, ScoredSentence, generate
-from rag.generators.extractive import ABSTAIN_TEXT, Thresholds
+from rag.generators import GenerationRequest, Generators, ScoredSentence, chat_function, generate
+from rag.generators.extractive import ABSTAIN_TEXT, ExtractiveGenerator, Thresholds
 from rag.generators.llama_cpp import LlamaCppGenerator
 from rag.generators.openai_compat import Backend, OpenAICompatGenerator
-from rag.generators.prompting import PromptShape, cited_ranks, finish, messages, ungrounded_terms
+from rag.generators.prompting import PromptShape, cited_ranks, finish, fix_scales, messages, ungrounded_terms
 from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
 from rag.types import Chunk, Passage
 
@@ -269,3 +270,43 @@ def test_openai_backend_is_not_asked_when_retrieval_is_weak() -> None:
 
     answer = generate(_openai(handler), _request("北京的人口是多少？", background=0.85))
     assert answer.abstained and not answer.warnings
+
+
+def test_openai_backend_rewrites_follow_ups_for_the_api() -> None:
+    seen: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, content=_sse(["How much money did ", "Fenghuang recover?"]))
+
+    generator = _openai(handler)
+    chat = chat_function(generator)
+    assert chat is not None and chat_function(ExtractiveGenerator(Thresholds())) is None
+    conversation = [
+        ChatMessage(role="user", content="How many workers did Fenghuang recover wages for?"),
+        ChatMessage(role="assistant", content="386 [1]"),
+        ChatMessage(role="user", content="And how much money was that?"),
+    ]
+    assert question_of(conversation, chat) == "How much money did Fenghuang recover?"
+    assert "Last question: And how much money was that?" in seen[0]["messages"][1]["content"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "passage", "expected"),
+    [
+        ("33.17 million yuan [1]", "累计支付工资 33.17 万元。", "331,700 yuan [1]"),
+        ("2.5 billion yuan", "总投资 2.5 亿元", "250 million yuan"),
+        ("over 5 million yuan", "追回拖欠工资 500 余万元", "over 5 million yuan"),
+        ("3 million people", "全市人口 3 百万", "3 million people"),
+    ],
+)
+def test_english_scale_words_follow_the_chinese_units(answer: str, passage: str, expected: str) -> None:
+    assert fix_scales(answer, passage) == expected
+
+
+def test_a_misread_wan_is_corrected_in_the_finished_answer() -> None:
+    request = _request("How much did the company pay the workers?")
+    passage = replace(request.passages[1].chunk, text="某公司已为 57 名农民工，累计支付工资 33.17 万元。")
+    request = replace(request, passages=(request.passages[0], replace(request.passages[1], chunk=passage)))
+    answer = finish(request, "The company paid 33.17 million yuan [2].", None)
+    assert not answer.abstained and answer.text == "The company paid 331,700 yuan [1]."

@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from rag.config import Settings
-from rag.generators import Generators
+from rag.conversation import Turn, standalone_question
+from rag.generators import Generators, chat_function
 from rag.generators.prompting import is_chinese
 from rag.pipeline import Pipeline
 
@@ -44,6 +45,21 @@ def test_chinese_question_gets_a_chinese_answer(seed_pipeline: Pipeline, generat
 def test_unanswerable_question_is_not_invented(seed_pipeline: Pipeline, generators: Generators) -> None:
     answer = seed_pipeline.ask("凤凰县县长是谁？", 5, generators.get("llama-cpp"))
     assert answer.abstained
+
+
+def test_the_local_model_rewrites_follow_ups(seed_pipeline: Pipeline, generators: Generators) -> None:
+    chat = chat_function(generators.get("llama-cpp"))
+    first = [
+        Turn("user", "凤凰县为多少名农民工追回了拖欠工资？"),
+        Turn("assistant", "凤凰县为386名农民工追回了拖欠工资[1]"),
+    ]
+    zhuzhou = standalone_question("那株洲呢？", first, chat)
+    assert "株洲" in zhuzhou and "农民工" in zhuzhou, zhuzhou
+    english = [Turn("user", "How many workers did Fenghuang recover wages for?"), Turn("assistant", "386 workers [1].")]
+    money = standalone_question("And how much money was that?", english, chat)
+    assert "Fenghuang" in money and not is_chinese(money), money
+    answer = seed_pipeline.ask(money, 5, generators.get("llama-cpp"))
+    assert not answer.abstained and answer.citations[0].title == "凤凰纪委为农民工解“薪”愁", answer
 
 
 def _free_port() -> int:

@@ -15,6 +15,7 @@ from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
 from rag.conversation import Turn, standalone_question
 from rag.errors import RagError
+from rag.generators import Generator, chat_function
 
 router = APIRouter(tags=["questions"])
 
@@ -26,14 +27,28 @@ def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse
     """Answer a question from the indexed documents, with citations."""
     settings = state.settings
     generator = state.generator(body.generator)
-    question = standalone(body)
+    question, rewrite_ms = standalone(body, generator)
     answer = pipeline.ask(question, body.top_k or settings.top_k, generator, body.retriever)
-    return AskResponse.from_answer(answer).model_copy(update={"standalone_question": question})
+    timings = with_rewrite(answer.timings_ms, rewrite_ms)
+    return AskResponse.from_answer(answer).model_copy(update={"standalone_question": question, "timings_ms": timings})
 
 
-def standalone(body: AskRequest) -> str:
-    """The question made standalone from the request's history."""
-    return standalone_question(body.question, [Turn(m.role, m.content) for m in body.history])
+def standalone(body: AskRequest, generator: Generator) -> tuple[str, float]:
+    """The question made standalone from the request's history (by the generator's language
+    model when it has one), and the milliseconds that took."""
+    if not body.history:
+        return body.question.strip(), 0.0
+    started = time.perf_counter()
+    turns = [Turn(m.role, m.content) for m in body.history]
+    question = standalone_question(body.question, turns, chat_function(generator))
+    return question, (time.perf_counter() - started) * 1000
+
+
+def with_rewrite(timings: dict[str, float], rewrite_ms: float) -> dict[str, float]:
+    """Timings with the follow-up rewrite added (to the total too), when there was one."""
+    if not rewrite_ms:
+        return timings
+    return {**timings, "rewrite_ms": round(rewrite_ms, 2), "total_ms": round(timings["total_ms"] + rewrite_ms, 2)}
 
 
 def _event(name: str, payload: object) -> str:
@@ -54,7 +69,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
     settings = state.settings
     generator = state.generator(body.generator)
     started = time.perf_counter()
-    question = standalone(body)
+    question, rewrite_ms = standalone(body, generator)
     retrieval, tokens = pipeline.stream(question, body.top_k or settings.top_k, generator, body.retriever)
 
     def events() -> Iterator[str]:
@@ -73,6 +88,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
             return
         timings = {
             **retrieval.timings_ms,
+            **({"rewrite_ms": rewrite_ms} if rewrite_ms else {}),
             "first_token_ms": first_token_ms or 0.0,
             "total_ms": (time.perf_counter() - started) * 1000,
         }

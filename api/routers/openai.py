@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import PipelineDep, StateDep
 from api.errors import status_for
 from api.schemas import AskResponse, CitationModel
-from rag.conversation import Turn, standalone_question
+from rag.conversation import ChatFunction, Turn, standalone_question
 from rag.errors import InvalidQuestion, RagError
+from rag.generators import chat_function
 from rag.types import Answer
 
 router = APIRouter(tags=["openai"])
@@ -74,12 +75,13 @@ def models(state: StateDep) -> ModelList:
     return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in state.generators.available])
 
 
-def question_of(messages: list[ChatMessage]) -> str:
-    """The last user message is the question, made standalone from the messages before it."""
+def question_of(messages: list[ChatMessage], chat: ChatFunction | None = None) -> str:
+    """The last user message is the question, made standalone from the messages before it
+    (by ``chat``, the generator's language model, when it has one)."""
     for n in range(len(messages) - 1, -1, -1):
         if messages[n].role == "user":
             earlier = [Turn(m.role, m.text()) for m in messages[:n]]
-            return standalone_question(messages[n].text(), earlier)
+            return standalone_question(messages[n].text(), earlier, chat)
     raise InvalidQuestion("the conversation has no user message to answer")
 
 
@@ -99,7 +101,7 @@ def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) 
     """Answer the last user message; ``stream: true`` sends chat.completion.chunk events."""
     settings = state.settings
     generator = state.generator(body.model)
-    question = question_of(body.messages)
+    question = question_of(body.messages, chat_function(generator))
     top_k = body.top_k or settings.top_k
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

@@ -11,8 +11,9 @@ import threading
 from collections.abc import Callable
 
 from rag.config import Settings
+from rag.conversation import ChatFunction
 from rag.errors import GeneratorError
-from rag.generators.base import GenerationRequest, Generator, ScoredSentence, generate
+from rag.generators.base import ChatGenerator, GenerationRequest, Generator, ScoredSentence, generate
 from rag.generators.extractive import ExtractiveGenerator, Thresholds
 
 GeneratorFactory = Callable[[Settings], Generator]
@@ -104,12 +105,19 @@ class Generators:
             return self._built[name]
 
 
+def chat_function(generator: Generator) -> ChatFunction | None:
+    """The generator's language model as a plain chat function, if it has one (not extractive)."""
+    return generator.chat if isinstance(generator, ChatGenerator) else None
+
+
 __all__ = [
     "REGISTRY",
+    "ChatGenerator",
     "GenerationRequest",
     "Generator",
     "Generators",
     "ScoredSentence",
+    "chat_function",
     "create_generator",
     "generate",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from rag.types import Answer, Passage
 
@@ -50,6 +50,15 @@ class Generator(Protocol):
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:
         """Turn the full streamed text into an answer with citations and abstention."""
+        ...
+
+
+@runtime_checkable
+class ChatGenerator(Protocol):
+    """A generator backed by a language model, which also answers plain chat messages."""
+
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        """The model's whole reply to the messages."""
         ...
 
 

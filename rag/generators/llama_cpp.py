@@ -97,5 +97,15 @@ class LlamaCppGenerator:
             except (ValueError, RuntimeError) as exc:
                 raise GeneratorError(f"the local model failed: {exc}") from exc
 
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        """The model's reply to plain chat messages (follow-up rewriting: rag.conversation)."""
+        with self._lock:
+            llm = self._model()
+            try:
+                reply = llm.create_chat_completion(messages=messages, temperature=0.0, max_tokens=self._max_tokens)
+            except (ValueError, RuntimeError) as exc:
+                raise GeneratorError(f"the local model failed: {exc}") from exc
+        return str(reply["choices"][0]["message"].get("content") or "")
+
     def complete(self, request: GenerationRequest, text: str) -> Answer:
         return finish(request, text, abstain_reason(request, self._thresholds), self._shape.passages)

@@ -122,6 +122,17 @@ class OpenAICompatGenerator:
                 self._sleep(self._backend.backoff_s * 2**attempt)
                 attempt += 1
 
+    def chat(self, messages: list[dict[str, str]]) -> str:
+        """The server's reply to plain chat messages (follow-up rewriting: rag.conversation)."""
+        payload = {
+            "model": self._backend.model,
+            "messages": messages,
+            "stream": True,
+            "temperature": 0.0,
+            "max_tokens": self._backend.max_tokens,
+        }
+        return "".join(self._events(payload))
+
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         choice = choose(request, self._thresholds)
         if not isinstance(choice, Choice):

@@ -27,6 +27,9 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 _SPACED_MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]+\b")
+_SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(million|billion)\b", re.IGNORECASE)
+# Chinese scale characters and their values: 万 is ten thousand, 亿 a hundred million.
+_CHINESE_SCALE = {"万": 10**4, "亿": 10**8}
 
 
 def is_chinese(text: str) -> bool:
@@ -138,6 +141,28 @@ def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, 
     return chunk.start, chunk.end, chunk.text
 
 
+def fix_scales(answer: str, evidence: str) -> str:
+    """English scale words put right where the passages count in 万 or 亿.
+
+    A small model turns "33.17 万元" into "33.17 million yuan"; it is 331,700 yuan. A
+    "33.17 million" whose number the passages write with 万 or 亿 (and not as millions)
+    is rewritten as the passages' value.
+    """
+    source = _normal(evidence)
+
+    def fixed(match: re.Match[str]) -> str:
+        number = match.group(1)
+        scale = re.search(rf"(?<![\d.]){re.escape(number)}(百万|千万|万|亿|million|billion)", source)
+        if scale is None or scale.group(1) not in _CHINESE_SCALE:
+            return match.group()
+        value = round(float(number) * _CHINESE_SCALE[scale.group(1)], 2)
+        if value >= 10**6:
+            return f"{value / 10**6:,.6g} million"
+        return f"{value:,.0f}" if value == int(value) else f"{value:,}"
+
+    return _SCALED.sub(fixed, answer)
+
+
 def finish(request: GenerationRequest, text: str, gate: str | None, shown: int | None = None) -> Answer:
     """The reply as an answer: abstention (gate, NOT_FOUND, ungrounded), else the cited passages.
 
@@ -163,6 +188,7 @@ def finish(request: GenerationRequest, text: str, gate: str | None, shown: int |
     holding = [r for r in range(count) if not ungrounded_terms(stripped, passage_text(request.passages[r].chunk))]
     ranks = [r for r in cited if r in holding] or holding[:1] or cited[:1] or [0]
     stripped = _SPACED_MARKER.sub(lambda m: m.group() if int(m.group(1)) - 1 in ranks else "", stripped)
+    stripped = fix_scales(stripped, "\n".join(passage_text(request.passages[r].chunk) for r in ranks))
     if not cited_ranks(stripped, count):
         stripped = f"{stripped} [{ranks[0] + 1}]"
     citations = []
