@@ -14,7 +14,7 @@ from api.routers import ask, documents, health, openai, page
 from api.security import ApiKeyMiddleware
 from api.state import AppState
 from rag.config import Settings
-from rag.errors import IndexStoreError
+from rag.errors import IndexStoreError, RagError
 from rag.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,20 @@ def _load(settings: Settings) -> AppState:
         logger.warning("not ready: %s", exc)
         return AppState(settings, None, str(exc), embedder)
     pipeline.warm_up()
-    return AppState(settings, pipeline, embedder=embedder)
+    state = AppState(settings, pipeline, embedder=embedder)
+    _warm_default_generator(state)
+    return state
+
+
+def _warm_default_generator(state: AppState) -> None:
+    """Load the default generator's model now (the local LLM: 1 to 2 s), not on the first question."""
+    try:
+        generator = state.generator(None)
+        warm_up = getattr(generator, "warm_up", None)
+        if callable(warm_up):
+            warm_up()
+    except RagError as exc:  # the app stays up; questions to this generator get its error
+        logger.warning("the default generator is not usable: %s", exc)
 
 
 def create_app(settings: Settings | None = None, pipeline: Pipeline | None = None) -> FastAPI:

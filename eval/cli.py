@@ -17,6 +17,7 @@ from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
 from rag.config import Settings
 from rag.errors import RagError
+from rag.generators import Generators
 from rag.retrieval import RETRIEVERS
 
 DEFAULT_OUT = ROOT / "eval" / "reports"
@@ -104,7 +105,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not dataset.questions:
         raise RagError(f"{args.data}: no questions to ask")
     configs = matrix(
-        args.generator or [settings.generator],
+        args.generator or [Generators(settings).default],
         args.top_k or [settings.top_k],
         args.chunk_size or [settings.chunk_size],
         settings.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,

@@ -32,7 +32,11 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=60, ge=0)
     top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=1)
-    generator: str = "extractive"
+    generator: str = Field(
+        default="auto",
+        description="answer generator: auto (llama-cpp when the LLM extra is installed, else extractive), "
+        "extractive, llama-cpp or openai",
+    )
     llm_model: str = Field(default="", description="GGUF file for llama-cpp; empty: the embedded default Qwen2.5 1.5B")
     llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads; 0: one per core")
     llm_context: int = Field(default=4096, ge=512, le=131072, description="llama.cpp context window (tokens)")

@@ -50,7 +50,7 @@ def real_embedder(model_cache: Path, model_dir: Path) -> SentenceTransformerEmbe
 @pytest.fixture(scope="session")
 def seed_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -> Settings:
     """Settings for an index of the seed page in a throwaway folder."""
-    return Settings(index_dir=tmp_path_factory.mktemp("seed-index"), cache_dir=model_cache)
+    return Settings(index_dir=tmp_path_factory.mktemp("seed-index"), cache_dir=model_cache, generator="extractive")
 
 
 @pytest.fixture(scope="session")

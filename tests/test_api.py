@@ -134,7 +134,11 @@ def test_openapi_schema_and_docs(client: TestClient) -> None:
 
 
 def test_real_uvicorn_process_over_a_socket(seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path) -> None:
-    env = {"RAG_INDEX_DIR": str(seed_settings.index_dir), "RAG_CACHE_DIR": str(seed_settings.cache_dir)}
+    env = {
+        "RAG_INDEX_DIR": str(seed_settings.index_dir),
+        "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+        "RAG_GENERATOR": "extractive",
+    }
     with running_server(env, tmp_path / "server.log") as base:
         response = httpx.post(f"{base}/api/ask", json={"question": QUESTION}, timeout=30)
         assert response.status_code == 200 and "386" in response.json()["answer"]

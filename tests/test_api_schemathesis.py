@@ -23,6 +23,7 @@ def server_url(
         "RAG_INDEX_DIR": str(seed_settings.index_dir),
         "RAG_CACHE_DIR": str(seed_settings.cache_dir),
         "RAG_DOCUMENTS_DIR": str(folder / "documents"),
+        "RAG_GENERATOR": "extractive",
     }
     with running_server(env, folder / "server.log") as base:
         yield base

@@ -24,6 +24,7 @@ def env(tmp_path: Path, model_cache: Path, model_dir: Path, monkeypatch: pytest.
     """An empty index folder and a ``seeds`` folder holding a copy of the seed page."""
     monkeypatch.setenv("RAG_INDEX_DIR", str(tmp_path / "index"))
     monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")  # not the local LLM, where one is installed
     docs = tmp_path / "seeds"
     docs.mkdir()
     shutil.copy(SEED, docs / SEED.name)

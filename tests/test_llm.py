@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+import rag.generators
 from api.routers.openai import ChatMessage, question_of
 from rag.config import Settings
 from rag.errors import GeneratorError, ModelError
@@ -188,11 +189,21 @@ def test_a_gguf_setting_must_name_a_file(tmp_path: Path) -> None:
 
 
 def test_generators_are_built_once_per_process() -> None:
-    generators = Generators(Settings())
+    generators = Generators(Settings(generator="extractive"))
     assert generators.get("extractive") is generators.get(None)
     assert "llama-cpp" in generators.names
-    with pytest.raises(GeneratorError):
+    with pytest.raises(GeneratorError, match="choose one of: extractive, llama-cpp, openai, auto"):
         generators.get("gpt-17")
+
+
+@pytest.mark.parametrize(("installed", "expected"), [(True, "llama-cpp"), (False, "extractive")])
+def test_auto_is_the_local_llm_when_it_is_installed(
+    installed: bool, expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(rag.generators, "_llama_cpp_installed", lambda _: installed)
+    generators = Generators(Settings())
+    assert Settings().generator == "auto" and generators.default == expected
+    assert Generators(Settings(generator="openai")).default == "openai"
 
 
 def _sse(pieces: list[str]) -> bytes:

@@ -78,6 +78,7 @@ def _server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str
         "RAG_INDEX_DIR": str(index),
         "RAG_CACHE_DIR": str(settings.cache_dir),
         "RAG_DOCUMENTS_DIR": str(folder / "documents"),
+        "RAG_GENERATOR": "extractive",
         **extra,
     }
 
@@ -196,7 +197,9 @@ def test_follow_up_sends_the_history_and_new_chat_clears_it(page: Any) -> None:
         "request", lambda request: sent.append(json.loads(request.post_data)) if "/api/ask" in request.url else None
     )
     _ask(page, QUESTION)
-    _ask(page, "And how much money was that?")
+    follow_up = _ask(page, "And how much money was that?")
+    # The question made standalone on the server (by the rules, with the extractive generator).
+    assert follow_up.locator(".searched").inner_text() == "Searched for: And how much money was that? (Fenghuang)"
     assert sent[0]["history"] == []
     assert [turn["role"] for turn in sent[1]["history"]] == ["user", "assistant"]
     assert sent[1]["history"][0]["content"] == QUESTION

@@ -22,7 +22,7 @@ def health(state: StateDep) -> JSONResponse:
         documents=len(snapshot.documents) if snapshot else 0,
         chunks=len(snapshot.chunks) if snapshot else 0,
         embedding_model=state.settings.embedding_model,
-        generator=state.settings.generator,
+        generator=state.generators.default if state.generators else state.settings.generator,
         generators=state.generators.available if state.generators else [],
     )
     return JSONResponse(body.model_dump(), status_code=200 if snapshot else 503)

@@ -33,6 +33,7 @@ const TEXT = {
     docMeta: "{0} articles · {1} passages · {2} characters",
     articles: "Articles",
     timing: "{0} ms",
+    searched: "Searched for: {0}",
     evidence: "Highlighted: the sentence that supports the answer.",
   },
   zh: {
@@ -66,6 +67,7 @@ const TEXT = {
     docMeta: "{0} 篇文章 · {1} 个段落 · {2} 字",
     articles: "文章标题",
     timing: "{0} 毫秒",
+    searched: "检索的问题：{0}",
     evidence: "高亮部分：支持答案的句子。",
   },
 };
@@ -238,7 +240,7 @@ function answerNodes(answer) {
   return nodes;
 }
 
-function renderAnswer(item, answer) {
+function renderAnswer(item, answer, question) {
   item.classList.remove("streaming");
   const parts = [];
   if (answer.abstained) {
@@ -261,6 +263,8 @@ function renderAnswer(item, answer) {
     });
     if (answer.citations.length) parts.push(sources);
   }
+  const searched = answer.standalone_question;
+  if (searched && searched !== question) parts.push(element("span", "note searched", t("searched", searched)));
   for (const warning of answer.warnings || []) parts.push(element("span", "note", warning));
   const total = answer.timings_ms && answer.timings_ms.total_ms;
   if (total) parts.push(element("span", "note", t("timing", Math.round(total))));
@@ -295,7 +299,7 @@ async function ask(question) {
         text.textContent += data.text;
         item.scrollIntoView({ block: "end" });
       } else if (event === "done") {
-        renderAnswer(item, data);
+        renderAnswer(item, data, question);
         session.history.push({ role: "user", content: question }, { role: "assistant", content: data.answer });
         finished = true;
       } else if (event === "error") {

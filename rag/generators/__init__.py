@@ -69,12 +69,23 @@ REGISTRY: dict[str, GeneratorFactory] = {
 }
 
 
+AUTO = "auto"
+
+
+def resolve_name(name: str, settings: Settings) -> str:
+    """A generator name, with ``auto`` made concrete: llama-cpp when it can run, else extractive."""
+    if name != AUTO:
+        return name
+    return "llama-cpp" if _llama_cpp_installed(settings) else "extractive"
+
+
 def create_generator(name: str, settings: Settings) -> Generator:
     """Build the generator registered under ``name``."""
     try:
-        factory = REGISTRY[name]
+        factory = REGISTRY[resolve_name(name, settings)]
     except KeyError:
-        raise GeneratorError(f"unknown generator {name!r}; choose one of: {', '.join(sorted(REGISTRY))}") from None
+        choices = ", ".join([*sorted(REGISTRY), AUTO])
+        raise GeneratorError(f"unknown generator {name!r}; choose one of: {choices}") from None
     return factory(settings)
 
 
@@ -96,9 +107,14 @@ class Generators:
         """The generators this installation can run (llama-cpp needs the LLM extra or a GGUF path)."""
         return [name for name in self.names if name != "llama-cpp" or _llama_cpp_installed(self._settings)]
 
+    @property
+    def default(self) -> str:
+        """The configured generator; ``auto`` is the local LLM when installed, else extractive."""
+        return resolve_name(self._settings.generator, self._settings)
+
     def get(self, name: str | None = None) -> Generator:
         """The generator called ``name`` (default: the configured one)."""
-        name = name or self._settings.generator
+        name = resolve_name(name or self._settings.generator, self._settings)
         with self._lock:
             if name not in self._built:
                 self._built[name] = create_generator(name, self._settings)
