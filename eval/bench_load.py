@@ -114,7 +114,8 @@ def main() -> int:
     if args.url:
         result = asyncio.run(run_load(args.url, args.clients, min(args.seconds, 600)))
     else:
-        with running_server({}, Path(tempfile.gettempdir()) / "rag-load.log") as url:
+        # The extractive generator, asked for by every request: no local LLM to load.
+        with running_server({"RAG_GENERATOR": "extractive"}, Path(tempfile.gettempdir()) / "rag-load.log") as url:
             result = asyncio.run(run_load(url, args.clients, min(args.seconds, 600)))
     line = (
         f"| {result['clients']} | {result['seconds']:.0f} | {result['requests']} | {result['requests_per_s']:.1f} | "

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from itertools import pairwise
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -19,6 +20,10 @@ from rag.errors import ModelError
 if TYPE_CHECKING:
     import torch
     from sentence_transformers import SentenceTransformer
+
+    from rag.models.onnx import OnnxQueryEncoder
+
+logger = logging.getLogger(__name__)
 
 Vectors = npt.NDArray[np.float32]
 # Short terms are cheap per item; bigger batches cut the per-batch overhead.
@@ -95,13 +100,29 @@ class QueryBatcher:
 class SentenceTransformerEmbedder:
     """Any sentence-transformers model; uses its ``query``/``passage`` prompts if it has them."""
 
-    def __init__(self, name: str, path: str, batch_size: int = 32, threads: int = 0) -> None:
+    def __init__(
+        self,
+        name: str,
+        path: str,
+        batch_size: int = 32,
+        threads: int = 0,
+        query_runtime: str = "torch",
+        onnx_dir: Path | None = None,
+    ) -> None:
         self._name = name
         self._path = path
         self._batch_size = batch_size
         self._threads = threads
+        self._query_runtime = query_runtime
+        self._onnx_dir = onnx_dir
         self._model: SentenceTransformer | None = None
-        self._queries = QueryBatcher(lambda texts: self._encode(texts, "query"))
+        self._onnx: OnnxQueryEncoder | None = None
+        self._queries = QueryBatcher(self._encode_queries)
+
+    @property
+    def query_runtime(self) -> str:
+        """What computes query vectors once loaded: ``onnx`` or ``torch``."""
+        return "onnx" if self._onnx is not None else "torch"
 
     @property
     def name(self) -> str:
@@ -124,6 +145,86 @@ class SentenceTransformerEmbedder:
                 "Set RAG_EMBEDDING_MODEL to a local sentence-transformers folder, or to a hub "
                 "name on a machine with internet access."
             ) from exc
+        if self._query_runtime != "torch":
+            self._onnx = self._onnx_encoder()
+
+    def _onnx_encoder(self) -> OnnxQueryEncoder | None:
+        """The onnxruntime query encoder, exported once and checked against PyTorch, or None.
+
+        ``auto`` falls back to PyTorch (with a log line) when onnxruntime is missing, the
+        model does not mean-pool, or the vectors disagree; ``onnx`` makes that an error.
+        An unreadable or disagreeing export is exported again, once.
+        """
+        import importlib.util
+
+        from rag.models.onnx import ONNX_FILE, mean_pooling_model
+
+        problem = ""
+        if importlib.util.find_spec("onnxruntime") is None:
+            problem = "onnxruntime is not installed"
+        elif self._onnx_dir is None:
+            problem = "no folder to keep the exported model in"
+        elif not mean_pooling_model(self.model):
+            problem = f"{self._name} does not mean-pool, and only mean pooling is exported"
+        else:
+            target = self._onnx_dir / ONNX_FILE
+            for attempt in range(2):
+                if attempt or not target.exists():
+                    target.unlink(missing_ok=True)
+                    problem = self._export(target)
+                    if problem:
+                        break
+                encoder, problem = self._checked_encoder(target)
+                if encoder is not None:
+                    return encoder
+        if self._query_runtime == "onnx":
+            raise ModelError(f"RAG_QUERY_RUNTIME=onnx: {problem}")
+        logger.warning("query vectors from PyTorch: %s", problem)
+        return None
+
+    def _export(self, target: Path) -> str:
+        """Export the loaded model's transformer to ``target``; the problem, if it failed."""
+        from rag.models.onnx import export_onnx
+
+        transformer: Any = self.model[0]
+        try:
+            export_onnx(Path(str(transformer.auto_model.name_or_path)), target)
+        except (OSError, RuntimeError, ValueError, ImportError) as exc:
+            return f"the ONNX export failed: {exc.__class__.__name__}: {exc}"
+        return ""
+
+    def _checked_encoder(self, target: Path) -> tuple[OnnxQueryEncoder | None, str]:
+        """The encoder over ``target`` if its vectors agree with PyTorch's, else why not."""
+        import os
+
+        from rag.models.onnx import MIN_AGREEMENT, PROBES, OnnxQueryEncoder
+
+        probes = list(PROBES)
+        try:
+            encoder = OnnxQueryEncoder(
+                target,
+                self.model.tokenizer,
+                int(self.model.max_seq_length or 512),
+                self._threads or os.cpu_count() or 1,
+            )
+            agreement = min(
+                encoder.agreement(self._encode(probes, "query"), probes, self._prompt("query")),
+                encoder.agreement(self._encode(probes, None), probes, ""),
+            )
+        except (ModelError, RuntimeError, ValueError) as exc:
+            return None, f"the ONNX export at {target} is unusable: {exc}"
+        if agreement < MIN_AGREEMENT:
+            return None, f"the ONNX export's vectors agree with PyTorch's only to cosine {agreement:.6f}"
+        return encoder, ""
+
+    def _prompt(self, name: str) -> str:
+        return str(self.model.prompts.get(name) or "")
+
+    def _encode_queries(self, texts: list[str]) -> Vectors:
+        self.warm_up()
+        if self._onnx is not None:
+            return self._onnx.encode(texts, self._prompt("query"))
+        return self._encode(texts, "query")
 
     @property
     def model(self) -> SentenceTransformer:
@@ -156,7 +257,7 @@ class SentenceTransformerEmbedder:
 
     def embed_queries(self, texts: list[str]) -> Vectors:
         """Query vectors, shape (len(texts), dimension)."""
-        return self._encode(texts, "query")
+        return self._encode_queries(texts)
 
     def embed_documents(self, texts: list[str]) -> Vectors:
         """Passage vectors, shape (len(texts), dimension)."""
@@ -213,6 +314,11 @@ class SentenceTransformerEmbedder:
         """Term vectors without a prompt (it would double the tokens of a short word)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        self.warm_up()
+        if self._onnx is not None:
+            return np.concatenate(
+                [self._onnx.encode(texts[n : n + _TERM_BATCH]) for n in range(0, len(texts), _TERM_BATCH)]
+            )
         return self._encode(texts, None, batch_size=_TERM_BATCH)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,11 +27,24 @@ class IndexResult:
     version: Path | None
 
 
+def onnx_folder(cache_dir: Path, model_name: str, model_path: str) -> Path:
+    """Where a model's ONNX export is kept: one folder per model name and location (a
+    re-provisioned model in a new folder gets a new export)."""
+    slug = re.sub(r"[^\w.-]+", "_", model_name).strip("_") or "model"
+    digest = hashlib.sha256(f"{model_name}\n{model_path}".encode()).hexdigest()[:12]
+    return cache_dir / "onnx" / f"{slug}-{digest}"
+
+
 def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     """The configured embedder, loaded (the embedded default is provisioned on first use)."""
     path = resolve_model_path(settings.embedding_model, settings.cache_dir)
     embedder = SentenceTransformerEmbedder(
-        settings.embedding_model, path, settings.embedding_batch_size, settings.embedding_threads
+        settings.embedding_model,
+        path,
+        settings.embedding_batch_size,
+        settings.embedding_threads,
+        query_runtime=settings.query_runtime,
+        onnx_dir=onnx_folder(settings.cache_dir, settings.embedding_model, path),
     )
     embedder.warm_up()
     return embedder

