@@ -65,3 +65,17 @@ def test_without_onnxruntime_auto_keeps_pytorch_and_onnx_is_an_error(
     required = SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="onnx", onnx_dir=tmp_path)
     with pytest.raises(ModelError, match="RAG_QUERY_RUNTIME=onnx: onnxruntime is not installed"):
         required.warm_up()
+
+
+def test_passages_and_their_sentence_spans_agree_with_pytorch(
+    real_embedder: SentenceTransformerEmbedder, torch_embedder: SentenceTransformerEmbedder, seed_raw: str
+) -> None:
+    lines = [line for line in seed_raw.splitlines() if len(line) > 40][:12]
+    texts = [*lines, "".join(lines)]  # the last is longer than 512 tokens: its tail span is embedded alone
+    spans = [[(0, 20), (15, len(text) // 2)] for text in lines] + [[(0, 30), (len(texts[-1]) - 40, len(texts[-1]))]]
+    onnx_passages, onnx_spans = real_embedder.embed_passages(texts, spans)
+    torch_passages, torch_spans = torch_embedder.embed_passages(texts, spans)
+    assert onnx_passages.shape == torch_passages.shape == (len(texts), 384)
+    assert onnx_spans.shape == torch_spans.shape == (sum(map(len, spans)), 384)
+    assert (onnx_passages * torch_passages).sum(axis=1).min() > 0.9999
+    assert (onnx_spans * torch_spans).sum(axis=1).min() > 0.9999

@@ -258,6 +258,7 @@ def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
     page.set_input_files("#upload-file", str(article))
     page.click("#upload-form button[type=submit]")
     page.locator("#upload-status", has_text="Added linli-bridges.txt").wait_for()
+    # The list is reloaded before the status says so.
     assert page.locator("#doc-list li", has_text="linli-bridges.txt").count() == 1
     _shot(page, "desktop-documents")
 

@@ -393,11 +393,12 @@ async function deleteDocument(doc) {
   const status = $("upload-status");
   try {
     await request(`/api/documents/${doc.doc_id.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
+    await loadDocuments();
     status.textContent = t("deleted", doc.source);
   } catch (error) {
+    await loadDocuments();
     status.textContent = error.message;
   }
-  await loadDocuments();
 }
 
 /** Upload with XMLHttpRequest: fetch cannot report upload progress. */
@@ -430,9 +431,9 @@ function upload(file) {
         // keep the status line
       }
       if (xhr.status === 201) {
-        status.textContent = t("uploaded", body.source, body.chunks);
         $("upload-file").value = "";
         await loadDocuments();
+        status.textContent = t("uploaded", body.source, body.chunks);
       } else if (xhr.status === 401) {
         showKeyForm(true);
         status.textContent = t("needKey");

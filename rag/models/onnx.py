@@ -104,6 +104,14 @@ def export_onnx(model_path: Path, target: Path) -> Path:
     return target
 
 
+def _mean_unit(hidden: Vectors, mask: npt.NDArray[np.int64]) -> Vectors:
+    """Mean of each row's unmasked token vectors, scaled to length one."""
+    weights = mask[..., None].astype(np.float32)
+    pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return np.ascontiguousarray(pooled / np.where(norms == 0, 1, norms), dtype=np.float32)
+
+
 class OnnxQueryEncoder:
     """Tokenise with the model's tokenizer, run the exported graph, mean-pool, normalise."""
 
@@ -121,8 +129,8 @@ class OnnxQueryEncoder:
         self._tokenizer = tokenizer
         self._max_length = max_length
 
-    def encode(self, texts: list[str], prefix: str = "") -> Vectors:
-        """Unit vectors of ``prefix + text``, shape (len(texts), dimension)."""
+    def _run(self, texts: list[str], prefix: str) -> tuple[Vectors, npt.NDArray[np.int64]]:
+        """The last hidden state (batch, tokens, dimension) and the attention mask."""
         batch = self._tokenizer(
             [prefix + text for text in texts],
             padding=True,
@@ -132,11 +140,28 @@ class OnnxQueryEncoder:
         )
         mask = batch["attention_mask"].astype(np.int64)
         feed = {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask}
-        hidden = self._session.run(None, feed)[0]
-        weights = mask[..., None].astype(np.float32)
-        pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1e-9)
-        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-        return np.ascontiguousarray(pooled / np.where(norms == 0, 1, norms), dtype=np.float32)
+        return self._session.run(None, feed)[0], mask
+
+    def encode(self, texts: list[str], prefix: str = "") -> Vectors:
+        """Unit vectors of ``prefix + text``, shape (len(texts), dimension)."""
+        hidden, mask = self._run(texts, prefix)
+        return _mean_unit(hidden, mask)
+
+    def encode_tokens(self, texts: list[str], prefix: str, batch_size: int) -> tuple[Vectors, list[Vectors]]:
+        """Unit vectors and each text's token vectors (padding dropped), in input order.
+
+        Texts are batched by length, as sentence-transformers does, to pad little.
+        """
+        order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
+        pooled: list[Vectors] = [np.empty(0, dtype=np.float32)] * len(texts)
+        tokens: list[Vectors] = [np.empty(0, dtype=np.float32)] * len(texts)
+        for first in range(0, len(order), batch_size):
+            rows = order[first : first + batch_size]
+            hidden, mask = self._run([texts[n] for n in rows], prefix)
+            for row, vector, states, row_mask in zip(rows, _mean_unit(hidden, mask), hidden, mask, strict=True):
+                pooled[row] = vector
+                tokens[row] = np.ascontiguousarray(states[: int(row_mask.sum())], dtype=np.float32)
+        return np.stack(pooled), tokens
 
     def agreement(self, reference: Vectors, texts: list[str], prefix: str) -> float:
         """The lowest cosine between this encoder's vectors and ``reference`` (the same texts)."""
