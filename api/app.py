@@ -37,13 +37,11 @@ def _load(settings: Settings) -> AppState:
 
 
 def _warm_default_generator(state: AppState) -> None:
-    """Load the default generator's model now (the local LLM: 1 to 2 s), not on the first question."""
+    """Load the default generator's model at start-up rather than on the first question."""
+    assert state.generators is not None
     try:
-        generator = state.generator(None)
-        warm_up = getattr(generator, "warm_up", None)
-        if callable(warm_up):
-            warm_up()
-    except RagError as exc:  # the app stays up; questions to this generator get its error
+        state.generators.warm_up_default()
+    except (RagError, OSError) as exc:  # the app stays up; questions to this generator get its error
         logger.warning("the default generator is not usable: %s", exc)
 
 

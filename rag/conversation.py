@@ -135,7 +135,7 @@ def rewrite_messages(question: str, history: Sequence[Turn]) -> list[dict[str, s
     return [{"role": "system", "content": _REWRITE_SYSTEM}, {"role": "user", "content": prompt}]
 
 
-def accepted_rewrite(reply: str, question: str, history: Sequence[Turn]) -> str | None:
+def accepted_rewrite(reply: str, question: str, history: Sequence[Turn], max_chars: int = 2000) -> str | None:
     """The model's rewrite, cleaned, or None when it does not look like the question rewritten."""
     line = next((ln.strip() for ln in reply.strip().splitlines() if ln.strip()), "")
     line = _LABEL.sub("", line).strip().strip("\"'“”「」`").strip()
@@ -146,7 +146,7 @@ def accepted_rewrite(reply: str, question: str, history: Sequence[Turn]) -> str 
     cjk, latin = len(_CJK.findall(line)), len(re.findall(r"[A-Za-z]", line))
     if (cjk == 0) if _CJK.search(question) else (cjk > latin):
         return None
-    budget = len(question) + len(_previous_question(history)) + 40
+    budget = min(len(question) + len(_previous_question(history)) + 40, max_chars)
     if len(line) > budget:
         return None
     # The follow-up's own names must survive ("What about Zhuzhou?" is not the earlier question).
@@ -155,25 +155,30 @@ def accepted_rewrite(reply: str, question: str, history: Sequence[Turn]) -> str 
     return line
 
 
-def standalone_question(question: str, history: Sequence[Turn], chat: ChatFunction | None = None) -> str:
+def standalone_question(
+    question: str, history: Sequence[Turn], chat: ChatFunction | None = None, max_chars: int = 2000
+) -> str:
     """The question as it should be retrieved, given the earlier turns (oldest first).
 
     ``chat``, when given, asks a language model first; the rules answer when it fails.
+    A question over ``max_chars`` is returned as it is, for the pipeline to refuse, and no
+    rewrite is longer than that.
     """
     question = question.strip()
     previous = _previous_question(history)
-    if not question or not previous or question == previous:
+    if not question or not previous or question == previous or len(question) > max_chars:
         return question
     if chat is not None:
         try:
-            rewritten = accepted_rewrite(chat(rewrite_messages(question, history)), question, history)
+            rewritten = accepted_rewrite(chat(rewrite_messages(question, history)), question, history, max_chars)
         except RagError as exc:
             logger.warning("the model could not rewrite the follow-up (%s); using the rules", exc)
         else:
             # A model that leaves the question as it was may have missed a follow-up the rules see.
             if rewritten and _squeezed(rewritten) != _squeezed(question):
                 return rewritten
-    return _by_rules(question, previous)
+    by_rules = _by_rules(question, previous)
+    return by_rules if len(by_rules) <= max_chars else question
 
 
 def _squeezed(text: str) -> str:

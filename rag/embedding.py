@@ -170,7 +170,6 @@ class SentenceTransformerEmbedder:
             target = self._onnx_dir / ONNX_FILE
             for attempt in range(2):
                 if attempt or not target.exists():
-                    target.unlink(missing_ok=True)
                     problem = self._export(target)
                     if problem:
                         break
@@ -178,6 +177,7 @@ class SentenceTransformerEmbedder:
                 if encoder is not None:
                     return encoder
         if self._query_runtime == "onnx":
+            self._model = None  # not loaded: the next warm_up tries again, and fails again
             raise ModelError(f"RAG_QUERY_RUNTIME=onnx: {problem}")
         logger.warning("query vectors from PyTorch: %s", problem)
         return None
@@ -188,6 +188,7 @@ class SentenceTransformerEmbedder:
 
         transformer: Any = self.model[0]
         try:
+            target.unlink(missing_ok=True)
             export_onnx(Path(str(transformer.auto_model.name_or_path)), target)
         except (OSError, RuntimeError, ValueError, ImportError) as exc:
             return f"the ONNX export failed: {exc.__class__.__name__}: {exc}"

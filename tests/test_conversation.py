@@ -99,3 +99,11 @@ def test_a_failing_model_leaves_the_rules_and_no_history_asks_no_model() -> None
     assert standalone_question("那株洲呢？", FIRST_ZH, broken) == "株洲为多少名农民工追回了拖欠工资？"
     seen: list[list[dict[str, str]]] = []
     assert standalone_question("那株洲呢？", [], _model("anything", seen)) == "那株洲呢？" and not seen
+
+
+def test_over_long_questions_and_rewrites_are_not_rewritten() -> None:
+    seen: list[list[dict[str, str]]] = []
+    long = "那株洲呢？" * 500
+    assert standalone_question(long, FIRST_ZH, _model("x", seen), max_chars=2000) == long and not seen
+    rewritten = standalone_question("那株洲呢？", FIRST_ZH, _model("株洲" * 30), max_chars=40)
+    assert rewritten == "株洲为多少名农民工追回了拖欠工资？"

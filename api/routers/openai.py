@@ -75,13 +75,13 @@ def models(state: StateDep) -> ModelList:
     return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in state.generators.available])
 
 
-def question_of(messages: list[ChatMessage], chat: ChatFunction | None = None) -> str:
+def question_of(messages: list[ChatMessage], chat: ChatFunction | None = None, max_chars: int = 2000) -> str:
     """The last user message is the question, made standalone from the messages before it
     (by ``chat``, the generator's language model, when it has one)."""
     for n in range(len(messages) - 1, -1, -1):
         if messages[n].role == "user":
             earlier = [Turn(m.role, m.text()) for m in messages[:n]]
-            return standalone_question(messages[n].text(), earlier, chat)
+            return standalone_question(messages[n].text(), earlier, chat, max_chars)
     raise InvalidQuestion("the conversation has no user message to answer")
 
 
@@ -101,7 +101,7 @@ def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) 
     """Answer the last user message; ``stream: true`` sends chat.completion.chunk events."""
     settings = state.settings
     generator = state.generator(body.model)
-    question = question_of(body.messages, chat_function(generator))
+    question = question_of(body.messages, chat_function(generator), settings.max_question_chars)
     top_k = body.top_k or settings.top_k
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())

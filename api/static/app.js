@@ -17,6 +17,7 @@ const TEXT = {
     stop: "Stop",
     upload: "Upload",
     notFound: "Not found in the documents",
+    notFoundText: "The documents do not contain the answer.",
     stopped: "Stopped.",
     sources: "Sources",
     serverDown: "Cannot reach the server. Is it running?",
@@ -51,6 +52,7 @@ const TEXT = {
     stop: "停止",
     upload: "上传",
     notFound: "文档中未找到答案",
+    notFoundText: "文档中没有找到这个问题的答案。",
     stopped: "已停止。",
     sources: "来源",
     serverDown: "无法连接服务器，请确认服务已启动。",
@@ -244,9 +246,11 @@ function renderAnswer(item, answer, question) {
   item.classList.remove("streaming");
   const parts = [];
   if (answer.abstained) {
+    // The server's text may be an LLM answer it withheld as ungrounded: show why, not it.
     item.classList.add("abstained");
     parts.push(element("span", "status", t("notFound")));
-    parts.push(element("span", "text", answer.answer));
+    parts.push(element("span", "text", t("notFoundText")));
+    if (answer.abstain_reason) parts.push(element("span", "note", answer.abstain_reason));
   } else {
     const text = element("span", "text");
     text.append(...answerNodes(answer));
@@ -300,7 +304,8 @@ async function ask(question) {
         item.scrollIntoView({ block: "end" });
       } else if (event === "done") {
         renderAnswer(item, data, question);
-        session.history.push({ role: "user", content: question }, { role: "assistant", content: data.answer });
+        const said = data.abstained ? t("notFoundText") : data.answer;
+        session.history.push({ role: "user", content: question }, { role: "assistant", content: said });
         finished = true;
       } else if (event === "error") {
         showError(item, data.message);

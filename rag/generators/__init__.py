@@ -7,14 +7,17 @@ model must not be loaded per question.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
 from rag.config import Settings
 from rag.conversation import ChatFunction
-from rag.errors import GeneratorError
+from rag.errors import GeneratorError, RagError
 from rag.generators.base import ChatGenerator, GenerationRequest, Generator, ScoredSentence, generate
 from rag.generators.extractive import ExtractiveGenerator, Thresholds
+
+logger = logging.getLogger(__name__)
 
 GeneratorFactory = Callable[[Settings], Generator]
 
@@ -96,6 +99,7 @@ class Generators:
         self._settings = settings
         self._built: dict[str, Generator] = {}
         self._lock = threading.Lock()
+        self._auto_failed = ""  # why ``auto`` could not be the local LLM
 
     @property
     def names(self) -> list[str]:
@@ -109,16 +113,49 @@ class Generators:
 
     @property
     def default(self) -> str:
-        """The configured generator; ``auto`` is the local LLM when installed, else extractive."""
+        """The configured generator; ``auto`` is the local LLM when installed (and it could
+        be built), else extractive."""
+        if self._settings.generator == AUTO and self._auto_failed:
+            return "extractive"
         return resolve_name(self._settings.generator, self._settings)
 
     def get(self, name: str | None = None) -> Generator:
-        """The generator called ``name`` (default: the configured one)."""
-        name = resolve_name(name or self._settings.generator, self._settings)
+        """The generator called ``name`` (default: the configured one).
+
+        When ``auto`` picks the local LLM and it cannot be built (a missing model part,
+        a full disk), ``auto`` means extractive from then on, with a log line.
+        """
+        requested = name or self._settings.generator
+        resolved = "extractive" if requested == AUTO and self._auto_failed else resolve_name(requested, self._settings)
         with self._lock:
-            if name not in self._built:
-                self._built[name] = create_generator(name, self._settings)
-            return self._built[name]
+            if resolved not in self._built:
+                try:
+                    self._built[resolved] = create_generator(resolved, self._settings)
+                except (RagError, OSError) as exc:
+                    if requested != AUTO:
+                        raise
+                    self._auto_failed = str(exc)
+                    logger.warning("generator auto: %s cannot run (%s); answering extractively", resolved, exc)
+                    resolved = "extractive"
+                    self._built.setdefault(resolved, create_generator(resolved, self._settings))
+            return self._built[resolved]
+
+    def warm_up_default(self) -> None:
+        """Load the default generator's model now (the local LLM: 1 to 2 s), not on the first
+        question. Under ``auto`` a model that fails to load leaves extractive as the default."""
+        generator = self.get(None)
+        warm_up = getattr(generator, "warm_up", None)
+        if not callable(warm_up):
+            return
+        try:
+            warm_up()
+        except (RagError, OSError) as exc:
+            if self._settings.generator != AUTO:
+                raise
+            with self._lock:
+                self._auto_failed = str(exc)
+                self._built = {k: v for k, v in self._built.items() if v is not generator}
+            logger.warning("generator auto: %s cannot run (%s); answering extractively", generator.name, exc)
 
 
 def chat_function(generator: Generator) -> ChatFunction | None:

@@ -25,6 +25,8 @@ from rag.generators.prompting import PromptShape, finish, messages
 from rag.models.gguf import INSTALL_HINT
 from rag.types import Answer
 
+CHAT_WAIT_S = 5.0
+
 
 class LlamaCppGenerator:
     """Answers with a local GGUF model, citing the passages it used."""
@@ -98,13 +100,20 @@ class LlamaCppGenerator:
                 raise GeneratorError(f"the local model failed: {exc}") from exc
 
     def chat(self, messages: list[dict[str, str]]) -> str:
-        """The model's reply to plain chat messages (follow-up rewriting: rag.conversation)."""
-        with self._lock:
+        """The model's reply to plain chat messages (follow-up rewriting: rag.conversation).
+
+        It waits at most ``CHAT_WAIT_S`` for answers being generated: a streamed answer holds
+        the model between tokens, and the rules can rewrite a follow-up instead.
+        """
+        if not self._lock.acquire(timeout=CHAT_WAIT_S):
+            raise GeneratorError(f"the local model is busy with other answers (waited {CHAT_WAIT_S:.0f} s)")
+        try:
             llm = self._model()
-            try:
-                reply = llm.create_chat_completion(messages=messages, temperature=0.0, max_tokens=self._max_tokens)
-            except (ValueError, RuntimeError) as exc:
-                raise GeneratorError(f"the local model failed: {exc}") from exc
+            reply = llm.create_chat_completion(messages=messages, temperature=0.0, max_tokens=self._max_tokens)
+        except (ValueError, RuntimeError) as exc:
+            raise GeneratorError(f"the local model failed: {exc}") from exc
+        finally:
+            self._lock.release()
         return str(reply["choices"][0]["message"].get("content") or "")
 
     def complete(self, request: GenerationRequest, text: str) -> Answer:

@@ -27,6 +27,7 @@ from rag.types import Answer
 if TYPE_CHECKING:
     import httpx
 
+CHAT_TIMEOUT_S = 10.0
 _RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -87,16 +88,20 @@ class OpenAICompatGenerator:
             "max_tokens": self._backend.max_tokens,
         }
 
-    def _events(self, payload: dict[str, object]) -> Iterator[str]:
+    def _events(
+        self, payload: dict[str, object], retries: int | None = None, timeout_s: float | None = None
+    ) -> Iterator[str]:
         """Content pieces from the server's stream; retried while nothing has been yielded."""
         import httpx
 
+        retries = self._backend.retries if retries is None else retries
+        timeout = httpx.Timeout(timeout_s) if timeout_s is not None else httpx.USE_CLIENT_DEFAULT
         attempt = 0
         started = False
         while True:
             try:
-                with self._client.stream("POST", "/chat/completions", json=payload) as response:
-                    if response.status_code in _RETRY_STATUS and attempt < self._backend.retries:
+                with self._client.stream("POST", "/chat/completions", json=payload, timeout=timeout) as response:
+                    if response.status_code in _RETRY_STATUS and attempt < retries:
                         raise _Retry(f"HTTP {response.status_code}")
                     if response.status_code != 200:
                         response.read()
@@ -114,7 +119,7 @@ class OpenAICompatGenerator:
                         f"the OpenAI-compatible server at {self._backend.base_url} broke off the answer "
                         f"({exc.__class__.__name__})"
                     ) from exc
-                if attempt >= self._backend.retries:
+                if attempt >= retries:
                     raise GeneratorError(
                         f"cannot reach the OpenAI-compatible server at {self._backend.base_url} "
                         f"({exc.__class__.__name__}: {exc}) after {attempt + 1} attempts"
@@ -123,7 +128,11 @@ class OpenAICompatGenerator:
                 attempt += 1
 
     def chat(self, messages: list[dict[str, str]]) -> str:
-        """The server's reply to plain chat messages (follow-up rewriting: rag.conversation)."""
+        """The server's reply to plain chat messages (follow-up rewriting: rag.conversation).
+
+        One attempt with a short timeout: the rules can rewrite a follow-up instead, and the
+        answer that follows retries on its own.
+        """
         payload = {
             "model": self._backend.model,
             "messages": messages,
@@ -131,7 +140,7 @@ class OpenAICompatGenerator:
             "temperature": 0.0,
             "max_tokens": self._backend.max_tokens,
         }
-        return "".join(self._events(payload))
+        return "".join(self._events(payload, retries=0, timeout_s=min(CHAT_TIMEOUT_S, self._backend.timeout_s)))
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
         choice = choose(request, self._thresholds)

@@ -27,9 +27,18 @@ _MARKER = re.compile(r"\[(\d{1,2})\]")
 _SPACED_MARKER = re.compile(r"\s*\[(\d{1,2})\]")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 _ACRONYM = re.compile(r"\b[A-Z][A-Z0-9]+\b")
-_SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(million|billion)\b", re.IGNORECASE)
-# Chinese scale characters and their values: 万 is ten thousand, 亿 a hundred million.
-_CHINESE_SCALE = {"万": 10**4, "亿": 10**8}
+_SCALED = re.compile(r"(?<![\d.,])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)\s*(million|billion)\b", re.I)
+# In normalised passage text (no spaces or commas): "33.17万", "500余万", "2.5亿", "3万亿".
+_SCALED_SOURCE = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)余?(万亿|百万|千万|万|亿|million|billion)", re.I)
+_SCALE_VALUE = {
+    "万亿": 10**12,
+    "百万": 10**6,
+    "千万": 10**7,
+    "万": 10**4,
+    "亿": 10**8,
+    "million": 10**6,
+    "billion": 10**9,
+}
 
 
 def is_chinese(text: str) -> bool:
@@ -141,24 +150,39 @@ def _evidence(request: GenerationRequest, rank: int, answer: str) -> tuple[int, 
     return chunk.start, chunk.end, chunk.text
 
 
+def _amounts(source: str) -> list[tuple[str, str, float]]:
+    """(number, scale, value) of every amount the normalised passages write with a scale."""
+    found = []
+    for match in _SCALED_SOURCE.finditer(source):
+        number, scale = match.group(1), match.group(2)
+        found.append((number, scale, float(number) * _SCALE_VALUE.get(scale, 1)))
+    return found
+
+
+def _plain(value: float) -> str:
+    """A value as an English amount: 331,700; 250 million; 1.25 billion; 3 trillion."""
+    for size, word in ((10**12, "trillion"), (10**9, "billion"), (10**6, "million")):
+        if value >= size:
+            return f"{value / size:,.4f}".rstrip("0").rstrip(".") + f" {word}"
+    return f"{value:,.2f}".rstrip("0").rstrip(".")
+
+
 def fix_scales(answer: str, evidence: str) -> str:
     """English scale words put right where the passages count in 万 or 亿.
 
-    A small model turns "33.17 万元" into "33.17 million yuan"; it is 331,700 yuan. A
-    "33.17 million" whose number the passages write with 万 or 亿 (and not as millions)
-    is rewritten as the passages' value.
+    A small model turns "33.17 万元" into "33.17 million yuan"; it is 331,700 yuan. An
+    "N million" (or billion) is rewritten to the passages' value when the passages write
+    N with 万, 亿 or 万亿 and no amount of theirs equals what the answer says.
     """
-    source = _normal(evidence)
+    amounts = _amounts(_normal(evidence))
 
     def fixed(match: re.Match[str]) -> str:
-        number = match.group(1)
-        scale = re.search(rf"(?<![\d.]){re.escape(number)}(百万|千万|万|亿|million|billion)", source)
-        if scale is None or scale.group(1) not in _CHINESE_SCALE:
+        number, word = match.group(1).replace(",", ""), match.group(2).lower()
+        stated = float(number) * (10**6 if word == "million" else 10**9)
+        if any(abs(value - stated) <= stated * 1e-9 for _, _, value in amounts):
             return match.group()
-        value = round(float(number) * _CHINESE_SCALE[scale.group(1)], 2)
-        if value >= 10**6:
-            return f"{value / 10**6:,.6g} million"
-        return f"{value:,.0f}" if value == int(value) else f"{value:,}"
+        chinese = [value for n, scale, value in amounts if n == number and scale in ("万", "亿", "万亿")]
+        return _plain(chinese[0]) if chinese else match.group()
 
     return _SCALED.sub(fixed, answer)
 
@@ -188,7 +212,6 @@ def finish(request: GenerationRequest, text: str, gate: str | None, shown: int |
     holding = [r for r in range(count) if not ungrounded_terms(stripped, passage_text(request.passages[r].chunk))]
     ranks = [r for r in cited if r in holding] or holding[:1] or cited[:1] or [0]
     stripped = _SPACED_MARKER.sub(lambda m: m.group() if int(m.group(1)) - 1 in ranks else "", stripped)
-    stripped = fix_scales(stripped, "\n".join(passage_text(request.passages[r].chunk) for r in ranks))
     if not cited_ranks(stripped, count):
         stripped = f"{stripped} [{ranks[0] + 1}]"
     citations = []
@@ -202,7 +225,9 @@ def finish(request: GenerationRequest, text: str, gate: str | None, shown: int |
             )
         )
     best = _evidence(request, ranks[0], stripped)[2]
-    return Answer(text=renumber(stripped, ranks), abstained=False, citations=tuple(citations), evidence=best)
+    # Units are put right last: the evidence is found by the answer's own numbers.
+    text = fix_scales(renumber(stripped, ranks), "\n".join(passage_text(request.passages[r].chunk) for r in ranks))
+    return Answer(text=text, abstained=False, citations=tuple(citations), evidence=best)
 
 
 def renumber(text: str, ranks: list[int]) -> str:

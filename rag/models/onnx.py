@@ -16,9 +16,11 @@ loaded model's ``_attn_implementation`` gives a graph that disagrees with PyTorc
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
+import threading
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -126,24 +128,30 @@ class OnnxQueryEncoder:
             self._session = onnxruntime.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own untyped errors for a bad file
             raise ModelError(f"cannot load {onnx_path}: {exc}") from exc
-        self._tokenizer = tokenizer
+        # Its own tokenizer copy, used under a lock: a fast tokenizer's padding settings
+        # are shared state ("Already borrowed" when two threads change them at once).
+        self._tokenizer = copy.deepcopy(tokenizer)
+        self._tokenizer_lock = threading.Lock()
         self._max_length = max_length
 
     def _run(self, texts: list[str], prefix: str) -> tuple[Vectors, npt.NDArray[np.int64]]:
         """The last hidden state (batch, tokens, dimension) and the attention mask."""
-        batch = self._tokenizer(
-            [prefix + text for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=self._max_length,
-            return_tensors="np",
-        )
+        with self._tokenizer_lock:
+            batch = self._tokenizer(
+                [prefix + text for text in texts],
+                padding=True,
+                truncation=True,
+                max_length=self._max_length,
+                return_tensors="np",
+            )
         mask = batch["attention_mask"].astype(np.int64)
         feed = {"input_ids": batch["input_ids"].astype(np.int64), "attention_mask": mask}
         return self._session.run(None, feed)[0], mask
 
     def encode(self, texts: list[str], prefix: str = "") -> Vectors:
         """Unit vectors of ``prefix + text``, shape (len(texts), dimension)."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
         hidden, mask = self._run(texts, prefix)
         return _mean_unit(hidden, mask)
 
@@ -162,6 +170,10 @@ class OnnxQueryEncoder:
                 pooled[row] = vector
                 tokens[row] = np.ascontiguousarray(states[: int(row_mask.sum())], dtype=np.float32)
         return np.stack(pooled), tokens
+
+    @property
+    def dimension(self) -> int:
+        return int(self._session.get_outputs()[0].shape[-1])
 
     def agreement(self, reference: Vectors, texts: list[str], prefix: str) -> float:
         """The lowest cosine between this encoder's vectors and ``reference`` (the same texts)."""
