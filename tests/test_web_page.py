@@ -226,9 +226,11 @@ def test_stop_cancels_a_streaming_answer(page: Any) -> None:
     page.fill("#question", QUESTION)
     page.press("#question", "Enter")
     page.locator(".msg.assistant.streaming").wait_for()
+    assert page.locator(".msg.assistant .status").inner_text() == "Reading the documents…"
     assert page.locator("#stop").is_visible() and page.locator("#send").is_hidden()
     page.click("#stop")
     assert page.locator(".msg.assistant .note").inner_text() == "Stopped."
+    assert page.locator(".msg.assistant .status").count() == 0
     assert page.locator("#send").is_enabled() and page.locator("#stop").is_hidden()
 
 

@@ -19,6 +19,7 @@ const TEXT = {
     notFound: "Not found in the documents",
     notFoundText: "The documents do not contain the answer.",
     stopped: "Stopped.",
+    reading: "Reading the documents…",
     sources: "Sources",
     serverDown: "Cannot reach the server. Is it running?",
     notReady: "The server is up but not ready: {0}",
@@ -54,6 +55,7 @@ const TEXT = {
     notFound: "文档中未找到答案",
     notFoundText: "文档中没有找到这个问题的答案。",
     stopped: "已停止。",
+    reading: "正在查阅文档…",
     sources: "来源",
     serverDown: "无法连接服务器，请确认服务已启动。",
     notReady: "服务器已启动但尚未就绪：{0}",
@@ -285,6 +287,9 @@ async function ask(question) {
   addMessage("user", question);
   const item = addMessage("assistant streaming", "");
   const text = item.querySelector(".text");
+  // Until the first words arrive (seconds with a local LLM), say what is happening.
+  const waiting = element("span", "status", t("reading"));
+  item.prepend(waiting);
   const controller = new AbortController();
   session.controller = controller;
   setBusy(true);
@@ -300,6 +305,7 @@ async function ask(question) {
     let finished = false;
     for await (const { event, data } of serverEvents(response)) {
       if (event === "token") {
+        waiting.remove();
         text.textContent += data.text;
         item.scrollIntoView({ block: "end" });
       } else if (event === "done") {
@@ -315,6 +321,7 @@ async function ask(question) {
     if (!finished) showError(item, t("serverDown"));
   } catch (error) {
     if (error.name === "AbortError") {
+      waiting.remove();
       item.classList.remove("streaming");
       item.append(element("span", "note", t("stopped")));
     } else {
