@@ -7,8 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.state import AppState
-from rag.errors import IndexMissing
-from rag.pipeline import Pipeline
+from rag.answering import Answerer
 
 
 def get_state(request: Request) -> AppState:
@@ -16,12 +15,10 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-def get_pipeline(state: Annotated[AppState, Depends(get_state)]) -> Pipeline:
-    """The loaded pipeline, or 503 (through IndexMissing) while there is no index."""
-    if state.pipeline is None:
-        raise IndexMissing(state.not_ready or "the index is not loaded")
-    return state.pipeline
+def get_answerer(state: Annotated[AppState, Depends(get_state)]) -> Answerer:
+    """The answer path over the loaded index, or 503 while there is none."""
+    return state.answerer()
 
 
 StateDep = Annotated[AppState, Depends(get_state)]
-PipelineDep = Annotated[Pipeline, Depends(get_pipeline)]
+AnswererDep = Annotated[Answerer, Depends(get_answerer)]

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from rag.types import Answer
+from rag.types import Answer, Usage
 
 
 class Message(BaseModel):
@@ -47,8 +47,28 @@ class CitationModel(BaseModel):
     evidence_end: int
 
 
+class UsageModel(BaseModel):
+    """Tokens the language model read and wrote for the answer (and the follow-up rewrite)."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+    @classmethod
+    def from_usage(cls, usage: Usage) -> UsageModel:
+        return cls(
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            total_tokens=usage.total_tokens,
+        )
+
+
 class AskResponse(BaseModel):
-    """The answer, whether the service abstained (and why), its citations and timings."""
+    """The answer, whether the service abstained (and why), its citations and timings.
+
+    ``answer`` is verified text whose ``[n]`` markers refer to ``citations`` (an abstention
+    is the fixed not-found text, never a withheld draft).
+    """
 
     answer: str
     abstained: bool
@@ -58,9 +78,10 @@ class AskResponse(BaseModel):
     timings_ms: dict[str, float]
     warnings: list[str] = Field(default_factory=list, description="e.g. the LLM server was unreachable")
     standalone_question: str = Field(default="", description="the question as retrieved, after the conversation")
+    usage: UsageModel = Field(description="language-model tokens (zero for the extractive generator)")
 
     @classmethod
-    def from_answer(cls, answer: Answer) -> AskResponse:
+    def from_answer(cls, answer: Answer, standalone_question: str = "") -> AskResponse:
         return cls(
             answer=answer.text,
             abstained=answer.abstained,
@@ -69,6 +90,8 @@ class AskResponse(BaseModel):
             citations=[CitationModel(**vars(c)) for c in answer.citations],
             timings_ms=answer.timings_ms,
             warnings=list(answer.warnings),
+            standalone_question=standalone_question,
+            usage=UsageModel.from_usage(answer.usage),
         )
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from rag.answering import Answerer
 from rag.config import Settings
 from rag.embedding import Embedder
-from rag.generators import Generator, Generators
+from rag.errors import IndexMissing
+from rag.generators import Generators
 from rag.pipeline import Pipeline
 
 
@@ -32,7 +34,10 @@ class AppState:
         if self.generators is None:
             self.generators = Generators(self.settings)
 
-    def generator(self, name: str | None) -> Generator:
-        """The named generator (default: the configured one), built once per process."""
+    def answerer(self) -> Answerer:
+        """The answer path over the current pipeline, or 503 (through IndexMissing) while there is no index."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            raise IndexMissing(self.not_ready or "the index is not loaded")
         assert self.generators is not None
-        return self.generators.get(name)
+        return Answerer(pipeline, self.generators, self.settings)

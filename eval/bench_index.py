@@ -41,8 +41,9 @@ def cold_build(cache_dir: Path) -> dict[str, float]:
 
 def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
     """In one process: ask latency over the seed questions, and embedding throughput."""
+    from rag.answering import Answerer, Query
     from rag.config import Settings
-    from rag.generators import create_generator
+    from rag.generators import Generators
     from rag.indexing import embedding_inputs, split_sentences, update_snapshot
     from rag.loaders import load_paths
     from rag.service import index_paths, make_embedder, open_pipeline
@@ -52,16 +53,16 @@ def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
         embedder = make_embedder(settings)
         index_paths(settings, [SEEDS], embedder)
         pipeline = open_pipeline(settings, embedder)
-        generator = create_generator("extractive", settings)
+        answerer = Answerer(pipeline, Generators(settings), settings)
         questions = [json.loads(line)["question"] for line in QUESTIONS.read_text(encoding="utf-8").splitlines()]
         for question in questions:  # warm-up: first-call costs are not what a user waits for
-            pipeline.ask(question, settings.top_k, generator)
+            answerer.ask(Query(question, generator="extractive"))
         totals: list[float] = []
         english: list[float] = []
         chinese: list[float] = []
         for _ in range(rounds):
             for question in questions:
-                answer = pipeline.ask(question, settings.top_k, generator)
+                answer = answerer.ask(Query(question, generator="extractive"))
                 total = answer.timings_ms["total_ms"]
                 totals.append(total)
                 (english if question.isascii() else chinese).append(total)

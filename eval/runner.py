@@ -11,12 +11,13 @@ from typing import TYPE_CHECKING, Protocol
 
 from eval.data import Dataset, Passage, Question
 from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold
+from rag.answering import Answerer, Query
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import RagError
 from rag.generators import Generators
 from rag.loaders import content_hash, parse_text
-from rag.pipeline import Pipeline, limit_request
+from rag.pipeline import Pipeline
 from rag.service import index_documents, index_paths, open_pipeline
 from rag.types import Document
 
@@ -99,31 +100,25 @@ class Asker(Protocol):
 
 
 class InProcessAsker:
-    """Asks the library directly; retrieves RETRIEVAL_DEPTH passages for the retrieval metrics."""
+    """Asks through the service's own answer path (``rag.answering``), in-process; retrieves
+    RETRIEVAL_DEPTH passages for the retrieval metrics, of which the config's top_k are used."""
 
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
-        self._pipeline = pipeline
-        self._generators = Generators(settings)
+        self._answerer = Answerer(pipeline, Generators(settings), settings)
 
     def ask(self, question: str, config: Config) -> Reply:
-        generator = self._generators.get(config.generator)
-        retrieval = self._pipeline.retrieve(question, max(config.top_k, RETRIEVAL_DEPTH), config.retriever)
-        request = limit_request(retrieval.request, config.top_k)
-        started = time.perf_counter()
-        pieces: list[str] = []
-        first_ms = 0.0
-        for piece in generator.stream(request):  # as generate() does, timing the first piece
-            if not pieces:
-                first_ms = (time.perf_counter() - started) * 1000
-            pieces.append(piece)
-        answer = generator.complete(request, "".join(pieces))
-        generate_ms = (time.perf_counter() - started) * 1000
-        timings = {**retrieval.timings_ms, "generate_ms": generate_ms}
-        total = sum(timings.values())
-        timings["first_token_ms"] = total - generate_ms + first_ms
-        timings["total_ms"] = total
-        hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in retrieval.request.passages)
-        return Reply(answer.text, answer.abstained, hits, timings, answer.abstain_reason)
+        query = Query(
+            question,
+            top_k=config.top_k,
+            generator=config.generator,
+            retriever=config.retriever,
+            depth=RETRIEVAL_DEPTH,
+            preview=False,
+        )
+        stream = self._answerer.open(query)
+        answer = stream.answer()
+        hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in stream.retrieval.request.passages)
+        return Reply(answer.text, answer.abstained, hits, answer.timings_ms, answer.abstain_reason)
 
 
 class HttpAsker:

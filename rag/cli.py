@@ -12,6 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from rag.answering import MAX_TOP_K, Answerer, AnswerStream, Delta, Done, Query
 from rag.config import Settings
 from rag.errors import RagError
 from rag.generators import REGISTRY, Generators
@@ -50,13 +51,23 @@ def answer_json(answer: Answer) -> dict[str, object]:
         "citations": [asdict(c) for c in answer.citations],
         "timings_ms": answer.timings_ms,
         "warnings": list(answer.warnings),
+        "usage": {**asdict(answer.usage), "total_tokens": answer.usage.total_tokens},
     }
 
 
-def _print_answer(answer: Answer) -> None:
+def _print_answer(stream: AnswerStream) -> None:
+    """The verified answer text as it streams in, then why it abstained, the evidence, the citations."""
+    answer = None
+    for event in stream:
+        if isinstance(event, Delta):
+            print(event.text, end="", flush=True)
+        elif isinstance(event, Done):
+            answer = event.answer
+    print()
+    if answer is None:
+        return
     for warning in answer.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(answer.text)
     if answer.abstain_reason:
         print(f"  ({answer.abstain_reason})")
     if answer.evidence and answer.evidence != answer.text:
@@ -80,15 +91,15 @@ def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
-    top_k = args.top_k if args.top_k is not None else settings.top_k
-    if not 1 <= top_k <= 50:
-        raise RagError(f"--top-k must be between 1 and 50, not {top_k}")
-    generator = Generators(settings).get(args.generator)
-    answer = open_pipeline(settings).ask(args.question, top_k, generator, args.retriever)
+    if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
+        raise RagError(f"--top-k must be between 1 and {MAX_TOP_K}, not {args.top_k}")
+    answerer = Answerer(open_pipeline(settings), Generators(settings), settings)
+    query = Query(args.question, top_k=args.top_k, generator=args.generator, retriever=args.retriever, preview=False)
+    stream = answerer.open(query)
     if args.json:
-        print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
+        print(json.dumps(answer_json(stream.answer()), ensure_ascii=False, indent=2))
     else:
-        _print_answer(answer)
+        _print_answer(stream)
     return 0
 
 

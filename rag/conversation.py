@@ -30,6 +30,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.entities import chinese_names
 from rag.errors import RagError
 from rag.lexicon import STOPWORDS, segmenter
 
@@ -104,14 +105,6 @@ def _replace_subject(previous: str, subject: str) -> str | None:
     return None
 
 
-def _chinese_names(text: str) -> list[str]:
-    """Places, organisations and people jieba finds in a text."""
-    import jieba.posseg
-
-    segmenter()
-    return list(dict.fromkeys(w.word for w in jieba.posseg.cut(text) if w.flag in ("ns", "nt", "nr")))
-
-
 def _latin_names(text: str) -> list[str]:
     """Capitalised words after the first word (names, in an English question)."""
     words = re.findall(r"[A-Za-z][A-Za-z'-]*", text)
@@ -120,7 +113,7 @@ def _latin_names(text: str) -> list[str]:
 
 def _topic(previous: str, question: str) -> str:
     """What the follow-up needs from the earlier question: its names it lacks, else all of it."""
-    names = [n for n in _chinese_names(previous) + _latin_names(previous) if n not in question]
+    names = [n for n in chinese_names(previous) + _latin_names(previous) if n not in question]
     return " ".join(names) if names else previous
 
 
@@ -150,7 +143,7 @@ def accepted_rewrite(reply: str, question: str, history: Sequence[Turn], max_cha
     if len(line) > budget:
         return None
     # The follow-up's own names must survive ("What about Zhuzhou?" is not the earlier question).
-    if any(name not in line for name in _chinese_names(question) + _latin_names(question)):
+    if any(name not in line for name in chinese_names(question) + _latin_names(question)):
         return None
     return line
 
@@ -192,7 +185,7 @@ def _by_rules(question: str, previous: str) -> str:
             replaced = _replace_subject(previous, match.group("subject"))
             if replaced:
                 return replaced
-        short = len(_CJK.findall(question)) <= _SHORT_ZH and not _chinese_names(question)
+        short = len(_CJK.findall(question)) <= _SHORT_ZH and not chinese_names(question)
         if short or _POINTS_BACK_ZH.search(question):
             return f"{_topic(previous, question)} {question}"
         return question

@@ -194,12 +194,13 @@ class KeywordTranslator:
             # A Chinese question needs no translation; its Latin terms are checked as they are.
             return Translation((), ())
         names = {w: self._name(w) for w in words}
-        groups: list[tuple[str, ...]] = [(name,) for name in names.values() if name]
+        spelled = tuple(dict.fromkeys(name for name in names.values() if name))
+        groups: list[tuple[str, ...]] = [(name,) for name in spelled]
         unknown = tuple(w for w, name in names.items() if name is None and is_unknown_name(w))
         plain = [w.lower() for w, name in names.items() if name is None]
         phrases = plain + [f"{a} {b}" for a, b in pairwise(plain)]
         groups.extend(group for group in self._translate_phrases(phrases) if group)
-        return Translation(tuple(groups), unknown)
+        return Translation(tuple(groups), unknown, spelled)
 
 
 @dataclass(frozen=True)
@@ -208,11 +209,12 @@ class Translation:
 
     ``groups`` hold the candidate Chinese words of one English word or phrase each
     (a name spelled in pinyin is a group of one); ``unknown_names`` are pinyin names
-    that nothing in the corpus spells.
+    that nothing in the corpus spells; ``names`` the corpus words its names spell.
     """
 
     groups: tuple[tuple[str, ...], ...]
     unknown_names: tuple[str, ...]
+    names: tuple[str, ...] = ()
 
     def query_terms(self) -> tuple[str, ...]:
         """The best word of each group, to append to the question before retrieval."""

@@ -1,21 +1,24 @@
-"""Question -> passages -> answer, whole or streamed."""
+"""Question -> passages: embedding, ranking and the sentences the gate scores.
+
+What happens after retrieval (the gate, generation, verification) is the answer path's
+(``rag.answering``), the one place every entry point gets its answers from.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rag.embedding import Embedder, Vectors
+from rag.entities import chinese_names
 from rag.errors import InvalidQuestion
-from rag.generators import GenerationRequest, Generator, ScoredSentence, generate
 from rag.index import Snapshot
 from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
-from rag.types import Answer, Passage, passage_text
+from rag.types import GenerationRequest, Passage, ScoredSentence, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3
@@ -138,28 +141,8 @@ class Pipeline:
         background = float(np.mean(sample @ query)) if len(sample) else 0.0
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
+        names = translation.names or tuple(chinese_names(question))
         request = GenerationRequest(
-            question, passages, sentences, background, translation.groups, translation.unknown_names
+            question, passages, sentences, background, translation.groups, translation.unknown_names, names
         )
         return Retrieval(request, timings)
-
-    def ask(self, question: str, top_k: int, generator: Generator, retriever: str | None = None) -> Answer:
-        """The whole answer, with per-stage timings."""
-        t0 = time.perf_counter()
-        retrieval = self.retrieve(question, top_k, retriever)
-        t1 = time.perf_counter()
-        answer = generate(generator, retrieval.request)
-        t2 = time.perf_counter()
-        timings = {
-            **retrieval.timings_ms,
-            "generate_ms": (t2 - t1) * 1000,
-            "total_ms": (t2 - t0) * 1000,
-        }
-        return replace(answer, timings_ms={k: round(v, 2) for k, v in timings.items()})
-
-    def stream(
-        self, question: str, top_k: int, generator: Generator, retriever: str | None = None
-    ) -> tuple[Retrieval, Iterator[str]]:
-        """Retrieval now, then the answer text as the generator produces it."""
-        retrieval = self.retrieve(question, top_k, retriever)
-        return retrieval, generator.stream(retrieval.request)

@@ -69,9 +69,26 @@ class Citation:
     evidence_end: int
 
 
+# The text of every abstention, in every language a question may come in.
+ABSTAIN_TEXT = "文档中没有找到答案。The documents do not contain the answer."
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Tokens a language model read and wrote for one answer (zero for the extractive generator)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
 @dataclass(frozen=True)
 class Answer:
-    """What a generator returns for a question."""
+    """The answer to a question: verified text with ``[n]`` markers that refer to ``citations``,
+    or an abstention (``ABSTAIN_TEXT`` and why)."""
 
     text: str
     abstained: bool
@@ -80,3 +97,47 @@ class Answer:
     timings_ms: dict[str, float] = field(default_factory=dict)
     abstain_reason: str = ""
     warnings: tuple[str, ...] = ()
+    usage: Usage = Usage()
+
+
+@dataclass(frozen=True)
+class ScoredSentence:
+    """A sentence of a retrieved passage with its similarity to the question."""
+
+    passage_rank: int
+    text: str
+    start: int
+    end: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The evidence the gate chose: the best sentence, and the short answer cut from it."""
+
+    sentence: ScoredSentence
+    answer: str
+    score: float
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """A question, its retrieved passages (best first) and their sentences (best first).
+
+    ``background`` is the question's mean similarity to the corpus at large: how much
+    the best passage stands out from it measures how well the corpus covers the question.
+    ``keywords`` group the Chinese corpus words each English word of the question may
+    mean; ``unknown_names`` are names the corpus never mentions (see rag.lexicon);
+    ``names`` are the places, organisations and people the question names, which the
+    supporting passage must name too (rag.entities). ``evidence`` is what the gate chose
+    (``rag.evidence.choose``), set before any generator sees the request.
+    """
+
+    question: str
+    passages: tuple[Passage, ...]
+    sentences: tuple[ScoredSentence, ...]
+    background: float = 0.0
+    keywords: tuple[tuple[str, ...], ...] = ()
+    unknown_names: tuple[str, ...] = ()
+    names: tuple[str, ...] = ()
+    evidence: Choice | None = None

@@ -5,15 +5,20 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+import rag.generators
 from api.app import create_app
 from rag.config import Settings
+from rag.generators.fake import ScriptedGenerator
 from rag.pipeline import Pipeline
+from rag.types import ABSTAIN_TEXT
 from tests.conftest import running_server
+from tests.fakes import fake_llm_server
 
 QUESTION = "How many workers did Fenghuang recover wages for?"
 FENGHUANG = "凤凰纪委为农民工解“薪”愁"
@@ -198,3 +203,152 @@ def test_openai_errors_have_the_openai_shape(client: TestClient, payload: dict[s
     assert response.status_code == status
     error = response.json()["error"]
     assert error["message"] and error["type"] == "invalid_request_error"
+
+
+@pytest.fixture
+def scripted(
+    seed_settings: Settings, seed_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[TestClient, list[str]]]:
+    """The app with a ``scripted`` generator whose draft each test sets (the fake of rag.generators.fake)."""
+    draft: list[str] = []
+    monkeypatch.setitem(rag.generators.REGISTRY, "scripted", lambda _: ScriptedGenerator(draft, name="scripted"))
+    with TestClient(create_app(seed_settings, seed_pipeline)) as test_client:
+        yield test_client, draft
+
+
+def _sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for block in raw.split("\n\n"):
+        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
+        if "event" in lines:
+            events.append((lines["event"], json.loads(lines["data"])))
+    return events
+
+
+def _every_mode(client: TestClient, question: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
+    """(text the client shows, raw body, final answer) from /api/ask, its stream, and /v1 both ways."""
+    payload = {"question": question, "generator": "scripted"}
+    whole = client.post("/api/ask", json=payload)
+    raw_stream = client.post("/api/ask/stream", json=payload).text
+    events = _sse_events(raw_stream)
+    tokens = "".join(data["text"] for name, data in events if name == "token")
+    done = next(data for name, data in events if name == "done")
+    chat = {"model": "scripted", "messages": [{"role": "user", "content": question}]}
+    v1 = client.post("/v1/chat/completions", json=chat)
+    raw_v1 = client.post("/v1/chat/completions", json={**chat, "stream": True}).text
+    chunks = [json.loads(line[6:]) for line in raw_v1.splitlines() if line.startswith("data: {")]
+    streamed = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c["choices"])
+    final = next(c for c in chunks if c["choices"] and c["choices"][0]["finish_reason"] == "stop")
+    v1_body = v1.json()
+    return {
+        "/api/ask": (whole.json()["answer"], whole.text, whole.json()),
+        "/api/ask/stream": (tokens, raw_stream, done),
+        "/v1": (v1_body["choices"][0]["message"]["content"], v1.text, v1_body),
+        "/v1 stream": (streamed, raw_v1, final),
+    }
+
+
+def test_a_withheld_draft_reaches_no_client(scripted: tuple[TestClient, list[str]]) -> None:
+    client, draft = scripted
+    draft[:] = ["长沙市的人口为 ", "9.4", " 百万人[1]。"]
+    for mode, (shown, raw, final) in _every_mode(client, "凤凰县为多少名农民工追回了拖欠工资？").items():
+        assert shown == ABSTAIN_TEXT, mode
+        assert "9.4" not in raw and "长沙" not in raw, mode
+        assert final["abstained"] is True and "appear in none of the passages" in final["abstain_reason"], mode
+
+
+def test_streamed_markers_point_at_the_final_citations_in_every_mode(scripted: tuple[TestClient, list[str]]) -> None:
+    client, draft = scripted
+    draft[:] = ["凤凰县为", "386", "名农民工追回了拖欠工资[3]。"]  # the model cites the wrong passage
+    for mode, (shown, _, final) in _every_mode(client, QUESTION).items():
+        text = final.get("answer", shown)
+        assert shown == text == "凤凰县为386名农民工追回了拖欠工资[1]。", mode
+        assert final["citations"][0]["title"] == FENGHUANG and len(final["citations"]) == 1, mode
+
+
+def test_a_model_answer_streams_a_verified_preview_first(scripted: tuple[TestClient, list[str]]) -> None:
+    client, draft = scripted
+    draft[:] = ["凤凰县为386名农民工追回了拖欠工资[1]。"]
+    events = _sse_events(client.post("/api/ask/stream", json={"question": QUESTION, "generator": "scripted"}).text)
+    assert [name for name, _ in events][:2] == ["preview", "token"] and events[-1][0] == "done"
+    preview = events[0][1]
+    assert "386" in preview["answer"] and preview["citations"][0]["title"] == FENGHUANG
+    assert "preview_ms" in events[-1][1]["timings_ms"]
+    # The preview is not part of the answer: the tokens join to the final answer alone.
+    assert "".join(d["text"] for n, d in events if n == "token") == events[-1][1]["answer"]
+
+
+def test_usage_counts_the_models_tokens(scripted: tuple[TestClient, list[str]]) -> None:
+    client, draft = scripted
+    draft[:] = ["凤凰县为", "386", "名农民工[1]。"]
+    chat = {"model": "scripted", "messages": [{"role": "user", "content": QUESTION}]}
+    usage = client.post("/v1/chat/completions", json=chat).json()["usage"]
+    assert usage == {"prompt_tokens": 100, "completion_tokens": 3, "total_tokens": 103}
+    raw = client.post(
+        "/v1/chat/completions", json={**chat, "stream": True, "stream_options": {"include_usage": True}}
+    ).text
+    chunks = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: {")]
+    assert chunks[-1]["choices"] == [] and chunks[-1]["usage"] == usage
+    assert all(c["usage"] is None for c in chunks[:-1])
+    assert client.post("/api/ask", json={"question": QUESTION, "generator": "scripted"}).json()["usage"] == usage
+    # The extractive generator runs no model.
+    assert (
+        client.post("/v1/chat/completions", json={**chat, "model": "extractive"}).json()["usage"]["total_tokens"] == 0
+    )
+
+
+# What a slow LLM server drafts: a grounded answer citing the wrong passage, and an invented figure.
+LLM_REPLIES = {
+    "Fenghuang": "Fenghuang recovered wages for 386 workers [3].",
+    "Changsha": "The population of Changsha is 9.4 million [1].",
+    "凤凰县为多少名": "凤凰县为 412 名农民工追回了工资[1]。",
+}
+
+
+def test_every_client_of_a_real_server_gets_only_verified_text(
+    seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """rag serve with the openai generator against a scripted LLM server, both real processes."""
+    from openai import OpenAI
+
+    with fake_llm_server(LLM_REPLIES) as llm:
+        env = {
+            "RAG_INDEX_DIR": str(seed_settings.index_dir),
+            "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+            "RAG_GENERATOR": "openai",
+            "RAG_OPENAI_BASE_URL": llm,
+            "RAG_GENERATOR_FALLBACK": "false",
+        }
+        with running_server(env, tmp_path / "server.log") as base:
+            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
+            asked = [
+                (QUESTION, "386"),
+                ("What is the population of Changsha?", None),
+                ("凤凰县为多少名农民工追回了拖欠工资？", None),  # the evidence is there; the draft invents 412
+            ]
+            for question, expected in asked:
+                whole = httpx.post(f"{base}/api/ask", json={"question": question}, timeout=60).json()
+                with httpx.stream("POST", f"{base}/api/ask/stream", json={"question": question}, timeout=60) as r:
+                    events = _sse_events("".join(r.iter_text()))
+                tokens = "".join(data["text"] for name, data in events if name == "token")
+                messages = [{"role": "user", "content": question}]
+                content = client.chat.completions.create(model="openai", messages=messages)  # type: ignore[arg-type]
+                chunks = list(
+                    client.chat.completions.create(
+                        model="openai",
+                        messages=messages,  # type: ignore[arg-type]
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
+                )
+                streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+                texts = [whole["answer"], tokens, content.choices[0].message.content, streamed]
+                if expected is None:
+                    assert texts == [ABSTAIN_TEXT] * 4, texts
+                    assert not any("9.4" in text or "412" in text for text in texts)
+                    continue
+                assert len(set(texts)) == 1 and "386" in texts[0] and "[1]" in texts[0] and "[3]" not in texts[0]
+                assert whole["citations"][0]["title"] == FENGHUANG and events[0][0] == "preview"
+                assert content.model_extra and content.model_extra["citations"][0]["title"] == FENGHUANG
+                assert content.usage and content.usage.completion_tokens > 0
+                assert chunks[-1].usage and chunks[-1].usage.total_tokens == content.usage.total_tokens

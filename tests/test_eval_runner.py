@@ -111,6 +111,7 @@ def test_rag_eval_on_the_seed_set(
     indexes = tmp_path / "indexes"
     shutil.copytree(seed_settings.index_dir, indexes / "seed-300-60")  # the session's seed index: nothing to embed
     monkeypatch.setenv("RAG_CACHE_DIR", str(model_cache))
+    monkeypatch.setenv("RAG_GENERATOR", "extractive")  # auto would be the local LLM where it is installed
     out = tmp_path / "report"
     argv = ["--limit", "12", "--indexes", str(indexes), "--out", str(out), "--no-progress"]
     assert eval_main(argv) == 0

@@ -1,4 +1,5 @@
-"""The local LLM end to end (slow: loads the 1.1 GB GGUF; needs `make llm`)."""
+"""The local LLM end to end (slow: loads the 1.1 GB GGUF; needs `make llm`), through the answer
+path, with the grounding contract of tests/test_generator_contract.py checked on real drafts."""
 
 from __future__ import annotations
 
@@ -12,11 +13,17 @@ from pathlib import Path
 import httpx
 import pytest
 
+from rag.answering import Answerer, Delta, Done, Preview, Query
 from rag.config import Settings
 from rag.conversation import Turn, standalone_question
-from rag.generators import Generators, chat_function
+from rag.generators import Call, Generators
+from rag.generators.llama_cpp import LlamaCppGenerator
 from rag.generators.prompting import is_chinese
 from rag.pipeline import Pipeline
+from rag.types import ABSTAIN_TEXT
+from tests.test_generator_contract import markers_agree
+
+FENGHUANG = "凤凰纪委为农民工解“薪”愁"
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("llama_cpp")
@@ -28,38 +35,69 @@ def generators(seed_settings: Settings) -> Generators:
     return Generators(seed_settings.model_copy(update={"cache_dir": Settings().cache_dir}))
 
 
-def test_english_question_gets_386_citing_fenghuang(seed_pipeline: Pipeline, generators: Generators) -> None:
-    answer = seed_pipeline.ask("How many workers did Fenghuang recover wages for?", 5, generators.get("llama-cpp"))
-    assert not answer.abstained, answer.abstain_reason
+@pytest.fixture(scope="module")
+def answerer(seed_pipeline: Pipeline, seed_settings: Settings, generators: Generators) -> Answerer:
+    return Answerer(seed_pipeline, generators, seed_settings)
+
+
+def test_english_question_gets_386_citing_fenghuang(answerer: Answerer) -> None:
+    events = list(answerer.open(Query("How many workers did Fenghuang recover wages for?", generator="llama-cpp")))
+    answer = events[-1].answer if isinstance(events[-1], Done) else None
+    assert answer is not None and not answer.abstained, answer
     assert re.search(r"(?<!\d)386(?!\d)", answer.text)
     assert not is_chinese(re.sub(r"\[\d+\]", "", answer.text))
-    assert answer.citations[0].title == "凤凰纪委为农民工解“薪”愁"
+    assert answer.citations[0].title == FENGHUANG and "[1]" in answer.text
+    # The contract on a real draft: the preview first, the stream is the answer, markers agree.
+    assert isinstance(events[0], Preview) and events[0].answer.citations[0].title == FENGHUANG
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == answer.text
+    markers_agree(answer.text, answer)
+    assert answer.usage.prompt_tokens > 100 and answer.usage.completion_tokens > 0
 
 
-def test_chinese_question_gets_a_chinese_answer(seed_pipeline: Pipeline, generators: Generators) -> None:
-    answer = seed_pipeline.ask("株洲市委书记是谁？", 5, generators.get("llama-cpp"))
+def test_chinese_question_gets_a_chinese_answer(answerer: Answerer) -> None:
+    answer = answerer.ask(Query("株洲市委书记是谁？", generator="llama-cpp"))
     assert not answer.abstained, answer.abstain_reason
     assert "曹慧泉" in answer.text and is_chinese(answer.text)
+    markers_agree(answer.text, answer)
 
 
-def test_unanswerable_question_is_not_invented(seed_pipeline: Pipeline, generators: Generators) -> None:
-    answer = seed_pipeline.ask("凤凰县县长是谁？", 5, generators.get("llama-cpp"))
-    assert answer.abstained
+@pytest.mark.parametrize(
+    "question", ["凤凰县县长是谁？", "What is the population of Changsha?", "长沙市今年空气质量优良天数是多少？"]
+)
+def test_unanswerable_questions_get_the_abstention_text_only(answerer: Answerer, question: str) -> None:
+    events = list(answerer.open(Query(question, generator="llama-cpp")))
+    answer = events[-1].answer if isinstance(events[-1], Done) else None
+    assert answer is not None and answer.abstained and answer.text == ABSTAIN_TEXT, answer
+    assert "".join(e.text for e in events if isinstance(e, Delta)) == ABSTAIN_TEXT
 
 
-def test_the_local_model_rewrites_follow_ups(seed_pipeline: Pipeline, generators: Generators) -> None:
-    chat = chat_function(generators.get("llama-cpp"))
+def test_closing_the_stream_stops_the_model(answerer: Answerer, generators: Generators) -> None:
+    stream = answerer.open(Query("How many workers did Fenghuang recover wages for?", generator="llama-cpp"))
+    events = iter(stream)
+    assert isinstance(next(events), Preview)
+    assert isinstance(next(events), Delta)  # the model is generating now
+    stream.close()
+    generator = generators.get("llama-cpp")
+    assert isinstance(generator, LlamaCppGenerator) and not generator._lock.locked()
+
+
+def test_the_local_model_rewrites_follow_ups(answerer: Answerer, generators: Generators) -> None:
+    model = generators.get("llama-cpp")
+    assert isinstance(model, LlamaCppGenerator)
+    call = Call()
     first = [
         Turn("user", "凤凰县为多少名农民工追回了拖欠工资？"),
         Turn("assistant", "凤凰县为386名农民工追回了拖欠工资[1]"),
     ]
-    zhuzhou = standalone_question("那株洲呢？", first, chat)
+    zhuzhou = standalone_question("那株洲呢？", first, lambda m: model.chat(m, call))
     assert "株洲" in zhuzhou and "农民工" in zhuzhou, zhuzhou
-    english = [Turn("user", "How many workers did Fenghuang recover wages for?"), Turn("assistant", "386 workers [1].")]
-    money = standalone_question("And how much money was that?", english, chat)
-    assert "Fenghuang" in money and not is_chinese(money), money
-    answer = seed_pipeline.ask(money, 5, generators.get("llama-cpp"))
-    assert not answer.abstained and answer.citations[0].title == "凤凰纪委为农民工解“薪”愁", answer
+    assert call.usage.prompt_tokens > 0
+    english = (Turn("user", "How many workers did Fenghuang recover wages for?"), Turn("assistant", "386 workers [1]."))
+    stream = answerer.open(Query("And how much money was that?", history=english, generator="llama-cpp"))
+    answer = stream.answer()
+    assert "Fenghuang" in stream.question and not is_chinese(stream.question), stream.question
+    assert not answer.abstained and answer.citations[0].title == FENGHUANG, answer
+    assert "rewrite_ms" in answer.timings_ms
 
 
 def _free_port() -> int:
@@ -97,11 +135,12 @@ def test_openai_backend_against_llama_cpp_server_on_loopback(
         settings = seed_settings.model_copy(
             update={"openai_base_url": base, "openai_model": "qwen", "generator_fallback": False}
         )
-        generator = Generators(settings).get("openai")
-        answer = seed_pipeline.ask("凤凰县为多少名农民工追回了拖欠工资？", 5, generator)
+        answerer = Answerer(seed_pipeline, Generators(settings), settings)
+        answer = answerer.ask(Query("凤凰县为多少名农民工追回了拖欠工资？", generator="openai"))
         assert not answer.abstained, answer.abstain_reason
         assert re.search(r"(?<!\d)386(?!\d)", answer.text) and not answer.warnings
-        assert answer.citations[0].title == "凤凰纪委为农民工解“薪”愁"
+        assert answer.citations[0].title == FENGHUANG
+        markers_agree(answer.text, answer)
     finally:
         server.terminate()
         server.wait(timeout=30)

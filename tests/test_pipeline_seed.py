@@ -6,18 +6,21 @@ import re
 
 import pytest
 
+from rag.answering import Answerer, Query
 from rag.config import Settings
 from rag.errors import IndexMismatch, InvalidQuestion
-from rag.generators import create_generator
+from rag.generators import Generators
 from rag.pipeline import Pipeline
 from rag.service import index_paths, open_pipeline
+from rag.types import Answer
 from tests.conftest import SEED
 
 FENGHUANG = "凤凰纪委为农民工解“薪”愁"
 
 
-def _ask(pipeline: Pipeline, question: str):  # type: ignore[no-untyped-def]
-    return pipeline.ask(question, 5, create_generator("extractive", Settings()))
+def _ask(pipeline: Pipeline, question: str) -> Answer:
+    settings = Settings(generator="extractive")
+    return Answerer(pipeline, Generators(settings), settings).ask(Query(question))
 
 
 def test_english_fenghuang_question_answers_386_citing_fenghuang(seed_pipeline: Pipeline) -> None:

@@ -174,13 +174,15 @@ def test_pipeline_modes_per_request_and_reranking(hash_embedder: HashEmbedder) -
 
 
 def test_seed_question_in_each_mode_cites_fenghuang(seed_pipeline: Pipeline) -> None:
+    from rag.answering import Answerer, Query
     from rag.config import Settings
-    from rag.generators import create_generator
+    from rag.generators import Generators
 
-    generator = create_generator("extractive", Settings())
+    settings = Settings(generator="extractive")
+    answerer = Answerer(seed_pipeline, Generators(settings), settings)
     for mode in RETRIEVERS:
-        answer = seed_pipeline.ask("凤凰县为多少名农民工追回了拖欠工资？", 5, generator, mode)
+        answer = answerer.ask(Query("凤凰县为多少名农民工追回了拖欠工资？", retriever=mode))
         assert re.search(r"(?<!\d)386(?!\d)", answer.text), mode
         assert answer.citations[0].title == "凤凰纪委为农民工解“薪”愁", mode
-    english = seed_pipeline.ask("How many workers did Fenghuang recover wages for?", 5, generator, "hybrid")
+    english = answerer.ask(Query("How many workers did Fenghuang recover wages for?", retriever="hybrid"))
     assert re.search(r"(?<!\d)386(?!\d)", english.text)

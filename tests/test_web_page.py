@@ -18,6 +18,7 @@ import pytest
 from rag.config import Settings
 from rag.pipeline import Pipeline
 from tests.conftest import ROOT, running_server
+from tests.fakes import fake_llm_server
 
 CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
@@ -299,3 +300,31 @@ def test_with_api_keys_the_page_asks_for_one(
         assert page.input_value("#api-key") == "page-test-key"
         assert "386" in _ask(page, QUESTION).inner_text()
         context.close()
+
+
+def test_a_slow_model_answer_is_previewed_by_the_quoted_evidence(
+    browser: Any, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """The openai generator against a scripted LLM server that takes 3 s before its first word."""
+    replies = {"Fenghuang": "Fenghuang recovered wages for 386 workers [2]."}
+    with fake_llm_server(replies, delay_s=3.0) as llm:
+        env = _server_env(seed_settings, tmp_path, RAG_GENERATOR="openai", RAG_OPENAI_BASE_URL=llm)
+        with running_server(env, tmp_path / "server.log") as base:
+            context = browser.new_context(viewport=DESKTOP, locale="en-US")
+            page = context.new_page()
+            page.goto(base)
+            _wait_until_loaded(page)
+            page.fill("#question", QUESTION)
+            page.press("#question", "Enter")
+            preview = page.locator(".msg.assistant.streaming .preview")
+            preview.wait_for()
+            assert "386" in preview.locator(".quote").inner_text()
+            assert preview.locator(".cite").inner_text() == f"[1] {FENGHUANG}"
+            assert page.locator(".msg.assistant .status").inner_text() == "Writing the answer…"
+            _shot(page, "desktop-preview")
+            answer = page.locator(".msg.assistant:not(.streaming)")
+            answer.wait_for()
+            assert answer.locator(".preview").count() == 0  # the answer replaced it
+            assert answer.locator(".text").inner_text() == "Fenghuang recovered wages for 386 workers [1]."
+            assert answer.locator(".sources").inner_text().strip() == f"[1] {FENGHUANG}"
+            context.close()

@@ -2,13 +2,12 @@
 
 The last user message is the question; the answer text carries ``[n]`` markers and the
 response carries the cited passages in an extra ``citations`` field, which OpenAI
-clients ignore and RAG-aware clients read.
+clients ignore and RAG-aware clients read. ``usage`` holds the model's real token counts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,12 +17,12 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import PipelineDep, StateDep
+from api.deps import AnswererDep, StateDep
 from api.errors import status_for
-from api.schemas import AskResponse, CitationModel
-from rag.conversation import ChatFunction, Turn, standalone_question
+from api.schemas import CitationModel, UsageModel
+from rag.answering import Delta, Done, Query
+from rag.conversation import Turn
 from rag.errors import InvalidQuestion, RagError
-from rag.generators import chat_function
 from rag.types import Answer
 
 router = APIRouter(tags=["openai"])
@@ -44,6 +43,14 @@ class ChatMessage(BaseModel):
         return self.content or ""
 
 
+class StreamOptions(BaseModel):
+    """``stream_options``: ``include_usage`` adds a last chunk with the token counts."""
+
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
 class ChatRequest(BaseModel):
     """The fields we use; OpenAI clients send more (temperature, ...), which are accepted."""
 
@@ -52,6 +59,7 @@ class ChatRequest(BaseModel):
     model: str = Field(description="a generator name from GET /v1/models")
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
+    stream_options: StreamOptions | None = None
     top_k: int | None = Field(default=None, ge=1, le=50)
     retriever: Literal["dense", "lexical", "hybrid"] | None = None
 
@@ -75,38 +83,44 @@ def models(state: StateDep) -> ModelList:
     return ModelList(data=[ModelCard(id=name, created=_CREATED) for name in state.generators.available])
 
 
-def question_of(messages: list[ChatMessage], chat: ChatFunction | None = None, max_chars: int = 2000) -> str:
-    """The last user message is the question, made standalone from the messages before it
-    (by ``chat``, the generator's language model, when it has one)."""
-    for n in range(len(messages) - 1, -1, -1):
-        if messages[n].role == "user":
-            earlier = [Turn(m.role, m.text()) for m in messages[:n]]
-            return standalone_question(messages[n].text(), earlier, chat, max_chars)
+def query_of(body: ChatRequest, preview: bool = False) -> Query:
+    """The last user message is the question; the messages before it are the conversation,
+    from which the answer path makes a follow-up standalone."""
+    for n in range(len(body.messages) - 1, -1, -1):
+        if body.messages[n].role == "user":
+            earlier = tuple(Turn(m.role, m.text()) for m in body.messages[:n])
+            return Query(
+                question=body.messages[n].text(),
+                history=earlier,
+                top_k=body.top_k,
+                generator=body.model,
+                retriever=body.retriever,
+                preview=preview,
+            )
     raise InvalidQuestion("the conversation has no user message to answer")
-
-
-def with_markers(answer: Answer) -> str:
-    """The answer text with a ``[n]`` marker for each citation (LLM answers carry their own)."""
-    if answer.abstained or not answer.citations or re.search(r"\[\d+\]", answer.text):
-        return answer.text
-    return answer.text + " " + "".join(f"[{n}]" for n in range(1, len(answer.citations) + 1))
 
 
 def _citations(answer: Answer) -> list[dict[str, Any]]:
     return [CitationModel(**vars(c)).model_dump() for c in answer.citations]
 
 
+def _usage(answer: Answer) -> dict[str, int]:
+    return UsageModel.from_usage(answer.usage).model_dump()
+
+
 @router.post("/v1/chat/completions", response_model=None)
-def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) -> JSONResponse | StreamingResponse:
-    """Answer the last user message; ``stream: true`` sends chat.completion.chunk events."""
-    settings = state.settings
-    generator = state.generator(body.model)
-    question = question_of(body.messages, chat_function(generator), settings.max_question_chars)
-    top_k = body.top_k or settings.top_k
+def chat_completions(body: ChatRequest, answerer: AnswererDep) -> JSONResponse | StreamingResponse:
+    """Answer the last user message; ``stream: true`` sends chat.completion.chunk events.
+
+    ``content`` is the verified answer (an abstention is the not-found text); streamed, its
+    pieces join to exactly that text. No preview is streamed here: an OpenAI client would
+    show the evidence quote as part of the answer.
+    """
+    stream = answerer.open(query_of(body))
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:
-        answer = pipeline.ask(question, top_k, generator, body.retriever)
+        answer = stream.answer()
         return JSONResponse(
             {
                 "id": completion_id,
@@ -114,49 +128,53 @@ def chat_completions(body: ChatRequest, state: StateDep, pipeline: PipelineDep) 
                 "created": created,
                 "model": body.model,
                 "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": with_markers(answer)},
-                        "finish_reason": "stop",
-                    }
+                    {"index": 0, "message": {"role": "assistant", "content": answer.text}, "finish_reason": "stop"}
                 ],
-                "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+                "usage": _usage(answer),
                 "citations": _citations(answer),
                 "abstained": answer.abstained,
+                "abstain_reason": answer.abstain_reason,
                 "timings_ms": answer.timings_ms,
             }
         )
-    retrieval, tokens = pipeline.stream(question, top_k, generator, body.retriever)
+    include_usage = bool(body.stream_options and body.stream_options.include_usage)
 
-    def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
         payload = {
             "id": completion_id,
             "object": "chat.completion.chunk",
             "created": created,
             "model": body.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+            "choices": choices,
+            **({"usage": None} if include_usage else {}),
             **extra,
         }
         return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
+    def delta(content: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        return chunk([{"index": 0, "delta": content, "finish_reason": finish}], **extra)
+
     def events() -> Iterator[str]:
-        yield chunk({"role": "assistant", "content": ""})
-        pieces: list[str] = []
+        yield delta({"role": "assistant", "content": ""})
         try:
-            for piece in tokens:
-                pieces.append(piece)
-                yield chunk({"content": piece})
-            answer = generator.complete(retrieval.request, "".join(pieces))
+            for event in stream:
+                if isinstance(event, Delta):
+                    yield delta({"content": event.text})
+                elif isinstance(event, Done):
+                    answer = event.answer
+                    yield delta(
+                        {}, "stop", citations=_citations(answer), abstained=answer.abstained,
+                        abstain_reason=answer.abstain_reason,
+                    )  # fmt: skip
+                    if include_usage:
+                        yield chunk([], usage=_usage(answer))
         except RagError as exc:
             status, code = status_for(exc)
             error = {"message": str(exc), "type": "server_error", "code": code, "status": status}
             yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
             return
-        tail = with_markers(answer)[len(answer.text) :]
-        if tail:
-            yield chunk({"content": tail})
-        final = AskResponse.from_answer(answer)
-        yield chunk({}, "stop", citations=_citations(answer), abstained=final.abstained)
+        finally:
+            stream.close()  # a client that disconnects stops the generation
         yield "data: [DONE]\n\n"
 
     return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})

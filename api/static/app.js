@@ -20,6 +20,8 @@ const TEXT = {
     notFoundText: "The documents do not contain the answer.",
     stopped: "Stopped.",
     reading: "Reading the documents…",
+    preview: "From the source, while the answer is written:",
+    writing: "Writing the answer…",
     sources: "Sources",
     serverDown: "Cannot reach the server. Is it running?",
     notReady: "The server is up but not ready: {0}",
@@ -56,6 +58,8 @@ const TEXT = {
     notFoundText: "文档中没有找到这个问题的答案。",
     stopped: "已停止。",
     reading: "正在查阅文档…",
+    preview: "原文摘录（答案生成中）：",
+    writing: "正在撰写答案…",
     sources: "来源",
     serverDown: "无法连接服务器，请确认服务已启动。",
     notReady: "服务器已启动但尚未就绪：{0}",
@@ -244,6 +248,21 @@ function answerNodes(answer) {
   return nodes;
 }
 
+/** The evidence quoted from the source while an LLM writes the answer: the sentence, its citation. */
+function previewNodes(evidence) {
+  const box = element("blockquote", "preview");
+  box.append(element("span", "note", t("preview")));
+  const quote = element("span", "quote", evidence.evidence || evidence.answer);
+  box.append(quote);
+  evidence.citations.forEach((citation, i) => {
+    const button = element("button", "cite", `[${i + 1}] ${citation.title}`);
+    button.type = "button";
+    button.addEventListener("click", () => openSource(citation, i + 1));
+    box.append(button);
+  });
+  return box;
+}
+
 function renderAnswer(item, answer, question) {
   item.classList.remove("streaming");
   const parts = [];
@@ -303,9 +322,20 @@ async function ask(question) {
       signal: controller.signal,
     });
     let finished = false;
+    let preview = null;
     for await (const { event, data } of serverEvents(response)) {
-      if (event === "token") {
+      if (event === "preview") {
+        // Verified evidence from the documents, quoted until the answer itself arrives.
+        preview = previewNodes(data);
+        item.insertBefore(preview, text);
+        waiting.textContent = t("writing");
+        item.scrollIntoView({ block: "end" });
+      } else if (event === "token") {
         waiting.remove();
+        if (preview) {
+          preview.remove();
+          preview = null;
+        }
         text.textContent += data.text;
         item.scrollIntoView({ block: "end" });
       } else if (event === "done") {

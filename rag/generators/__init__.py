@@ -1,8 +1,10 @@
 """Generators by name: a plain registry, and the set of generators one process keeps.
 
-``extractive`` needs nothing; ``llama-cpp`` loads a local GGUF model (the LLM extra).
-A process builds each generator once, on first use, through ``Generators``: a local
-model must not be loaded per question.
+``extractive`` needs nothing; ``llama-cpp`` loads a local GGUF model (the LLM extra);
+``openai`` calls an OpenAI-compatible server, wrapped in ``FallbackGenerator`` so that
+the extractive answer (with a warning) stands in when the server cannot be reached
+(``RAG_GENERATOR_FALLBACK``). A process builds each generator once, on first use,
+through ``Generators``: a local model must not be loaded per question.
 """
 
 from __future__ import annotations
@@ -12,18 +14,14 @@ import threading
 from collections.abc import Callable
 
 from rag.config import Settings
-from rag.conversation import ChatFunction
 from rag.errors import GeneratorError, RagError
-from rag.generators.base import ChatGenerator, GenerationRequest, Generator, ScoredSentence, generate
-from rag.generators.extractive import ExtractiveGenerator, Thresholds
+from rag.generators.base import Call, ChatGenerator, Generator
+from rag.generators.extractive import ExtractiveGenerator
+from rag.generators.fallback import FallbackGenerator
 
 logger = logging.getLogger(__name__)
 
 GeneratorFactory = Callable[[Settings], Generator]
-
-
-def _thresholds(settings: Settings) -> Thresholds:
-    return Thresholds(min_sentence=settings.abstain_min_similarity, min_margin=settings.abstain_min_margin)
 
 
 def _llama_cpp(settings: Settings) -> Generator:
@@ -33,7 +31,6 @@ def _llama_cpp(settings: Settings) -> Generator:
 
     return LlamaCppGenerator(
         resolve_gguf(settings.llm_model, settings.cache_dir),
-        _thresholds(settings),
         threads=settings.llm_threads,
         context=settings.llm_context,
         max_tokens=settings.llm_max_tokens,
@@ -61,12 +58,12 @@ def _openai(settings: Settings) -> Generator:
         retries=settings.openai_retries,
         max_tokens=settings.llm_max_tokens,
     )
-    shape = PromptShape(settings.llm_passages, settings.llm_sentences)
-    return OpenAICompatGenerator(backend, _thresholds(settings), shape, fallback=settings.generator_fallback)
+    generator = OpenAICompatGenerator(backend, PromptShape(settings.llm_passages, settings.llm_sentences))
+    return FallbackGenerator([generator, ExtractiveGenerator()]) if settings.generator_fallback else generator
 
 
 REGISTRY: dict[str, GeneratorFactory] = {
-    "extractive": lambda settings: ExtractiveGenerator(_thresholds(settings)),
+    "extractive": lambda settings: ExtractiveGenerator(),
     "llama-cpp": _llama_cpp,
     "openai": _openai,
 }
@@ -158,19 +155,11 @@ class Generators:
             logger.warning("generator auto: %s cannot run (%s); answering extractively", generator.name, exc)
 
 
-def chat_function(generator: Generator) -> ChatFunction | None:
-    """The generator's language model as a plain chat function, if it has one (not extractive)."""
-    return generator.chat if isinstance(generator, ChatGenerator) else None
-
-
 __all__ = [
     "REGISTRY",
+    "Call",
     "ChatGenerator",
-    "GenerationRequest",
     "Generator",
     "Generators",
-    "ScoredSentence",
-    "chat_function",
     "create_generator",
-    "generate",
 ]

@@ -1,55 +1,59 @@
-"""The Generator protocol and the typed request every generator receives."""
+"""The Generator protocol, the typed request every generator receives, and the call record.
+
+A generator writes a *draft*: text with ``[n]`` markers that point at the request's
+passages (``[1]`` is the best passage). It never decides what a client sees: the answer
+path (``rag.answering``) gates the request before a generator is asked, and verifies the
+draft (``rag.grounding``) before any of it is released.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+import collections.abc
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from rag.types import Answer, Passage
+from rag.types import GenerationRequest, Usage
+
+# A draft as it streams: a generator object, so that ``close()`` stops the work behind it.
+DraftStream = collections.abc.Generator[str, None, None]
 
 
-@dataclass(frozen=True)
-class ScoredSentence:
-    """A sentence of a retrieved passage with its similarity to the question."""
+@dataclass
+class Call:
+    """What one answer's model calls report back, on an object that travels with the request.
 
-    passage_rank: int
-    text: str
-    start: int
-    end: int
-    score: float
-
-
-@dataclass(frozen=True)
-class GenerationRequest:
-    """A question, its retrieved passages (best first) and their sentences (best first).
-
-    ``background`` is the question's mean similarity to the corpus at large: how much
-    the best passage stands out from it measures how well the corpus covers the question.
-    ``keywords`` group the Chinese corpus words each English word of the question may
-    mean; ``unknown_names`` are names the corpus never mentions (see rag.lexicon).
+    Generators add the tokens their model read and wrote, warnings for the client (a
+    fallback, say), and how many passages they put before the model (``shown``: the
+    answer's figures must come from those).
     """
 
-    question: str
-    passages: tuple[Passage, ...]
-    sentences: tuple[ScoredSentence, ...]
-    background: float = 0.0
-    keywords: tuple[tuple[str, ...], ...] = ()
-    unknown_names: tuple[str, ...] = ()
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    warnings: list[str] = field(default_factory=list)
+    shown: int | None = None
+
+    def add_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
+        """Count one model call's tokens."""
+        self.prompt_tokens += prompt_tokens
+        self.completion_tokens += completion_tokens
+
+    def warn(self, message: str) -> None:
+        """A warning the client will see with the answer."""
+        self.warnings.append(message)
+
+    @property
+    def usage(self) -> Usage:
+        return Usage(self.prompt_tokens, self.completion_tokens)
 
 
 class Generator(Protocol):
-    """Answers a question from passages; streaming is the primitive."""
+    """Drafts an answer from gated passages; streaming is the only mode."""
 
     @property
     def name(self) -> str: ...
 
-    def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """Yield the answer text in pieces as it is produced."""
-        ...
-
-    def complete(self, request: GenerationRequest, text: str) -> Answer:
-        """Turn the full streamed text into an answer with citations and abstention."""
+    def stream(self, request: GenerationRequest, call: Call) -> DraftStream:
+        """Yield the draft in pieces as it is produced; closing the iterator stops the work."""
         ...
 
 
@@ -57,11 +61,6 @@ class Generator(Protocol):
 class ChatGenerator(Protocol):
     """A generator backed by a language model, which also answers plain chat messages."""
 
-    def chat(self, messages: list[dict[str, str]]) -> str:
-        """The model's whole reply to the messages."""
+    def chat(self, messages: list[dict[str, str]], call: Call) -> str:
+        """The model's whole reply to the messages (its tokens are counted on ``call``)."""
         ...
-
-
-def generate(generator: Generator, request: GenerationRequest) -> Answer:
-    """The whole answer: collect the stream, then let the generator finish it."""
-    return generator.complete(request, "".join(generator.stream(request)))

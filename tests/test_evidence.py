@@ -4,15 +4,14 @@ from dataclasses import replace
 
 import pytest
 
+from rag.answering import final, respond
 from rag.config import Settings
 from rag.errors import GeneratorError
-from rag.generators import GenerationRequest, ScoredSentence, create_generator, generate
-from rag.generators.extractive import (
-    ABSTAIN_TEXT,
-    ExtractiveGenerator,
+from rag.evidence import (
     Kind,
     Thresholds,
     anchors_present,
+    choose,
     counted_noun,
     date_spans,
     keyword_coverage,
@@ -21,7 +20,9 @@ from rag.generators.extractive import (
     question_kind,
     wanted_units,
 )
-from rag.types import Chunk, Passage
+from rag.generators import create_generator
+from rag.generators.extractive import ExtractiveGenerator
+from rag.types import ABSTAIN_TEXT, Answer, Chunk, GenerationRequest, Passage, ScoredSentence
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
 
@@ -84,11 +85,15 @@ def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationReq
     return GenerationRequest(question, (Passage(chunk, 0.9),), tuple(sorted(scored, key=lambda s: -s.score)))
 
 
+def _answer(request: GenerationRequest, thresholds: Thresholds) -> Answer:
+    return final(respond(request, ExtractiveGenerator(), thresholds))
+
+
 def test_extractive_answers_with_span_evidence_and_citation() -> None:
     request = _request("凤凰县为多少名农民工追回了拖欠工资？", [("近日办结。", 0.90), (FENGHUANG, 0.93)])
-    answer = generate(ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0)), request)
+    answer = _answer(request, Thresholds(min_sentence=0.8, min_margin=0.0))
     assert not answer.abstained
-    assert answer.text == "386 名"
+    assert answer.text == "386 名 [1]"
     assert answer.evidence == FENGHUANG
     (citation,) = answer.citations
     assert citation.title == "凤凰纪委为农民工解“薪”愁"
@@ -97,14 +102,8 @@ def test_extractive_answers_with_span_evidence_and_citation() -> None:
 
 def test_extractive_abstains_on_weak_evidence() -> None:
     request = _request("北京的人口是多少？", [(FENGHUANG, 0.70)])
-    answer = generate(ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0)), request)
+    answer = _answer(request, Thresholds(min_sentence=0.8, min_margin=0.0))
     assert answer.abstained and answer.text == ABSTAIN_TEXT and not answer.citations
-
-
-def test_stream_joins_to_the_whole_answer() -> None:
-    generator = ExtractiveGenerator(Thresholds(min_sentence=0.8, min_margin=0.0))
-    request = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
-    assert "".join(generator.stream(request)) == generate(generator, request).text
 
 
 def test_registry_names_the_valid_generators() -> None:
@@ -132,10 +131,47 @@ def test_anchors_must_be_in_the_evidence() -> None:
 
 
 def test_unknown_names_and_flat_relevance_abstain() -> None:
-    generator = ExtractiveGenerator(Thresholds(min_sentence=0.5, min_margin=0.05))
+    thresholds = Thresholds(min_sentence=0.5, min_margin=0.05)
     base = _request("凤凰县为多少名农民工追回了拖欠工资？", [(FENGHUANG, 0.93)])
-    assert not generate(generator, replace(base, background=0.80)).abstained
-    assert generate(generator, replace(base, background=0.89)).abstained
-    unknown = generate(generator, replace(base, background=0.80, unknown_names=("Huawei",)))
+    assert not _answer(replace(base, background=0.80), thresholds).abstained
+    assert _answer(replace(base, background=0.89), thresholds).abstained
+    unknown = _answer(replace(base, background=0.80, unknown_names=("Huawei",)), thresholds)
     assert unknown.abstained and "Huawei" in unknown.abstain_reason
-    assert "stands out" in generate(generator, replace(base, background=0.89)).abstain_reason
+    assert "stands out" in _answer(replace(base, background=0.89), thresholds).abstain_reason
+
+
+ZHUZHOU = "截至 12 月 2 日，今年市区空气质量优良天数为 302 天，优良率为 89.6%。"
+
+
+def test_the_supporting_passage_must_name_what_the_question_names() -> None:
+    thresholds = Thresholds(min_sentence=0.5, min_margin=0.0)
+    zhuzhou = Chunk("z:0", "z", "制造名城澎湃“绿动力”——解读“株洲样本”", ZHUZHOU, 0, len(ZHUZHOU))
+    request = GenerationRequest(
+        "长沙市今年空气质量优良天数是多少？",
+        (Passage(zhuzhou, 0.9),),
+        (ScoredSentence(0, ZHUZHOU, 0, len(ZHUZHOU), 0.95),),
+        names=("长沙市",),
+    )
+    reason = choose(request, thresholds)
+    assert reason == "the passages that would answer never name 长沙市"
+    # The same figures answer for the place the passage (by its title) is about.
+    asked = replace(request, question="株洲今年空气质量优良天数是多少？", names=("株洲",))
+    choice = choose(asked, thresholds)
+    assert not isinstance(choice, str) and choice.answer == "302 天"
+    # A place suffix and the words of an organisation's name are matched too.
+    county = replace(request, question="凤凰县纪委办理了多少起拖欠农民工工资案件？", names=("凤凰县纪委",))
+    fenghuang = Chunk("f:0", "f", "凤凰纪委为农民工解“薪”愁", FENGHUANG, 0, len(FENGHUANG))
+    county = replace(
+        county,
+        passages=(Passage(fenghuang, 0.9),),
+        sentences=(ScoredSentence(0, FENGHUANG, 0, len(FENGHUANG), 0.95),),
+    )
+    chosen = choose(county, thresholds)
+    assert not isinstance(chosen, str) and chosen.answer == "32 起"
+
+
+def test_a_count_of_days_needs_a_figure_in_days() -> None:
+    assert wanted_units("今年空气质量优良天数是多少？") == ("天",)
+    assert "人" in wanted_units("参会人数是多少？")
+    request = _request("今年空气质量优良天数是多少？", [("今年共有 8 名志愿者参加了蓝天保卫战。", 0.95)])
+    assert choose(request, Thresholds(min_sentence=0.5, min_margin=0.0)) == "no good sentence gives a figure in 天"

@@ -1,0 +1,244 @@
+"""The answer path: question -> (rewrite) -> retrieve -> gate -> generate -> verify -> finish.
+
+This is the one place a question is answered. The CLI, ``POST /api/ask`` and its
+streaming twin, both modes of ``/v1/chat/completions`` and the eval harness all open an
+``AnswerStream`` here and consume its events; none of them repeats a step.
+
+The stream's events are, in order:
+
+- ``Preview`` (optional): when a language model will answer, the gate's evidence (the
+  quoted span and its citation, verified like any answer) is sent at once, because the
+  model needs seconds before its first word. It is a preview, not the answer.
+- ``Delta``: verified answer text (``rag.grounding``). The deltas join to exactly the
+  final answer's text, abstentions included, and every ``[n]`` refers to the final
+  citations.
+- ``Done``: the final answer, authoritative, with citations, timings and token usage.
+
+Validation, the follow-up rewrite and retrieval run when the stream is opened, so bad
+input fails before a client has received anything; the gate and the generation run as
+the stream is read, and closing the stream stops the generation.
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+
+from rag.config import Settings
+from rag.conversation import ChatFunction, Turn, standalone_question
+from rag.errors import InvalidQuestion
+from rag.evidence import Thresholds, choose
+from rag.generators import Call, ChatGenerator, Generator, Generators
+from rag.generators.extractive import evidence_draft
+from rag.grounding import Verifier
+from rag.pipeline import Pipeline, Retrieval, limit_request, validate_question
+from rag.types import Answer, GenerationRequest
+
+MAX_TOP_K = 50
+
+
+@dataclass(frozen=True)
+class Query:
+    """One question and how to answer it (``None``: the configured default).
+
+    ``depth`` passages are retrieved (at least ``top_k``) and reported on the stream, for
+    retrieval metrics; only the best ``top_k`` reach the gate and the generator.
+    """
+
+    question: str
+    history: tuple[Turn, ...] = ()
+    top_k: int | None = None
+    generator: str | None = None
+    retriever: str | None = None
+    depth: int = 0
+    preview: bool = True
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The gate's evidence as a verified extractive answer, shown until the answer arrives."""
+
+    answer: Answer
+
+
+@dataclass(frozen=True)
+class Delta:
+    """A piece of verified answer text."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Done:
+    """The final answer: its text is exactly the deltas joined."""
+
+    answer: Answer
+
+
+AnswerEvent = Preview | Delta | Done
+# The events as they stream: a generator object, so that ``close()`` stops the generation.
+EventStream = collections.abc.Generator[AnswerEvent, None, None]
+
+
+class AnswerStream:
+    """One question's answer as events (read once). ``answer()`` reads what is left and
+    returns the final answer; ``close()`` stops the generation."""
+
+    def __init__(self, question: str, retrieval: Retrieval, generator: str, events: EventStream) -> None:
+        self.question = question  # as searched, after the conversation
+        self.retrieval = retrieval  # every passage retrieved, to the query's depth
+        self.generator = generator
+        self._events = events
+
+    def __iter__(self) -> Iterator[AnswerEvent]:
+        return self._events
+
+    def close(self) -> None:
+        self._events.close()
+
+    def answer(self) -> Answer:
+        """The final answer (reading the rest of the stream)."""
+        try:
+            return final(self._events)
+        finally:
+            self.close()
+
+
+def _ms(since: float) -> float:
+    return round((time.perf_counter() - since) * 1000, 2)
+
+
+class Answerer:
+    """Opens answer streams over one pipeline (one index snapshot) with the process's generators."""
+
+    def __init__(self, pipeline: Pipeline, generators: Generators, settings: Settings) -> None:
+        self._pipeline = pipeline
+        self._generators = generators
+        self._settings = settings
+        self._thresholds = Thresholds(settings.abstain_min_similarity, settings.abstain_min_margin)
+
+    def ask(self, query: Query) -> Answer:
+        """The whole answer (the stream, read to its end)."""
+        return self.open(query).answer()
+
+    def open(self, query: Query) -> AnswerStream:
+        """Validate, rewrite a follow-up and retrieve now; gate and generate as the stream is read."""
+        started = time.perf_counter()
+        settings = self._settings
+        question = validate_question(query.question, settings.max_question_chars)
+        top_k = settings.top_k if query.top_k is None else query.top_k
+        if not 1 <= top_k <= MAX_TOP_K:
+            raise InvalidQuestion(f"top_k must be between 1 and {MAX_TOP_K}, not {top_k}")
+        generator = self._generators.get(query.generator)
+        call = Call()
+        timings: dict[str, float] = {}
+        if query.history:
+            question = standalone_question(question, query.history, _chat(generator, call), settings.max_question_chars)
+            timings["rewrite_ms"] = _ms(started)
+        retrieval = self._pipeline.retrieve(question, max(top_k, query.depth), query.retriever)
+        timings.update({k: round(v, 2) for k, v in retrieval.timings_ms.items()})
+        request = limit_request(retrieval.request, top_k)
+        events = respond(request, generator, self._thresholds, call, query.preview, timings, started)
+        return AnswerStream(question, retrieval, generator.name, events)
+
+
+def _chat(generator: Generator, call: Call) -> ChatFunction | None:
+    """The generator's language model as a chat function for follow-up rewriting (counted on ``call``)."""
+    if not isinstance(generator, ChatGenerator):
+        return None
+    return lambda messages: generator.chat(messages, call)
+
+
+def _finished(answer: Answer, timings: dict[str, float], started: float, call: Call) -> Answer:
+    timings = {**timings, "total_ms": _ms(started)}
+    warnings = (*call.warnings, *answer.warnings)
+    return replace(answer, timings_ms=timings, usage=call.usage, warnings=warnings)
+
+
+def respond(
+    request: GenerationRequest,
+    generator: Generator,
+    thresholds: Thresholds,
+    call: Call | None = None,
+    preview: bool = False,
+    timings: dict[str, float] | None = None,
+    started: float | None = None,
+) -> EventStream:
+    """The answer path after retrieval: gate, (preview,) generate, verify, finish.
+
+    ``timings`` so far and the time the question ``started`` are carried into the final
+    answer's timings. When the gate finds no evidence, no generator is asked.
+    """
+    started = time.perf_counter() if started is None else started
+    timings = dict(timings or {})
+    call = call or Call()
+    choice = choose(request, thresholds)
+    if isinstance(choice, str):
+        yield from _abstention(choice, timings, started, call)
+        return
+    request = replace(request, evidence=choice)
+    yield from _generated(request, generator, call, preview and generator.name != "extractive", timings, started)
+
+
+def final(events: Iterator[AnswerEvent]) -> Answer:
+    """The final answer of an event stream (reading it to the end)."""
+    for event in events:
+        if isinstance(event, Done):
+            return event.answer
+    raise RuntimeError("the answer stream ended without a final answer")
+
+
+def _abstention(reason: str, timings: dict[str, float], started: float, call: Call) -> EventStream:
+    """The gate found no evidence: the abstention, and no generator is asked."""
+    verifier = Verifier(GenerationRequest("", (), ()))
+    for text in verifier.abstain(reason):
+        timings["first_token_ms"] = _ms(started)
+        yield Delta(text)
+    yield Done(_finished(verifier.answer(), timings, started, call))
+
+
+def verified(request: GenerationRequest, draft: Sequence[str], shown: int | None = None) -> Answer:
+    """A whole draft, verified as the stream would verify it."""
+    verifier = Verifier(request, shown)
+    for piece in draft:
+        verifier.feed(piece)
+    verifier.end()
+    return verifier.answer()
+
+
+def _generated(
+    request: GenerationRequest,
+    generator: Generator,
+    call: Call,
+    preview: bool,
+    timings: dict[str, float],
+    started: float,
+) -> EventStream:
+    if preview:
+        evidence = verified(request, [evidence_draft(request)])
+        if not evidence.abstained:
+            timings["preview_ms"] = _ms(started)
+            yield Preview(evidence)
+    generating = time.perf_counter()
+    pieces = generator.stream(request, call)
+    verifier: Verifier | None = None
+    try:
+        for piece in pieces:
+            if verifier is None:
+                timings["model_first_token_ms"] = _ms(started)
+                verifier = Verifier(request, call.shown)  # the generator has said what it showed
+            for text in verifier.feed(piece):
+                timings.setdefault("first_token_ms", _ms(started))
+                yield Delta(text)
+            if verifier.stopped:
+                break  # a withheld unit ends the draft: stop the model
+        verifier = verifier or Verifier(request, call.shown)
+        for text in verifier.end():
+            timings.setdefault("first_token_ms", _ms(started))
+            yield Delta(text)
+    finally:
+        pieces.close()
+    timings["generate_ms"] = _ms(generating)
+    yield Done(_finished(verifier.answer(), timings, started, call))

@@ -1,0 +1,367 @@
+"""The evidence gate: the best sentence of the retrieved passages, a short typed span inside
+it, or the reason there is no good evidence.
+
+No model runs here: the pipeline has already scored the sentences of the retrieved
+passages against the question with the embedding model. We add a small bonus for
+sentences that hold the kind of thing the question asks for (a number with the right
+unit, a date, a person after a title) and for shared Chinese character pairs, pick
+the best sentence, then cut the answer span out of it.
+
+The answer path runs the gate once per question (``rag.answering``): when it finds no
+evidence, no generator is asked; otherwise its choice is the extractive answer, the
+preview streamed before an LLM's answer, and the focus of the LLM's prompt.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import Enum
+from itertools import pairwise
+
+from rag.entities import missing_in
+from rag.types import Choice, GenerationRequest, ScoredSentence
+
+
+class Kind(Enum):
+    """What a question asks for."""
+
+    NUMBER = "number"
+    DATE = "date"
+    PERSON = "person"
+    OTHER = "other"
+
+
+# Units a number can carry, grouped by what they count.
+_UNIT_GROUPS: dict[str, tuple[str, ...]] = {
+    "people": ("人次", "名", "人", "位", "户"),
+    "money": ("万元", "亿元", "元"),
+    "percent": ("%", "％"),
+    "days": ("天",),
+    "hours": ("小时",),
+    "orgs": ("家", "所"),
+    "cases": ("起", "件"),
+    "items": ("个", "项", "条", "种", "处", "座", "栋"),
+    "sessions": ("期", "场", "次", "届", "批"),
+    "area": ("亩", "平方米"),
+    "years": ("年",),
+}
+_ALL_UNITS = sorted({u for units in _UNIT_GROUPS.values() for u in units}, key=len, reverse=True)
+_NUMBER = re.compile(
+    r"(?:近|约|超过|逾)?\s*\d+(?:[.,]\d+)*\s*(?:余|多)?\s*[万亿千百]?\s*(?:余|多)?\s*(?:"
+    + "|".join(re.escape(u) for u in _ALL_UNITS)
+    + r")?"
+)
+_DATE = re.compile(
+    r"\d{4}\s*年(?:\s*\d{1,2}\s*月(?:份|\s*\d{1,2}\s*日)?)?"
+    r"|\d{1,2}\s*月\s*\d{1,2}\s*日|(?:今年|去年)?\s*\d{1,2}\s*月份?|上世纪\s*\d+\s*年代"
+)
+_TITLES = (
+    "代主任|副主任|主任|副书记|书记|副局长|局长|副市长|市长|副县长|县长|副会长|会长|院长|校长|"
+    "摄影师|记者|村民|负责人|传承人|讲解员|董事长|总经理|经理|馆长|队长|社长"
+)
+_PERSON = re.compile(
+    rf"(?P<title>{_TITLES})(?P<name>[\u4e00-\u9fff]{{2,3}}?)"
+    r"(?=说|介绍|表示|特别|仔细|认真|所|赶|来|回|出生|此行|曾|的|是|在|到|，|。|、|（|$)"
+)
+
+_ZH_NUMBER_Q = re.compile(r"多少|几[个名家人天次项起件年月期场位]|多大|多高|多长|多久|百分之|比例|比率|占比")
+_EN_NUMBER_Q = re.compile(
+    r"\bhow (many|much|long|far|big|large)\b|\bwhat (percentage|percent|proportion|share|rate)\b|\bnumber of\b", re.I
+)
+_ZH_DATE_Q = re.compile(r"什么时候|何时|哪一?年|哪个月|几月|哪一?天|什么时间|何年")
+_EN_DATE_Q = re.compile(r"\bwhen\b|\bwhat (year|month|date|day)\b|\bsince when\b", re.I)
+_ZH_PERSON_Q = re.compile(r"谁|哪位|叫什么名字|姓名")
+_EN_PERSON_Q = re.compile(r"\bwho(m|se)?\b|\bwhat is the name of\b", re.I)
+
+_EN_UNIT_HINTS: dict[str, re.Pattern[str]] = {
+    "percent": re.compile(r"\b(percent(age)?|rate|ratio|proportion|share)\b|%", re.I),
+    "money": re.compile(
+        r"\b(money|yuan|wages?|salar(y|ies)|funds?|funding|subsid(y|ies)|cost|revenue|tax(es)?|worth|rmb)\b", re.I
+    ),
+    "people": re.compile(
+        r"\b(people|persons?|workers?|employees?|students?|teachers?|residents?|villagers?|volunteers?|members?|visitors?|leaders?|officials?|talents?|graduates?|trainees?)\b",
+        re.I,
+    ),
+    "days": re.compile(r"\bdays?\b", re.I),
+    "hours": re.compile(r"\bhours?\b", re.I),
+    "orgs": re.compile(
+        r"\b(companies|company|enterprises?|firms?|institutions?|organi[sz]ations?|agencies|schools?|factories)\b", re.I
+    ),
+    "cases": re.compile(r"\bcases?\b", re.I),
+    "items": re.compile(
+        r"\b(problems?|issues?|items?|types?|kinds?|projects?|measures?|jobs?|occupations?|posts?)\b", re.I
+    ),
+    "sessions": re.compile(r"\b(sessions?|classes|courses?|competitions?|contests?|events?|times|batches?)\b", re.I),
+    "area": re.compile(r"\b(mu|acres?|hectares?|square met(er|re)s?)\b", re.I),
+    "years": re.compile(r"\byears?\b", re.I),
+}
+_EN_TITLE_HINTS: dict[str, str] = {
+    "secretary": "书记",
+    "director": "局长|主任",
+    "mayor": "市长",
+    "head": "局长|主任|县长|馆长",
+    "chairman": "会长|董事长",
+    "photographer": "摄影师",
+    "inheritor": "传承人",
+    "villager": "村民",
+    "reporter": "记者",
+}
+# Weights of the evidence bonuses added to the sentence's cosine similarity.
+_TYPE_BONUS = 0.03
+_OVERLAP_BONUS = 0.06
+_RANK_PENALTY = 0.004
+# Translated keywords are the main lexical signal for an English question about Chinese text.
+_KEYWORD_BONUS = 0.15
+# A Chinese question's topic pairs that must appear in the evidence passage.
+_MIN_COVERAGE = 0.5
+# The question's anchors are looked for in this many of the best passages.
+_ANCHOR_PASSAGES = 3
+_QUESTION_CHARS = set("的是了吗呢多少几谁哪什么何为有在和与及个名家位其该这那些怎样如吧啊被把对从到向又也都就共请问")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When the extractive generator abstains (chosen on the seed eval set)."""
+
+    min_sentence: float = 0.74
+    min_margin: float = 0.025
+
+
+def question_kind(question: str) -> Kind:
+    """Classify a question (Chinese or English) by what it asks for."""
+    if _ZH_DATE_Q.search(question) or _EN_DATE_Q.search(question):
+        return Kind.DATE
+    if _ZH_NUMBER_Q.search(question) or _EN_NUMBER_Q.search(question):
+        return Kind.NUMBER
+    if _ZH_PERSON_Q.search(question) or _EN_PERSON_Q.search(question):
+        return Kind.PERSON
+    return Kind.OTHER
+
+
+def wanted_units(question: str) -> tuple[str, ...]:
+    """Units the question's number should carry (empty: any number)."""
+    zh = re.search(r"(?:多少|几)\s*(" + "|".join(re.escape(u) for u in _ALL_UNITS) + ")", question)
+    if zh:
+        unit = zh.group(1)
+        return next((units for units in _UNIT_GROUPS.values() if unit in units), (unit,))
+    # "优良天数是多少" asks for days, "参会人数" for people: a unit before 数 is what is counted.
+    counted = re.search(r"(天|人|户|次|场|届|家|所|起|件|个|项|条|种)数", question)
+    if counted:
+        unit = counted.group(1)
+        return next(units for units in _UNIT_GROUPS.values() if unit in units)
+    if re.search(r"(?:上浮|增长|提高|下降|增加|减少|降低)了?多少", question):
+        return ()  # a change: a percentage or an amount, whichever the text gives
+    if re.search(r"百分之|比例|比率|占比|率", question):
+        return _UNIT_GROUPS["percent"]
+    if re.search(
+        r"多少钱|金额|(?:资金|工资|补贴|税收|收入|投资)[^，。？?]{0,4}多少|多少[^，。？?]{0,4}(?:资金|工资|补贴|税收)",
+        question,
+    ):
+        return _UNIT_GROUPS["money"]
+    # The noun right after "how many" says most; otherwise the first hint in the question.
+    counted = re.search(r"\bhow many\s+((?:[\w-]+\s+){0,2}[\w-]+)", question, re.I)
+    for text in ([counted.group(1)] if counted else []) + [question]:
+        for group, pattern in _EN_UNIT_HINTS.items():
+            if pattern.search(text):
+                return _UNIT_GROUPS[group]
+    return ()
+
+
+def number_unit(span: str) -> str:
+    """The unit a number span ends with ('' when bare)."""
+    return next((u for u in _ALL_UNITS if span.rstrip().endswith(u)), "")
+
+
+def cjk_bigrams(text: str) -> set[str]:
+    """Pairs of adjacent CJK characters: a cheap lexical signal for Chinese questions."""
+    chars = re.sub(r"[^\u4e00-\u9fff]", " ", text)
+    return {a + b for word in chars.split() for a, b in pairwise(word)}
+
+
+def _context_overlap(question_pairs: set[str], text: str, start: int, end: int, window: int = 12) -> int:
+    return len(question_pairs & cjk_bigrams(text[max(0, start - window) : end + window]))
+
+
+def number_spans(question: str, sentence: str) -> list[str]:
+    """Number spans in the sentence, best match for the question first."""
+    units = wanted_units(question)
+    pairs = cjk_bigrams(question)
+    found = []
+    for order, match in enumerate(_NUMBER.finditer(sentence)):
+        span = match.group().strip()
+        if not re.search(r"\d", span) or re.fullmatch(r"\d{4}\s*年", span):
+            continue
+        unit_ok = not units or number_unit(span) in units
+        overlap = _context_overlap(pairs, sentence, match.start(), match.end())
+        found.append((not unit_ok, -overlap, order, span))
+    return [span for unit_miss, _, _, span in sorted(found) if not unit_miss]
+
+
+def date_spans(sentence: str) -> list[str]:
+    """Date expressions in the sentence, in order."""
+    return [m.group().strip() for m in _DATE.finditer(sentence) if m.group().strip()]
+
+
+def _holds_title(sentence: str, start: int, title: str, wanted: str) -> bool:
+    """Does the person hold a wanted title: the one before the name, or one listed with it?
+
+    ``县纪委书记、县监委代主任龙江`` gives 龙江 both titles: the list runs back to the
+    last comma or full stop before the name.
+    """
+    clause_start = max(sentence.rfind(mark, 0, start) for mark in "，。；：,;:") + 1
+    return re.fullmatch(wanted, title) is not None or re.search(wanted, sentence[clause_start:start]) is not None
+
+
+def _wanted_titles(question: str) -> str:
+    return "|".join(
+        [*re.findall(_TITLES, question)]
+        + [zh for en, zh in _EN_TITLE_HINTS.items() if re.search(rf"\b{en}\b", question, re.I)]
+    )
+
+
+def asks_for_title(question: str) -> bool:
+    """Does the question name the title of the person it asks for (县长, director)?"""
+    return bool(_wanted_titles(question))
+
+
+def person_spans(question: str, sentence: str) -> list[str]:
+    """Names after a title (局长莫雄); if the question names a title, only that title counts."""
+    wanted = _wanted_titles(question)
+    found = []
+    for order, match in enumerate(_PERSON.finditer(sentence)):
+        name = match.group("name")
+        if name in question:
+            continue
+        if wanted and not _holds_title(sentence, match.start("title"), match.group("title"), wanted):
+            continue  # the question asks for a 县长; a 代主任 is not an answer
+        found.append((order, name))
+    return [name for _, name in sorted(found)]
+
+
+def answer_span(question: str, kind: Kind, sentence: str) -> str | None:
+    """The short answer inside a sentence, or None when the sentence holds none."""
+    if kind is Kind.NUMBER:
+        spans = number_spans(question, sentence)
+    elif kind is Kind.DATE:
+        spans = date_spans(sentence)
+    elif kind is Kind.PERSON:
+        spans = person_spans(question, sentence)
+    else:
+        return None
+    return spans[0] if spans else None
+
+
+def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, ScoredSentence, str | None]]:
+    """Sentences by evidence score: similarity, typed-span bonus, shared character pairs."""
+    pairs = cjk_bigrams(request.question)
+    ranked = []
+    for sentence in request.sentences:
+        span = answer_span(request.question, kind, sentence.text)
+        if pairs:
+            overlap = _OVERLAP_BONUS * len(pairs & cjk_bigrams(sentence.text)) / len(pairs)
+        else:
+            overlap = _KEYWORD_BONUS * keyword_coverage(request.keywords, sentence.text)
+        score = sentence.score + (_TYPE_BONUS if span else 0.0) + overlap - _RANK_PENALTY * sentence.passage_rank
+        ranked.append((score, sentence, span))
+    ranked.sort(key=lambda item: -item[0])
+    return ranked
+
+
+def keyword_coverage(groups: tuple[tuple[str, ...], ...], text: str) -> float:
+    """Share of an English question's words whose Chinese translation is in the text."""
+    if not groups:
+        return 0.0
+    return sum(any(word in text for word in group) for group in groups) / len(groups)
+
+
+def content_pairs(question: str) -> set[str]:
+    """Character pairs of a Chinese question that name its topic (no question words)."""
+    return {pair for pair in cjk_bigrams(question) if not any(ch in _QUESTION_CHARS for ch in pair)}
+
+
+def counted_noun(question: str) -> str:
+    """What a Chinese 'how many' question counts: ``多少名教师`` -> ``教师`` ('' if none)."""
+    units = "|".join(re.escape(u) for u in _ALL_UNITS)
+    match = re.search(rf"(?:多少|几)\s*(?:{units})?\s*[“\"]?([\u4e00-\u9fff]{{2,}})", question)
+    return match.group(1) if match else ""
+
+
+def mentions_counted_noun(question: str, text: str) -> bool:
+    """Does the evidence mention what the question counts (its first or last two characters)?"""
+    noun = counted_noun(question)
+    return not noun or noun[:2] in text or noun[-2:] in text
+
+
+def anchors_present(request: GenerationRequest, evidence: str) -> bool:
+    """Numbers and Latin terms of the question, and most of a Chinese question's topic, are in the evidence."""
+    question = request.question
+    lowered = evidence.lower().replace(" ", "")
+    if any(number not in lowered for number in re.findall(r"\d+(?:\.\d+)?", question)):
+        return False
+    if cjk_bigrams(question):
+        if any(term.lower() not in lowered for term in re.findall(r"[A-Za-z]{2,}", question)):
+            return False
+        pairs = content_pairs(question)
+        if len(pairs) >= 2 and len(pairs & cjk_bigrams(evidence)) < _MIN_COVERAGE * len(pairs):
+            return False
+    return True
+
+
+def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
+    """The evidence sentence and answer, or why there is no good evidence (no generator is asked).
+
+    Abstain when the question names something the corpus lacks, when the best passage
+    hardly stands out from the corpus at large, when no sentence is similar enough,
+    when a number, date or name is asked for and no good sentence holds one (with the
+    right unit, title or counted noun), when the sentences that would answer come from
+    passages that do not name the places, organisations and people the question names
+    (a passage about Zhuzhou does not answer for Changsha), or when the evidence lacks the
+    question's anchors.
+    """
+    if not request.sentences:
+        return "nothing retrieved"
+    if request.unknown_names:
+        return f"the documents never mention the name asked about: {', '.join(request.unknown_names)}"
+    if request.passages[0].score - request.background < thresholds.min_margin:
+        return "no passage stands out from the rest of the documents"
+    kind = question_kind(request.question)
+    ranked = [item for item in rank_sentences(request, kind) if item[1].score >= thresholds.min_sentence]
+    if not ranked:
+        return "no sentence is similar enough to the question"
+    typed = [item for item in ranked if item[2] is not None]
+    if kind is Kind.PERSON and not typed and asks_for_title(request.question):
+        return "no good sentence names a holder of the title asked about"
+    if kind is Kind.NUMBER:
+        typed = [item for item in typed if mentions_counted_noun(request.question, item[1].text)]
+        if not typed and counted_noun(request.question):
+            return f"no good sentence mentions what the question counts: {counted_noun(request.question)}"
+        units = wanted_units(request.question)
+        if not typed and units:
+            # No figure with the unit asked for: a sentence may still write it in Chinese
+            # numerals (三天), but one that counts nothing in that unit answers something else.
+            ranked = [item for item in ranked if _counts_in(units, item[1].text)]
+            if not ranked:
+                return f"no good sentence gives a figure in {'/'.join(units)}"
+    # Without a typed span (a name without a title, a number in Chinese numerals), the
+    # best sentence itself is the answer.
+    candidates = typed or ranked
+    if request.names:
+        unnamed = {item[1].passage_rank: missing_in(request.names, request.passages[item[1].passage_rank].chunk)
+                   for item in candidates}  # fmt: skip
+        bound = [item for item in candidates if not unnamed[item[1].passage_rank]]
+        if not bound:
+            missing = unnamed[candidates[0][1].passage_rank]
+            return f"the passages that would answer never name {', '.join(missing)}"
+        candidates = bound
+    score, best, span = candidates[0]
+    evidence = "\n".join(f"{p.chunk.title}\n{p.chunk.text}" for p in request.passages[:_ANCHOR_PASSAGES])
+    if not anchors_present(request, evidence):
+        return "the evidence lacks the question's numbers, terms or topic"
+    return Choice(sentence=best, answer=span or best.text, score=score)
+
+
+def _counts_in(units: tuple[str, ...], text: str) -> bool:
+    """Does the text give a figure (digits or Chinese numerals) in one of the units?"""
+    numeral = r"[\d零〇一二两三四五六七八九十百千万亿]"
+    return re.search(rf"{numeral}\s*(?:余|多)?\s*(?:{'|'.join(map(re.escape, units))})", text) is not None
