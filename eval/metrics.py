@@ -19,6 +19,11 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).casefold()
 
 
+def without_markers(answer: str) -> str:
+    """The answer without its citation markers (``386 名 [1]`` -> ``386 名``)."""
+    return re.sub(r"\s*\[\d{1,2}\]", "", answer).strip()
+
+
 def _whole_number_at(text: str, start: int, end: int) -> bool:
     """Is text[start:end] not glued to more digits (or a decimal part) on either side?"""
     before = text[start - 1] if start > 0 else ""

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from eval.data import Dataset, Passage, Question
-from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold
+from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold, without_markers
 from rag.answering import Answerer, Query
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
@@ -169,10 +169,11 @@ def relevant(question: Question) -> Callable[[Hit], bool]:
 def score(question: Question, config: Config, reply: Reply) -> Record:
     """Score one reply: answer found (abstaining counts wrong when answerable), F1, EM, rank."""
     if question.answerable:
-        correct = not reply.abstained and answer_found(reply.answer, question.answer_groups)
+        said = without_markers(reply.answer)  # [1] is a citation, not part of the answer
+        correct = not reply.abstained and answer_found(said, question.answer_groups)
         gold = shortest_gold(question.answer_groups)
-        f1 = 0.0 if reply.abstained else char_f1(reply.answer, gold)
-        exact = not reply.abstained and exact_match(reply.answer, gold)
+        f1 = 0.0 if reply.abstained else char_f1(said, gold)
+        exact = not reply.abstained and exact_match(said, gold)
     else:
         correct, f1, exact = reply.abstained, float(reply.abstained), reply.abstained
     is_relevant = relevant(question)

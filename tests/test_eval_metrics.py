@@ -80,3 +80,12 @@ def test_percentiles() -> None:
     assert percentile([1, 2, 3, 4], 50) == pytest.approx(2.5)
     assert percentile([5], 95) == 5
     assert math.isnan(percentile([], 50))
+
+
+def test_citation_markers_are_not_part_of_the_answer() -> None:
+    from eval.metrics import without_markers
+
+    assert without_markers("386 名 [1]") == "386 名"
+    assert without_markers("为386名农民工追回工资[1]，另有 57 名[2]。") == "为386名农民工追回工资，另有 57 名。"
+    # A gold "1" is not found in a bare marker.
+    assert not contains_answer(without_markers("386 名 [1]"), "1")
