@@ -34,8 +34,10 @@ def _free_port() -> int:
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], log: Path, ready_s: float = 180) -> Iterator[str]:
-    """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
+def server_process(
+    env: dict[str, str], log: Path, ready_s: float = 180
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``rag serve`` as a real process on a free loopback port; yields its base URL and process once ready."""
     port = _free_port()
     with log.open("wb") as sink:
         server = subprocess.Popen(
@@ -59,10 +61,17 @@ def running_server(env: dict[str, str], log: Path, ready_s: float = 180) -> Iter
             if time.monotonic() > deadline:
                 raise RuntimeError("the server did not become ready")
             time.sleep(0.5)
-        yield base
+        yield base, server
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def running_server(env: dict[str, str], log: Path, ready_s: float = 180) -> Iterator[str]:
+    """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
+    with server_process(env, log, ready_s) as (base, _):
+        yield base
 
 
 async def _client(

@@ -113,11 +113,11 @@ class InProcessAsker:
             generator=config.generator,
             retriever=config.retriever,
             depth=RETRIEVAL_DEPTH,
-            preview=False,
+            preview=True,  # as /api/ask/stream: the timings then show when the preview would be sent
         )
         stream = self._answerer.open(query)
         answer = stream.answer()
-        hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in stream.retrieval.request.passages)
+        hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in stream.retrieval.ranked)
         return Reply(answer.text, answer.abstained, hits, answer.timings_ms, answer.abstain_reason)
 
 

@@ -22,6 +22,8 @@ the stream is read, and closing the stream stops the generation.
 from __future__ import annotations
 
 import collections.abc
+import contextlib
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -33,7 +35,7 @@ from rag.evidence import Thresholds, choose
 from rag.generators import Call, ChatGenerator, Generator, Generators
 from rag.generators.extractive import evidence_draft
 from rag.grounding import Verifier
-from rag.pipeline import Pipeline, Retrieval, limit_request, validate_question
+from rag.pipeline import Pipeline, Retrieval, validate_question
 from rag.types import Answer, GenerationRequest
 
 MAX_TOP_K = 50
@@ -84,19 +86,35 @@ EventStream = collections.abc.Generator[AnswerEvent, None, None]
 
 class AnswerStream:
     """One question's answer as events (read once). ``answer()`` reads what is left and
-    returns the final answer; ``close()`` stops the generation."""
+    returns the final answer; ``close()`` and ``cancel()`` stop the generation."""
 
-    def __init__(self, question: str, retrieval: Retrieval, generator: str, events: EventStream) -> None:
+    def __init__(
+        self,
+        question: str,
+        retrieval: Retrieval,
+        generator: str,
+        events: EventStream,
+        cancelled: threading.Event | None = None,
+    ) -> None:
         self.question = question  # as searched, after the conversation
         self.retrieval = retrieval  # every passage retrieved, to the query's depth
         self.generator = generator
         self._events = events
+        self._cancelled = cancelled or threading.Event()
 
     def __iter__(self) -> Iterator[AnswerEvent]:
         return self._events
 
     def close(self) -> None:
+        """Stop the generation (from the thread that reads the stream)."""
         self._events.close()
+
+    def cancel(self) -> None:
+        """Stop the generation from any thread: the stream ends at the next piece of the draft,
+        or now when nobody is reading it (a client that went away)."""
+        self._cancelled.set()
+        with contextlib.suppress(ValueError):  # being read in another thread: the flag stops it there
+            self._events.close()
 
     def answer(self) -> Answer:
         """The final answer (reading the rest of the stream)."""
@@ -137,11 +155,14 @@ class Answerer:
         if query.history:
             question = standalone_question(question, query.history, _chat(generator, call), settings.max_question_chars)
             timings["rewrite_ms"] = _ms(started)
-        retrieval = self._pipeline.retrieve(question, max(top_k, query.depth), query.retriever)
+        retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth)
         timings.update({k: round(v, 2) for k, v in retrieval.timings_ms.items()})
-        request = limit_request(retrieval.request, top_k)
-        events = respond(request, generator, self._thresholds, call, query.preview, timings, started)
-        return AnswerStream(question, retrieval, generator.name, events)
+        request = retrieval.request
+        if not settings.entity_binding:
+            request = replace(request, names=())
+        cancelled = threading.Event()
+        events = respond(request, generator, self._thresholds, call, query.preview, timings, started, cancelled)
+        return AnswerStream(question, retrieval, generator.name, events, cancelled)
 
 
 def _chat(generator: Generator, call: Call) -> ChatFunction | None:
@@ -165,11 +186,13 @@ def respond(
     preview: bool = False,
     timings: dict[str, float] | None = None,
     started: float | None = None,
+    cancelled: threading.Event | None = None,
 ) -> EventStream:
     """The answer path after retrieval: gate, (preview,) generate, verify, finish.
 
     ``timings`` so far and the time the question ``started`` are carried into the final
-    answer's timings. When the gate finds no evidence, no generator is asked.
+    answer's timings. When the gate finds no evidence, no generator is asked. Once
+    ``cancelled`` is set, the stream ends at the next piece of the draft.
     """
     started = time.perf_counter() if started is None else started
     timings = dict(timings or {})
@@ -179,7 +202,8 @@ def respond(
         yield from _abstention(choice, timings, started, call)
         return
     request = replace(request, evidence=choice)
-    yield from _generated(request, generator, call, preview and generator.name != "extractive", timings, started)
+    preview = preview and generator.name != "extractive"
+    yield from _generated(request, generator, call, preview, timings, started, cancelled or threading.Event())
 
 
 def final(events: Iterator[AnswerEvent]) -> Answer:
@@ -215,6 +239,7 @@ def _generated(
     preview: bool,
     timings: dict[str, float],
     started: float,
+    cancelled: threading.Event,
 ) -> EventStream:
     if preview:
         evidence = verified(request, [evidence_draft(request)])
@@ -226,6 +251,8 @@ def _generated(
     verifier: Verifier | None = None
     try:
         for piece in pieces:
+            if cancelled.is_set():
+                return  # nobody is reading any more: stop the model (finally)
             if verifier is None:
                 timings["model_first_token_ms"] = _ms(started)
                 verifier = Verifier(request, call.shown)  # the generator has said what it showed

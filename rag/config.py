@@ -65,6 +65,11 @@ class Settings(BaseSettings):
     reranker_model: str = Field(default="", description="cross-encoder to rerank with; empty: no reranking")
     rerank_depth: int = Field(default=20, ge=1, le=200, description="chunks the reranker rescores")
     lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
+    entity_binding: bool = Field(
+        default=True,
+        description="answers must come from a passage that names the places, organisations and people "
+        "the question names (rag.entities)",
+    )
     # Extractive abstention: a floor on the evidence sentence's cosine similarity, and how
     # far the best passage must stand out from the corpus (see rag.generators.extractive).
     abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)

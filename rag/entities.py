@@ -3,9 +3,23 @@
 A passage about Zhuzhou answers "how many good-air days did Changsha have?" with Zhuzhou's
 figure: the numbers are in the passage, the place asked about is not. So the names a
 question gives must appear in the passage (or its article title) that supports the
-answer. Chinese names come from jieba's part-of-speech tags (``ns`` place, ``nt``
-organisation, ``nr`` person); an English question's names are the corpus words its
-capitalised words spell in pinyin (``rag.lexicon``: Fenghuang -> 凤凰).
+answer. An English question's names are the corpus words its capitalised words spell in
+pinyin (``rag.lexicon``: Fenghuang -> 凤凰). Chinese names come from jieba's
+part-of-speech tags, which are noisy, so only these count (``question_names``):
+
+- places and organisations (``ns``, ``nt``) that jieba's dictionary knows, or that a
+  retrieved passage contains (a name jieba made up from characters it could not place,
+  such as 初华堡 out of 1990年代初华堡, is not one);
+- people (``nr``) that jieba's dictionary knows well (frequency 10 or more) and that a
+  retrieved passage contains: its guesses at unknown names cut real ones apart (沈元龙 ->
+  沈, 元龙), and its dictionary tags many common words as people (荣誉, 文明);
+- not generic words the dictionary mis-tags (城市, 东西, 籍贯, 长度), nor China itself,
+  which Chinese news rarely names (中国外交部 is looked for as 外交部);
+- only the names of the main clause: in "X举行当天，Y是什么？" X only dates the question;
+  and none for a question comparing events ("A、B哪个更早"), which no one passage covers.
+
+Measured on CMRC 2018 and on questions made from it by swapping a place for another, see
+the README ("Entity binding").
 
 A name is found in a text when the text holds it, or holds every word of it with a place
 suffix dropped: 凤凰县纪委 is named by a passage titled 凤凰纪委… that says 县纪委.
@@ -21,7 +35,24 @@ from rag.types import Chunk
 
 NAME_TAGS = frozenset({"ns", "nt", "nr"})
 _PLACE_SUFFIXES = frozenset("省市县区镇乡村州")
+_REGION_SUFFIX = "地区"  # 香港地区 is named by 香港
 _CJK = re.compile(r"[\u3400-\u9fff]")
+# jieba's dictionary frequency a person's name needs to be trusted as one.
+_MIN_PERSON_FREQUENCY = 10
+# Chinese news rarely says the country it is about: 外交部 is China's.
+_IMPLICIT = frozenset({"中国", "我国", "中华人民共和国", "全国", "国内", "国家"})
+_IMPLICIT_PREFIXES = ("中华人民共和国", "中国")
+# "X举行当天，Y是什么？": the names before the comma date the question, the answer is about Y.
+_ANCHOR_CLAUSE = re.compile(
+    r"(?:当天|当日|同一天|同日|当月|当周|当年|当晚|之际|期间|前后|那天|之后|之前|以后|以前)[，,]"
+)
+# "A、B、C哪个最早发生？" asks about several events, which no one passage names together.
+_COMPARISON = re.compile(r"哪(?:个|一个|件|项|一项|些)[^，。？?]*?(?:更早|最早|更晚|最晚|先|后)")
+# Generic words jieba's dictionary tags as places or people.
+_GENERIC = frozenset(
+    """城市 东西 地区 国家 地方 世界 全国 全球 天下 大洋 籍贯 省份 首都 城镇 乡村 农村 海外 各地 当地 本地 外地
+    长度 宽度 高度 深度 面积 人口 英文名 中文名 全名 原名 名字 名称 市内 县内 区内 镇内 省内 境内 国内""".split()
+)
 
 
 def _tagged(text: str) -> list[tuple[str, str]]:
@@ -36,6 +67,38 @@ def chinese_names(text: str) -> list[str]:
     if not _CJK.search(text):
         return []
     return list(dict.fromkeys(word for word, flag in _tagged(text) if flag in NAME_TAGS and len(word) >= 2))
+
+
+def question_names(question: str, passages: Sequence[str]) -> tuple[str, ...]:
+    """The places, organisations and people a Chinese question names that an answer must be
+    bound to (see the module doc); ``passages`` are the retrieved passages' texts."""
+    if not _CJK.search(question) or _COMPARISON.search(question):
+        return ()
+    import jieba
+
+    segmenter()
+    frequency = jieba.dt.FREQ
+    names = []
+    for word, flag in _tagged(_ANCHOR_CLAUSE.split(question)[-1]):
+        name = _as_name(word)
+        if flag not in NAME_TAGS or not name:
+            continue
+        known = frequency.get(name) or 0
+        seen = any(names_in(name, text) for text in passages)
+        if (flag == "nr" and known >= _MIN_PERSON_FREQUENCY and seen) or (flag != "nr" and (known or seen)):
+            names.append(name)
+    return tuple(dict.fromkeys(names))
+
+
+def _as_name(word: str) -> str:
+    """The word as a name to look for ('' when it is none): 香港地区 -> 香港, 中国外交部 -> 外交部."""
+    for prefix in _IMPLICIT_PREFIXES:
+        if word.startswith(prefix) and len(word) > len(prefix):
+            word = word[len(prefix) :]
+            break
+    if word.endswith(_REGION_SUFFIX) and len(word) > len(_REGION_SUFFIX) + 1:
+        word = word[: -len(_REGION_SUFFIX)]
+    return "" if len(word) < 2 or word in _GENERIC or word in _IMPLICIT else word
 
 
 def _core(word: str) -> str:

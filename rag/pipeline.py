@@ -7,12 +7,12 @@ What happens after retrieval (the gate, generation, verification) is the answer 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from rag.embedding import Embedder, Vectors
-from rag.entities import chinese_names
+from rag.entities import question_names
 from rag.errors import InvalidQuestion
 from rag.index import Snapshot
 from rag.lexical import query_tokens
@@ -49,21 +49,14 @@ def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -
     return tuple(scored)
 
 
-def limit_request(request: GenerationRequest, top_k: int) -> GenerationRequest:
-    """The request as if only the top_k passages had been retrieved."""
-    return replace(
-        request,
-        passages=request.passages[:top_k],
-        sentences=tuple(s for s in request.sentences if s.passage_rank < top_k),
-    )
-
-
 @dataclass(frozen=True)
 class Retrieval:
-    """What retrieval produced for a question, and how long each stage took."""
+    """What retrieval produced for a question: the request for the answer path (the best
+    ``top_k`` passages), every passage ranked (to the depth asked for), and stage timings."""
 
     request: GenerationRequest
     timings_ms: dict[str, float]
+    ranked: tuple[Passage, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -126,23 +119,30 @@ class Pipeline:
             hits = rerank(reranker, question, texts, hits)
         return hits[:top_k]
 
-    def retrieve(self, question: str, top_k: int, retriever: str | None = None) -> Retrieval:
-        """Embed the question, find its chunks (``retriever`` mode, default from options), score the sentences."""
+    def retrieve(self, question: str, top_k: int, retriever: str | None = None, depth: int = 0) -> Retrieval:
+        """Embed the question, find its chunks (``retriever`` mode, default from options), score the
+        sentences of the best, and find the names the question gives (rag.entities).
+
+        ``depth`` chunks are ranked when it is more than ``top_k`` (for retrieval metrics);
+        the request holds the best ``top_k``.
+        """
         question = validate_question(question, self._max_question_chars)
         mode = check_retriever(retriever or self._options.retriever)
         t0 = time.perf_counter()
         translation = self._translator.translate(question)
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
-        hits = self._rank(question, query, mode, top_k)
-        passages = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
-        sentences = score_sentences(self._snapshot, query, [row for row, _ in hits[:_EVIDENCE_PASSAGES]])
+        hits = self._rank(question, query, mode, max(top_k, depth))
+        ranked = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
+        passages = ranked[:top_k]
+        evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]
+        sentences = score_sentences(self._snapshot, query, evidence_rows)
         sample = self._snapshot.background_vectors
         background = float(np.mean(sample @ query)) if len(sample) else 0.0
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
-        names = translation.names or tuple(chinese_names(question))
+        names = translation.names or question_names(question, [passage_text(p.chunk) for p in passages])
         request = GenerationRequest(
             question, passages, sentences, background, translation.groups, translation.unknown_names, names
         )
-        return Retrieval(request, timings)
+        return Retrieval(request, timings, ranked)

@@ -18,7 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 
-def make_handler(replies: dict[str, str], delay_s: float) -> type[BaseHTTPRequestHandler]:
+def make_handler(replies: dict[str, str], delay_s: float, piece_s: float) -> type[BaseHTTPRequestHandler]:
+    stats = {"streams_finished": 0, "streams_cut": 0}
+
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -34,6 +36,9 @@ def make_handler(replies: dict[str, str], delay_s: float) -> type[BaseHTTPReques
             self.wfile.write(data)
 
         def do_GET(self) -> None:
+            if self.path.endswith("/stats"):  # how many streams ran to the end, and how many the client cut
+                self._json(200, stats)
+                return
             self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model"}]})
 
         def do_POST(self) -> None:
@@ -57,11 +62,12 @@ def make_handler(replies: dict[str, str], delay_s: float) -> type[BaseHTTPReques
             try:
                 for event in events:
                     self._chunk(f"data: {json.dumps(event, ensure_ascii=False)}\n\n")
-                    time.sleep(0.05)
+                    time.sleep(piece_s)
                 self._chunk("data: [DONE]\n\n")
                 self.wfile.write(b"0\r\n\r\n")
+                stats["streams_finished"] += 1
             except (BrokenPipeError, ConnectionResetError):
-                pass  # the client stopped reading: stop "generating"
+                stats["streams_cut"] += 1  # the client stopped reading: stop "generating"
 
         def _chunk(self, text: str) -> None:
             data = text.encode()
@@ -76,8 +82,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--replies", default="{}", help="JSON: substring of the question -> reply")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before the first word")
+    parser.add_argument("--piece", type=float, default=0.05, help="seconds between words")
     args = parser.parse_args()
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), make_handler(json.loads(args.replies), args.delay))
+    handler = make_handler(json.loads(args.replies), args.delay, args.piece)
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
     server.serve_forever()
 
 

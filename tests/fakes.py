@@ -125,14 +125,15 @@ def sse_chunks(pieces: list[str]) -> list[bytes]:
 
 
 @contextlib.contextmanager
-def fake_llm_server(replies: dict[str, str], delay_s: float = 0.0) -> Iterator[str]:
+def fake_llm_server(replies: dict[str, str], delay_s: float = 0.0, piece_s: float = 0.05) -> Iterator[str]:
     """tests/fake_llm_server.py as a real process on a free loopback port; yields its /v1 base URL."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
     command = [sys.executable, "-m", "tests.fake_llm_server", "--port", str(port)]
     root = Path(__file__).resolve().parent.parent
-    server = subprocess.Popen([*command, "--replies", json.dumps(replies), "--delay", str(delay_s)], cwd=root)
+    options = ["--replies", json.dumps(replies), "--delay", str(delay_s), "--piece", str(piece_s)]
+    server = subprocess.Popen([*command, *options], cwd=root)
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 30

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from rag.config import Settings
 from rag.generators.fake import ScriptedGenerator
 from rag.pipeline import Pipeline
 from rag.types import ABSTAIN_TEXT
+from tests.clients import ask_every_mode, sse_events
 from tests.conftest import running_server
 from tests.fakes import fake_llm_server
 
@@ -216,21 +218,12 @@ def scripted(
         yield test_client, draft
 
 
-def _sse_events(raw: str) -> list[tuple[str, dict[str, Any]]]:
-    events = []
-    for block in raw.split("\n\n"):
-        lines = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line)
-        if "event" in lines:
-            events.append((lines["event"], json.loads(lines["data"])))
-    return events
-
-
 def _every_mode(client: TestClient, question: str) -> dict[str, tuple[str, str, dict[str, Any]]]:
     """(text the client shows, raw body, final answer) from /api/ask, its stream, and /v1 both ways."""
     payload = {"question": question, "generator": "scripted"}
     whole = client.post("/api/ask", json=payload)
     raw_stream = client.post("/api/ask/stream", json=payload).text
-    events = _sse_events(raw_stream)
+    events = sse_events(raw_stream)
     tokens = "".join(data["text"] for name, data in events if name == "token")
     done = next(data for name, data in events if name == "done")
     chat = {"model": "scripted", "messages": [{"role": "user", "content": question}]}
@@ -269,7 +262,7 @@ def test_streamed_markers_point_at_the_final_citations_in_every_mode(scripted: t
 def test_a_model_answer_streams_a_verified_preview_first(scripted: tuple[TestClient, list[str]]) -> None:
     client, draft = scripted
     draft[:] = ["凤凰县为386名农民工追回了拖欠工资[1]。"]
-    events = _sse_events(client.post("/api/ask/stream", json={"question": QUESTION, "generator": "scripted"}).text)
+    events = sse_events(client.post("/api/ask/stream", json={"question": QUESTION, "generator": "scripted"}).text)
     assert [name for name, _ in events][:2] == ["preview", "token"] and events[-1][0] == "done"
     preview = events[0][1]
     assert "386" in preview["answer"] and preview["citations"][0]["title"] == FENGHUANG
@@ -309,8 +302,6 @@ def test_every_client_of_a_real_server_gets_only_verified_text(
     seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
 ) -> None:
     """rag serve with the openai generator against a scripted LLM server, both real processes."""
-    from openai import OpenAI
-
     with fake_llm_server(LLM_REPLIES) as llm:
         env = {
             "RAG_INDEX_DIR": str(seed_settings.index_dir),
@@ -320,35 +311,40 @@ def test_every_client_of_a_real_server_gets_only_verified_text(
             "RAG_GENERATOR_FALLBACK": "false",
         }
         with running_server(env, tmp_path / "server.log") as base:
-            client = OpenAI(base_url=f"{base}/v1", api_key="unused", max_retries=0)
-            asked = [
-                (QUESTION, "386"),
-                ("What is the population of Changsha?", None),
-                ("凤凰县为多少名农民工追回了拖欠工资？", None),  # the evidence is there; the draft invents 412
-            ]
-            for question, expected in asked:
-                whole = httpx.post(f"{base}/api/ask", json={"question": question}, timeout=60).json()
-                with httpx.stream("POST", f"{base}/api/ask/stream", json={"question": question}, timeout=60) as r:
-                    events = _sse_events("".join(r.iter_text()))
-                tokens = "".join(data["text"] for name, data in events if name == "token")
-                messages = [{"role": "user", "content": question}]
-                content = client.chat.completions.create(model="openai", messages=messages)  # type: ignore[arg-type]
-                chunks = list(
-                    client.chat.completions.create(
-                        model="openai",
-                        messages=messages,  # type: ignore[arg-type]
-                        stream=True,
-                        stream_options={"include_usage": True},
-                    )
-                )
-                streamed = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-                texts = [whole["answer"], tokens, content.choices[0].message.content, streamed]
-                if expected is None:
-                    assert texts == [ABSTAIN_TEXT] * 4, texts
-                    assert not any("9.4" in text or "412" in text for text in texts)
-                    continue
-                assert len(set(texts)) == 1 and "386" in texts[0] and "[1]" in texts[0] and "[3]" not in texts[0]
-                assert whole["citations"][0]["title"] == FENGHUANG and events[0][0] == "preview"
-                assert content.model_extra and content.model_extra["citations"][0]["title"] == FENGHUANG
-                assert content.usage and content.usage.completion_tokens > 0
-                assert chunks[-1].usage and chunks[-1].usage.total_tokens == content.usage.total_tokens
+            fenghuang = ask_every_mode(base, QUESTION)
+            for mode, seen in fenghuang.items():
+                assert seen.text == "Fenghuang recovered wages for 386 workers [1].", mode
+                assert seen.titles == [FENGHUANG] and seen.usage["completion_tokens"] > 0, mode
+            assert fenghuang["/api/ask/stream"].raw.startswith("event: preview")
+            # The evidence is there for the second question, but the draft invents 412.
+            for question in ("What is the population of Changsha?", "凤凰县为多少名农民工追回了拖欠工资？"):
+                for mode, seen in ask_every_mode(base, question).items():
+                    assert seen.text == ABSTAIN_TEXT and seen.abstained and not seen.titles, (question, mode)
+                    assert "9.4" not in seen.raw and "412" not in seen.raw, (question, mode)
+
+
+def test_a_client_that_disconnects_stops_the_generation(
+    seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Through real processes: closing /api/ask/stream closes the server's call to the LLM server."""
+    long_reply = " ".join(["Fenghuang recovered wages for 386 workers [1]."] * 60)  # 6 s of words
+    with fake_llm_server({"Fenghuang": long_reply}, piece_s=0.02) as llm:
+        env = {
+            "RAG_INDEX_DIR": str(seed_settings.index_dir),
+            "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+            "RAG_GENERATOR": "openai",
+            "RAG_OPENAI_BASE_URL": llm,
+        }
+        with running_server(env, tmp_path / "server.log") as base:
+            chat = {"model": "openai", "messages": [{"role": "user", "content": QUESTION}], "stream": True}
+            for cut, (path, body) in enumerate(
+                [("/api/ask/stream", {"question": QUESTION}), ("/v1/chat/completions", chat)], start=1
+            ):
+                with httpx.stream("POST", f"{base}{path}", json=body, timeout=60) as response:
+                    assert any("386" in line for line in response.iter_lines())  # the model is answering
+                deadline = time.monotonic() + 10
+                stats = httpx.get(f"{llm}/stats").json()
+                while stats["streams_cut"] < cut and time.monotonic() < deadline:
+                    time.sleep(0.2)
+                    stats = httpx.get(f"{llm}/stats").json()
+                assert stats == {"streams_finished": 0, "streams_cut": cut}, path

@@ -145,3 +145,18 @@ def test_openai_backend_against_llama_cpp_server_on_loopback(
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def test_every_client_of_a_real_server_with_the_local_model(seed_settings: Settings, tmp_path: Path) -> None:
+    """The issue's acceptance check: rag serve with the local LLM, every client mode."""
+    from tests.clients import ask_every_mode
+    from tests.conftest import running_server
+
+    env = {"RAG_INDEX_DIR": str(seed_settings.index_dir), "RAG_GENERATOR": "llama-cpp"}
+    with running_server(env, tmp_path / "server.log", ready_s=300) as base:
+        for mode, seen in ask_every_mode(base, "How many workers did Fenghuang recover wages for?").items():
+            assert re.search(r"(?<!\d)386(?!\d)", seen.text) and "[1]" in seen.text, (mode, seen.text)
+            assert seen.titles[0] == FENGHUANG and seen.usage["prompt_tokens"] > 0, mode
+        for question in ("What is the population of Changsha?", "长沙市今年空气质量优良天数是多少？"):
+            for mode, seen in ask_every_mode(base, question).items():
+                assert seen.text == ABSTAIN_TEXT and seen.abstained, (question, mode, seen.text)

@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from api.deps import AnswererDep
 from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
+from api.streaming import event_stream
 from rag.answering import AnswerStream, Delta, Done, Preview, Query
 from rag.conversation import Turn
 from rag.errors import RagError
@@ -58,7 +59,7 @@ def sse_events(stream: AnswerStream) -> Iterator[str]:
         status, code = status_for(exc)
         yield _event("error", {"error": code, "message": str(exc), "status": status})
     finally:
-        stream.close()  # a client that disconnects stops the generation
+        stream.close()
 
 
 @router.post(
@@ -75,4 +76,4 @@ def ask_stream(body: AskRequest, answerer: AnswererDep) -> StreamingResponse:
     disconnects stops the generation.
     """
     stream = answerer.open(query_of(body))
-    return StreamingResponse(sse_events(stream), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(stream, sse_events(stream))

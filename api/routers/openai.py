@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AnswererDep, StateDep
 from api.errors import status_for
 from api.schemas import CitationModel, UsageModel
+from api.streaming import event_stream
 from rag.answering import Delta, Done, Query
 from rag.conversation import Turn
 from rag.errors import InvalidQuestion, RagError
@@ -174,7 +175,7 @@ def chat_completions(body: ChatRequest, answerer: AnswererDep) -> JSONResponse |
             yield f"data: {json.dumps({'error': error}, ensure_ascii=False)}\n\n"
             return
         finally:
-            stream.close()  # a client that disconnects stops the generation
+            stream.close()
         yield "data: [DONE]\n\n"
 
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return event_stream(stream, events())
