@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install llm index run run-extractive ask browser test test-all lint eval bench bench-full clean
+.PHONY: install llm index run run-extractive ask browser test test-all lint eval bench bench-full bench-soak clean
 
 install: $(STAMP)
 
@@ -87,6 +87,12 @@ bench-full: install
 	$(BIN)/python -m eval.bench_ann --sizes 100000,1000000
 	$(BIN)/python -m eval.bench_scale --news 1000,5000,20000
 	$(BIN)/python -m eval.bench_hybrid
+
+# Memory over time through a real server: 300 local-LLM answers, then 5,000 extractive ones
+# (about 50 and 10 minutes here).
+bench-soak: llm index
+	$(BIN)/python -m eval.bench_soak --answers 300
+	$(BIN)/python -m eval.bench_soak --generator extractive --answers 5000 --warmup 200 --every 250
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/v-* index/.tmp-* .pytest_cache test-artifacts

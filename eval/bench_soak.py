@@ -5,9 +5,10 @@
 Starts ``rag serve`` over the seed index (``make index`` first) with its default generator
 (or ``--generator``), asks the seed questions in turn through ``POST /api/ask``, one at a
 time, and reads the server's resident memory (VmRSS of its process) every ``--every``
-answers. The first ``--warmup`` answers are not counted: models, caches and allocator
-arenas fill up then. Prints a Markdown table, and writes it with a chart and the raw
-samples to ``eval/reports/bench_soak-<generator>.{md,json,png}``.
+answers. With a language model, an answer counts when the model wrote it (the evidence
+gate abstains on some questions without asking it). The first ``--warmup`` answers are not
+counted: models, caches and allocator arenas fill up then. Prints a Markdown table, and
+writes it with a chart and the raw samples to ``eval/reports/bench_soak-<generator>.{md,json,png}``.
 
 Targets: after warm-up, growth under 100 MB over 300 LLM answers and under 20 MB over
 5,000 extractive answers.
@@ -33,12 +34,12 @@ TARGET_MB = {"llama-cpp": 100.0, "openai": 100.0, "extractive": 20.0}
 
 @dataclass(frozen=True)
 class Sample:
-    """The server's memory after ``answers`` answers (warm-up included)."""
+    """The server's memory after ``answers`` answers (warm-up included) and ``asked`` questions."""
 
     answers: int
     rss_mb: float
     seconds: float
-    abstained: int
+    asked: int
 
 
 def rss_mb(pid: int) -> float:
@@ -50,20 +51,23 @@ def rss_mb(pid: int) -> float:
 
 
 def soak(url: str, pid: int, generator: str, total: int, every: int) -> list[Sample]:
-    """Ask ``total`` questions one after another, sampling RSS every ``every`` answers."""
+    """Ask questions one after another until ``total`` answers, sampling RSS every ``every`` answers."""
     questions = [q.question for q in load_seed().questions]
     payload: dict[str, object] = {"generator": generator} if generator else {}
     samples = [Sample(0, rss_mb(pid), 0.0, 0)]
-    abstained = 0
+    answers = asked = 0
     started = time.monotonic()
     with httpx.Client(base_url=url, timeout=300) as http:
-        for n in range(1, total + 1):
-            response = http.post("/api/ask", json={**payload, "question": questions[(n - 1) % len(questions)]})
+        while answers < total:
+            response = http.post("/api/ask", json={**payload, "question": questions[asked % len(questions)]})
             response.raise_for_status()
-            abstained += bool(response.json()["abstained"])
-            if n % every == 0 or n == total:
-                samples.append(Sample(n, rss_mb(pid), time.monotonic() - started, abstained))
-                print(f"{n:>6} answers  {samples[-1].rss_mb:8.1f} MB", file=sys.stderr, flush=True)
+            asked += 1
+            usage = response.json()["usage"]
+            if generator == "extractive" or usage["prompt_tokens"] > 0:
+                answers += 1
+                if answers % every == 0 or answers == total:
+                    samples.append(Sample(answers, rss_mb(pid), time.monotonic() - started, asked))
+                    print(f"{answers:>6} answers  {samples[-1].rss_mb:8.1f} MB", file=sys.stderr, flush=True)
     return samples
 
 
@@ -85,10 +89,10 @@ def summary(samples: list[Sample], warmup: int) -> dict[str, float]:
 def table(samples: list[Sample], warmup: int) -> str:
     """The samples as Markdown, growth measured from the warm-up sample."""
     base = next(s for s in samples if s.answers >= warmup)
-    rows = ["| answers | RSS MB | since warm-up MB | seconds |", "|---|---|---|---|"]
+    rows = ["| answers | questions asked | RSS MB | since warm-up MB | seconds |", "|---|---|---|---|---|"]
     for s in samples:
         since = f"{s.rss_mb - base.rss_mb:+.1f}" if s.answers >= warmup else "(warm-up)"
-        rows.append(f"| {s.answers} | {s.rss_mb:.1f} | {since} | {s.seconds:.0f} |")
+        rows.append(f"| {s.answers} | {s.asked} | {s.rss_mb:.1f} | {since} | {s.seconds:.0f} |")
     return "\n".join(rows)
 
 
@@ -121,7 +125,7 @@ def main() -> int:
     log = Path(tempfile.gettempdir()) / "rag-soak.log"
     with server_process({}, log) as (url, server):
         name = args.generator or str(httpx.get(f"{url}/api/health", timeout=10).json()["generator"])
-        samples = soak(url, server.pid, args.generator, args.warmup + args.answers, args.every)
+        samples = soak(url, server.pid, name, args.warmup + args.answers, args.every)
     result = summary(samples, args.warmup)
     target = TARGET_MB.get(name)
     markdown = table(samples, args.warmup)

@@ -139,17 +139,24 @@ def question_kind(question: str) -> Kind:
     return Kind.OTHER
 
 
-def wanted_units(question: str) -> tuple[str, ...]:
-    """Units the question's number should carry (empty: any number)."""
+def counted_units(question: str) -> tuple[str, ...]:
+    """Units a Chinese question names for its number: ``多少名`` -> people, ``优良天数是多少`` -> days
+    (a unit before 数 is what is counted); empty when it names none."""
     zh = re.search(r"(?:多少|几)\s*(" + "|".join(re.escape(u) for u in _ALL_UNITS) + ")", question)
     if zh:
         unit = zh.group(1)
         return next((units for units in _UNIT_GROUPS.values() if unit in units), (unit,))
-    # "优良天数是多少" asks for days, "参会人数" for people: a unit before 数 is what is counted.
     counted = re.search(r"(天|人|户|次|场|届|家|所|起|件|个|项|条|种)数", question)
     if counted:
         unit = counted.group(1)
         return next(units for units in _UNIT_GROUPS.values() if unit in units)
+    return ()
+
+
+def wanted_units(question: str) -> tuple[str, ...]:
+    """Units the question's number should carry (empty: any number)."""
+    if counted := counted_units(question):
+        return counted
     if re.search(r"(?:上浮|增长|提高|下降|增加|减少|降低)了?多少", question):
         return ()  # a change: a percentage or an amount, whichever the text gives
     if re.search(r"百分之|比例|比率|占比|率", question):
@@ -336,10 +343,12 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
         typed = [item for item in typed if mentions_counted_noun(request.question, item[1].text)]
         if not typed and counted_noun(request.question):
             return f"no good sentence mentions what the question counts: {counted_noun(request.question)}"
-        units = wanted_units(request.question)
+        units = counted_units(request.question)
         if not typed and units:
-            # No figure with the unit asked for: a sentence may still write it in Chinese
-            # numerals (三天), but one that counts nothing in that unit answers something else.
+            # No figure with the unit the question names: a sentence may still write it in
+            # Chinese numerals (三天), but one that counts nothing in it answers something else.
+            # Units guessed from other words (比例 -> %, 收入 -> 元) are not required: 八成
+            # and 31,875美元 answer them.
             ranked = [item for item in ranked if _counts_in(units, item[1].text)]
             if not ranked:
                 return f"no good sentence gives a figure in {'/'.join(units)}"

@@ -89,6 +89,14 @@ def ungrounded_terms(answer: str, evidence: str) -> list[str]:
     return numbers + terms
 
 
+def _with_marker(text: str, n: int) -> str:
+    """``[n]`` put before the text's closing punctuation (with a space after Latin text)."""
+    tail = _TAIL_PUNCTUATION.search(text)
+    cut = tail.start() if tail else len(text)
+    space = " " if cut and text[cut - 1].isascii() and text[cut - 1].isalnum() else ""
+    return f"{text[:cut]}{space}[{n}]{text[cut:]}"
+
+
 def _figures(terms: list[str]) -> str:
     """How many unsupported figures or terms, without quoting them."""
     return "1 figure" if len(terms) == 1 else f"{len(terms)} figures"
@@ -225,16 +233,17 @@ class Verifier:
         if self._finished:
             return out
         self._finished = True
-        if self._held:
-            out.append(self._emit("".join(self._held)))
-            self._held = []
-        if not self._released:
+        if not self._released and not self._held:
             return self._fail("the model found no answer")
-        if not self._citations:
-            # No unit cited anything (an answer without figures or markers): it rests on
-            # the evidence the gate chose.
-            self._citations.append(self._preferred(self._bound or [0]))
-            out.append(self._emit(" [1]"))
+        if self._held:
+            held = "".join(self._held)
+            self._held = []
+            if not self._citations:
+                # No unit cited anything (an answer without figures or markers): it rests on
+                # the evidence the gate chose.
+                self._citations.append(self._preferred(self._bound or [0]))
+                held = _with_marker(held, 1)
+            out.append(self._emit(held))
         return out
 
     def _fail(self, reason: str) -> list[str]:
@@ -304,10 +313,7 @@ class Verifier:
             ranks = ranks or [self._preferred(self._bound or [0])]
         text = self._renumber(unit, ranks)
         if ranks and not _MARKER.search(text):
-            tail = _TAIL_PUNCTUATION.search(text)
-            cut = tail.start() if tail else len(text)
-            space = " " if cut and text[cut - 1].isascii() and text[cut - 1].isalnum() else ""
-            text = f"{text[:cut]}{space}[{self._citations.index(ranks[0]) + 1}]{text[cut:]}"
+            text = _with_marker(text, self._citations.index(ranks[0]) + 1)
         if ranks:
             text = fix_scales(text, "\n".join(self._texts[r] for r in ranks))
         return _Verdict(text, tuple(ranks))

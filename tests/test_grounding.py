@@ -118,7 +118,7 @@ def test_an_answer_without_figures_or_markers_cites_the_gates_evidence() -> None
     request = _request("凤凰纪委为谁解薪愁？")
     out, verifier = _streamed(request, ["为农民工。"])
     answer = verifier.answer()
-    assert "".join(out) == answer.text == "为农民工。 [1]" and answer.citations[0].doc_id == "凤凰"
+    assert "".join(out) == answer.text == "为农民工[1]。" and answer.citations[0].doc_id == "凤凰"
     assert answer.evidence == FENGHUANG
 
 
