@@ -1,4 +1,4 @@
-"""The Generator protocol, the typed request every generator receives, and the call record.
+"""The Generator protocol and the call record every generator reports on (the request is rag.types).
 
 A generator writes a *draft*: text with ``[n]`` markers that point at the request's
 passages (``[1]`` is the best passage). It never decides what a client sees: the answer
