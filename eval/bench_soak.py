@@ -3,12 +3,13 @@
 ``python -m eval.bench_soak [--generator NAME] [--answers 300] [--warmup 20] [--every 10]``
 
 Starts ``rag serve`` over the seed index (``make index`` first) with its default generator
-(or ``--generator``), asks the seed questions in turn through ``POST /api/ask``, one at a
-time, and reads the server's resident memory (VmRSS of its process) every ``--every``
-answers. With a language model, an answer counts when the model wrote it (the evidence
-gate abstains on some questions without asking it). The first ``--warmup`` answers are not
-counted: models, caches and allocator arenas fill up then. Prints a Markdown table, and
-writes it with a chart and the raw samples to ``eval/reports/bench_soak-<generator>.{md,json,png}``.
+(or ``--generator``, which is then the server's default too), asks the seed questions in
+turn through ``POST /api/ask``, one at a time, and reads the server's resident memory
+(VmRSS of its process) every ``--every`` answers. With a language model, an answer counts
+when the model wrote it (the evidence gate abstains on some questions without asking it).
+The first ``--warmup`` answers are not counted: models, caches and allocator arenas fill
+up then. Prints a Markdown table, and writes it with a chart and the raw samples to
+``eval/reports/bench_soak-<generator>.{md,json,png}``.
 
 Targets: after warm-up, growth under 100 MB over 300 LLM answers and under 20 MB over
 5,000 extractive answers.
@@ -50,8 +51,9 @@ def rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmRSS for process {pid}")
 
 
-def soak(url: str, pid: int, generator: str, total: int, every: int) -> list[Sample]:
-    """Ask questions one after another until ``total`` answers, sampling RSS every ``every`` answers."""
+def soak(url: str, pid: int, generator: str, total: int, every: int, warmup: int = 0) -> list[Sample]:
+    """Ask questions one after another until ``total`` answers, sampling RSS every ``every``
+    answers and at the end of the warm-up."""
     questions = [q.question for q in load_seed().questions]
     payload: dict[str, object] = {"generator": generator} if generator else {}
     samples = [Sample(0, rss_mb(pid), 0.0, 0)]
@@ -65,7 +67,7 @@ def soak(url: str, pid: int, generator: str, total: int, every: int) -> list[Sam
             usage = response.json()["usage"]
             if generator == "extractive" or usage["prompt_tokens"] > 0:
                 answers += 1
-                if answers % every == 0 or answers == total:
+                if answers % every == 0 or answers in (warmup, total):
                     samples.append(Sample(answers, rss_mb(pid), time.monotonic() - started, asked))
                     print(f"{answers:>6} answers  {samples[-1].rss_mb:8.1f} MB", file=sys.stderr, flush=True)
     return samples
@@ -123,9 +125,11 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "reports")
     args = parser.parse_args()
     log = Path(tempfile.gettempdir()) / "rag-soak.log"
-    with server_process({}, log) as (url, server):
+    # The server's own default is the generator asked for, so that no other model is loaded.
+    env = {"RAG_GENERATOR": args.generator} if args.generator else {}
+    with server_process(env, log) as (url, server):
         name = args.generator or str(httpx.get(f"{url}/api/health", timeout=10).json()["generator"])
-        samples = soak(url, server.pid, name, args.warmup + args.answers, args.every)
+        samples = soak(url, server.pid, name, args.warmup + args.answers, args.every, args.warmup)
     result = summary(samples, args.warmup)
     target = TARGET_MB.get(name)
     markdown = table(samples, args.warmup)

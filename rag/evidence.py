@@ -167,8 +167,8 @@ def wanted_units(question: str) -> tuple[str, ...]:
     ):
         return _UNIT_GROUPS["money"]
     # The noun right after "how many" says most; otherwise the first hint in the question.
-    counted = re.search(r"\bhow many\s+((?:[\w-]+\s+){0,2}[\w-]+)", question, re.I)
-    for text in ([counted.group(1)] if counted else []) + [question]:
+    noun = re.search(r"\bhow many\s+((?:[\w-]+\s+){0,2}[\w-]+)", question, re.I)
+    for text in ([noun.group(1)] if noun else []) + [question]:
         for group, pattern in _EN_UNIT_HINTS.items():
             if pattern.search(text):
                 return _UNIT_GROUPS[group]
