@@ -5,16 +5,19 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
 from api.routers import ask, documents, health, openai, page
-from api.security import ApiKeyMiddleware
+from api.security import LOOPBACK_HOSTS, Policy, RequestGuard
 from api.state import AppState
 from rag.config import Settings
-from rag.errors import IndexStoreError, RagError
+from rag.errors import IndexMissing, IndexStoreError, RagError
 from rag.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -29,9 +32,14 @@ def _load(settings: Settings) -> AppState:
         pipeline = open_pipeline(settings, embedder)
     except IndexStoreError as exc:
         logger.warning("not ready: %s", exc)
-        return AppState(settings, None, str(exc), embedder)
+        state = AppState(settings, None, str(exc), embedder)
+        if isinstance(exc, IndexMissing):  # nothing was ever indexed: an interrupted first upload is undone
+            state.uploads.recover({})
+        return state
     pipeline.warm_up()
     state = AppState(settings, pipeline, embedder=embedder)
+    # A change to the uploads that a crash interrupted is finished or undone before serving.
+    state.uploads.recover(dict(pipeline.snapshot.manifest.document_hashes))
     _warm_default_generator(state)
     return state
 
@@ -52,17 +60,21 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         state = AppState(resolved, pipeline, embedder=pipeline.embedder) if pipeline else _load(resolved)
-        yield {"app": state}
+        try:
+            yield {"app": state}
+        finally:
+            state.writes.shutdown()
 
     app = FastAPI(
         title="rag-news",
         summary="Cited answers over Chinese (and any-language) news articles.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,
     )
     errors.install(app)
-    if keys := resolved.api_key_set():
-        app.add_middleware(ApiKeyMiddleware, keys=keys)
+    app.add_middleware(RequestGuard, policy=policy(resolved))
+    _offline_docs(app)
     app.include_router(health.router)
     app.include_router(ask.router)
     app.include_router(documents.router)
@@ -70,3 +82,38 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     app.include_router(page.router)
     app.mount("/static", StaticFiles(directory=page.STATIC_DIR), name="static")
     return app
+
+
+def policy(settings: Settings) -> Policy:
+    """Who may do what (``api.security``), from the settings."""
+    write_keys, read_keys = settings.api_key_set(), settings.read_key_set()
+    if settings.allowed_hosts.strip() == "*":
+        hosts: frozenset[str] = frozenset()
+    elif settings.allowed_hosts.strip():
+        hosts = frozenset(h.strip().lower().strip("[]") for h in settings.allowed_hosts.split(",") if h.strip())
+    elif write_keys or read_keys or settings.allow_unauthenticated_network:
+        hosts = frozenset()
+    else:
+        hosts = LOOPBACK_HOSTS
+    return Policy(hosts, write_keys, read_keys, settings.max_request_bytes, settings.max_upload_bytes)
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """/docs with Swagger UI's files served from here (fastapi-offline ships them), so the
+    page works without internet access."""
+    try:
+        import fastapi_offline
+    except ImportError:
+        return
+    assets = Path(fastapi_offline.__file__).parent / "static"
+    app.mount("/static/docs", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="rag-news API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )

@@ -1,10 +1,102 @@
-"""``rag serve``: run the HTTP service with uvicorn (registered through ``rag.commands``)."""
+"""``rag serve``: run the HTTP service with uvicorn (registered through ``rag.commands``).
+
+What uvicorn does not bound by itself is bounded here: connections (``limit_concurrency``,
+and as many file descriptors as the system allows), connections that never send a whole
+request (closed after ``RAG_HEADER_TIMEOUT_S``), and log lines repeated in a storm.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import ipaddress
+import logging
+import resource
+import time
+from typing import Any
 
 from rag.config import Settings
+from rag.errors import ConfigError
+
+# The same log message at most once per this many seconds (with a count of the rest).
+_LOG_EVERY_S = 10.0
+
+
+class RateLimitFilter(logging.Filter):
+    """Passes a message template once per ``every_s`` seconds, then says how many it held back."""
+
+    def __init__(self, every_s: float = _LOG_EVERY_S) -> None:
+        super().__init__()
+        self._every_s = every_s
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        now = time.monotonic()
+        key = f"{record.name}:{record.msg}"
+        last, held = self._last.get(key, (float("-inf"), 0))
+        if now - last < self._every_s:
+            self._last[key] = (last, held + 1)
+            return False
+        if held:
+            record.msg = f"{record.msg} ({held} more like it in the last {self._every_s:.0f} s)"
+        self._last[key] = (now, 0)
+        if len(self._last) > 1000:  # a bounded memory of messages
+            self._last.clear()
+        return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings, host: str) -> None:
+    """Without API keys the service is for this machine: refuse to serve a network with it."""
+    keyed = settings.api_key_set() or settings.read_key_set()
+    if not keyed and not settings.allow_unauthenticated_network and not _is_loopback(host):
+        raise ConfigError(
+            f"refusing to serve {host} without API keys: anyone who can reach it could change the documents. "
+            "Set RAG_API_KEYS (and RAG_READ_API_KEYS), or RAG_ALLOW_UNAUTHENTICATED_NETWORK=true "
+            "if the network is yours"
+        )
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft limit on open files to the hard one; returns the soft limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError):
+            pass
+    return soft
+
+
+def _protocol(header_timeout_s: float) -> type:
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request has not
+    arrived in ``header_timeout_s`` (idle and half-sent connections would stay forever)."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class TimedH11Protocol(H11Protocol):
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._first_request_timer = self.loop.call_later(header_timeout_s, self._no_request_in_time)
+
+        def _no_request_in_time(self) -> None:
+            if self.cycle is None and not self.transport.is_closing():
+                self.transport.close()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._first_request_timer.cancel()
+            super().connection_lost(exc)
+
+    return TimedH11Protocol
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -13,14 +105,30 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    check_bind(settings, args.host)
+    files = raise_open_file_limit()
+    # Leave descriptors for the index, models and logs; past the cap uvicorn answers 503.
+    connections = max(8, min(settings.max_connections, files - 64))
+    limiter = RateLimitFilter()
+    for name in ("asyncio", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).addFilter(limiter)
+    options: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "limit_concurrency": connections,
+        "timeout_keep_alive": 5,
+        "http": _protocol(settings.header_timeout_s),
+        "h11_max_incomplete_event_size": 64 * 1024,
+    }
+    uvicorn.run(create_app(settings), **options)
     return 0
 
 
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add ``serve`` to the ``rag`` command line."""
     parser = commands.add_parser("serve", help="run the HTTP service (index with `rag index` first)")
-    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind; other than loopback needs API keys")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
     parser.set_defaults(handler=serve)

@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.state import AppState
-from rag.answering import Answerer
 
 
 def get_state(request: Request) -> AppState:
@@ -15,10 +14,4 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-def get_answerer(state: Annotated[AppState, Depends(get_state)]) -> Answerer:
-    """The answer path over the loaded index, or 503 while there is none."""
-    return state.answerer()
-
-
 StateDep = Annotated[AppState, Depends(get_state)]
-AnswererDep = Annotated[Answerer, Depends(get_answerer)]

@@ -10,10 +10,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rag.errors import (
+    Busy,
     GeneratorError,
     IndexCorrupt,
     IndexMismatch,
     IndexMissing,
+    Interrupted,
     InvalidQuestion,
     LoaderError,
     ModelError,
@@ -28,6 +30,10 @@ class DocumentNotFound(RagError):
     """No indexed document has this id."""
 
 
+class DocumentExists(RagError):
+    """An upload would replace a document without asking to."""
+
+
 class UploadTooLarge(RagError):
     """The upload is over RAG_MAX_UPLOAD_BYTES."""
 
@@ -39,6 +45,9 @@ class InvalidBody(RagError):
 # Most specific first: the first matching class decides the status.
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (DocumentNotFound, 404, "document_not_found"),
+    (DocumentExists, 409, "document_exists"),
+    (Busy, 503, "busy"),
+    (Interrupted, 499, "client_closed_request"),
     (UploadTooLarge, 413, "upload_too_large"),
     (InvalidBody, 422, "invalid_request"),
     (InvalidQuestion, 422, "invalid_question"),
@@ -71,7 +80,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         status, code = status_for(exc)
-        return _body(code, str(exc), status, request)
+        response = _body(code, str(exc), status, request)
+        if isinstance(exc, Busy):
+            response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from rag.types import Answer, Usage
 
@@ -15,7 +15,7 @@ class Message(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     role: Literal["user", "assistant", "system"]
-    content: str = Field(max_length=20_000)
+    content: str = Field(description="limits: RAG_MAX_HISTORY_CHARS")
 
 
 class AskRequest(BaseModel):
@@ -25,12 +25,14 @@ class AskRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(description="the question, in any language")
-    top_k: int | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: RAG_TOP_K)")
+    top_k: StrictInt | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: RAG_TOP_K)")
     generator: str | None = Field(default=None, description="answer generator (default: RAG_GENERATOR)")
     retriever: Literal["dense", "lexical", "hybrid"] | None = Field(
         default=None, description="chunk retrieval mode (default: RAG_RETRIEVER)"
     )
-    history: list[Message] = Field(default_factory=list, max_length=50, description="earlier turns, oldest first")
+    history: list[Message] = Field(
+        default_factory=list, description="earlier turns, oldest first (the last RAG_MAX_HISTORY_TURNS are read)"
+    )
 
 
 class CitationModel(BaseModel):

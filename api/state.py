@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 
-from rag.answering import Answerer
+from api.work import Slots, WriteQueue
+from rag.answering import Answerer, AnswerStream, Query
 from rag.config import Settings
 from rag.embedding import Embedder
 from rag.errors import IndexMissing
-from rag.generators import Generators
+from rag.generators import Generators, resolve_name
 from rag.pipeline import Pipeline
+from rag.uploads import UploadFolder
 
 
 @dataclass
@@ -18,21 +19,29 @@ class AppState:
     """Lifespan state: built once at start-up, read by every request.
 
     ``pipeline`` is replaced whole after an index update: a request that already holds
-    the old one finishes on the old index, the next one sees the new index. ``writer``
-    lets one index update run at a time in this process (the index's file lock covers
-    other processes).
+    the old one finishes on the old index, the next one sees the new index. ``writes``
+    runs one index update at a time in this process, on its own thread (the index's file
+    lock covers other processes); ``answers`` caps the language-model answers in flight.
     """
 
     settings: Settings
     pipeline: Pipeline | None
     not_ready: str = ""
     embedder: Embedder | None = None
-    writer: threading.Lock = field(default_factory=threading.Lock)
     generators: Generators | None = None
+    writes: WriteQueue = field(init=False)
+    answers: Slots = field(init=False)
+    uploads: UploadFolder = field(init=False)
 
     def __post_init__(self) -> None:
+        settings = self.settings
         if self.generators is None:
-            self.generators = Generators(self.settings)
+            default = resolve_name(settings.generator, settings)
+            offered = settings.offered_generator_set() or frozenset({default, "extractive"})
+            self.generators = Generators(settings, offered)
+        self.writes = WriteQueue(settings.max_pending_writes)
+        self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
+        self.uploads = UploadFolder(settings.documents_dir)
 
     def answerer(self) -> Answerer:
         """The answer path over the current pipeline, or 503 (through IndexMissing) while there is no index."""
@@ -41,3 +50,19 @@ class AppState:
             raise IndexMissing(self.not_ready or "the index is not loaded")
         assert self.generators is not None
         return Answerer(pipeline, self.generators, self.settings)
+
+    def open_answer(self, query: Query) -> AnswerStream:
+        """Open the answer stream for a request; a language-model answer holds one of the
+        ``answers`` slots until its stream closes (503 when none is free)."""
+        answerer = self.answerer()
+        assert self.generators is not None
+        give_back = self.answers.take() if self.generators.resolve(query.generator) != "extractive" else None
+        try:
+            stream = answerer.open(query)
+        except BaseException:
+            if give_back is not None:
+                give_back()
+            raise
+        if give_back is not None:
+            stream.on_close(give_back)
+        return stream

@@ -25,11 +25,11 @@ import collections.abc
 import contextlib
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 from rag.config import Settings
-from rag.conversation import ChatFunction, Turn, standalone_question
+from rag.conversation import ChatFunction, Turn, standalone_question, validate_history
 from rag.errors import InvalidQuestion
 from rag.evidence import Thresholds, choose
 from rag.generators import Call, ChatGenerator, Generator, Generators
@@ -101,6 +101,11 @@ class AnswerStream:
         self.generator = generator
         self._events = events
         self._cancelled = cancelled or threading.Event()
+        self._on_close: list[Callable[[], None]] = []
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` once the stream is closed (a slot the answer held, say)."""
+        self._on_close.append(callback)
 
     def __iter__(self) -> Iterator[AnswerEvent]:
         return self._events
@@ -108,13 +113,15 @@ class AnswerStream:
     def close(self) -> None:
         """Stop the generation (from the thread that reads the stream)."""
         self._events.close()
+        while self._on_close:
+            self._on_close.pop()()
 
     def cancel(self) -> None:
         """Stop the generation from any thread: the stream ends at the next piece of the draft,
         or now when nobody is reading it (a client that went away)."""
         self._cancelled.set()
         with contextlib.suppress(ValueError):  # being read in another thread: the flag stops it there
-            self._events.close()
+            self.close()
 
     def answer(self) -> Answer:
         """The final answer (reading the rest of the stream)."""
@@ -152,8 +159,9 @@ class Answerer:
         generator = self._generators.get(query.generator)
         call = Call()
         timings: dict[str, float] = {}
-        if query.history:
-            question = standalone_question(question, query.history, _chat(generator, call), settings.max_question_chars)
+        history = validate_history(query.history, settings.max_history_turns, settings.max_history_chars)
+        if history:
+            question = standalone_question(question, history, _chat(generator, call), settings.max_question_chars)
             timings["rewrite_ms"] = _ms(started)
         retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth)
         timings.update({k: round(v, 2) for k, v in retrieval.timings_ms.items()})

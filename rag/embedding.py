@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, cast
 import numpy as np
 import numpy.typing as npt
 
-from rag.errors import ModelError
+from rag.errors import Interrupted, ModelError
 
 if TYPE_CHECKING:
     import torch
@@ -54,6 +54,61 @@ class Embedder(Protocol):
         ...
 
 
+class InterruptibleEmbedder:
+    """An embedder that works through passages ``group`` at a time and raises
+    ``Interrupted`` between groups once ``stop`` is set: an index update whose client went
+    away ends early and saves nothing, instead of holding the writer for minutes."""
+
+    def __init__(self, inner: Embedder, stop: threading.Event, group: int = 64) -> None:
+        self._inner = inner
+        self._stop = stop
+        self._group = group
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    def _check(self) -> None:
+        if self._stop.is_set():
+            raise Interrupted("the index update was stopped before it was saved; nothing changed")
+
+    def embed_query(self, text: str) -> Vectors:
+        return self._inner.embed_query(text)
+
+    def embed_queries(self, texts: list[str]) -> Vectors:
+        return self._inner.embed_queries(texts)
+
+    def _grouped(self, texts: list[str], embed: Callable[[list[str]], Vectors]) -> Vectors:
+        parts = []
+        for start in range(0, len(texts), self._group):
+            self._check()
+            parts.append(embed(texts[start : start + self._group]))
+        self._check()
+        return np.vstack(parts) if parts else embed([])
+
+    def embed_documents(self, texts: list[str]) -> Vectors:
+        return self._grouped(texts, self._inner.embed_documents)
+
+    def embed_terms(self, texts: list[str]) -> Vectors:
+        return self._grouped(texts, self._inner.embed_terms)
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]) -> tuple[Vectors, Vectors]:
+        passages, pieces = [], []
+        for start in range(0, len(texts), self._group):
+            self._check()
+            a, b = self._inner.embed_passages(texts[start : start + self._group], spans[start : start + self._group])
+            passages.append(a)
+            pieces.append(b)
+        self._check()
+        if not passages:
+            return self._inner.embed_passages([], [])
+        return np.vstack(passages), np.vstack(pieces)
+
+
 class QueryBatcher:
     """Coalesces concurrent single-query embeddings into one model call.
 
@@ -84,17 +139,30 @@ class QueryBatcher:
                 self._busy = True
                 batch, self._pending = self._pending[: self._max_batch], self._pending[self._max_batch :]
             try:
-                vectors = self._encode([t for t, _ in batch])
-                for (_, waiting), vector in zip(batch, vectors, strict=True):
-                    waiting.set_result(vector)
-            except BaseException as exc:
-                for _, waiting in batch:
-                    if not waiting.done():
-                        waiting.set_exception(exc)
+                self._run(batch)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _run(self, batch: list[tuple[str, Future[Vectors]]]) -> None:
+        """Embed a batch; when it fails, embed each text alone, so that one bad text fails
+        only its own request, not the others that shared the call."""
+        try:
+            vectors = self._encode([t for t, _ in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0][1].set_exception(exc)
+                return
+            for item in batch:
+                self._run([item])
+            return
+        except BaseException as exc:
+            for _, waiting in batch:
+                waiting.set_exception(exc)
+            raise
+        for (_, waiting), vector in zip(batch, vectors, strict=True):
+            waiting.set_result(vector)
 
 
 class SentenceTransformerEmbedder:

@@ -45,3 +45,15 @@ class InvalidQuestion(RagError):
 
 class GeneratorError(RagError):
     """A generator failed or is unknown."""
+
+
+class Interrupted(RagError):
+    """An index update was stopped before it was saved (its client went away); nothing changed."""
+
+
+class Busy(RagError):
+    """The server has as much of this work queued as it takes; try again shortly."""
+
+    def __init__(self, message: str, retry_after_s: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s

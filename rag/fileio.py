@@ -1,8 +1,9 @@
-"""Small file helpers shared by the index and model provisioning."""
+"""Small file helpers shared by the index, uploads and model provisioning."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 
@@ -13,3 +14,12 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a folder's entries (a rename, a new or removed file) durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

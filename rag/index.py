@@ -19,6 +19,7 @@ readable. Readers never see a half-written version.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import fcntl
 import functools
@@ -41,7 +42,7 @@ from rag.embedding import Vectors
 if TYPE_CHECKING:
     import faiss
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
-from rag.fileio import sha256_file
+from rag.fileio import fsync_dir, sha256_file
 from rag.lexical import (
     LexicalIndex,
     build_lexical,
@@ -203,6 +204,11 @@ class Snapshot:
         return self.chunk_index.vectors()
 
     @functools.cached_property
+    def chunk_counts(self) -> dict[str, int]:
+        """Chunks per document id."""
+        return dict(collections.Counter(c.doc_id for c in self.chunks))
+
+    @functools.cached_property
     def _sentence_chunk_rows(self) -> npt.NDArray[np.int64]:
         return np.fromiter((s.chunk_row for s in self.sentences), dtype=np.int64, count=len(self.sentences))
 
@@ -245,14 +251,6 @@ def _read_jsonl(path: Path) -> list[dict[str, object]]:
         return [json.loads(line) for line in fh if line.strip()]
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _write_version(snapshot: Snapshot, folder: Path) -> None:
     """Write every file of a version into ``folder``, manifest last, all fsynced."""
     _write_jsonl(folder / "documents.jsonl", [asdict(d) for d in snapshot.documents.values()])
@@ -269,7 +267,7 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     for path in folder.iterdir():
         with path.open("rb") as fh:
             os.fsync(fh.fileno())
-    _fsync_dir(folder)
+    fsync_dir(folder)
 
 
 def _next_version_name(index_dir: Path) -> str:
@@ -281,6 +279,13 @@ def current_version(index_dir: Path) -> Path | None:
     """The live version folder, or None when no index was ever written."""
     pointer = index_dir / _CURRENT
     if not pointer.exists():
+        versions = sorted(p.name for p in index_dir.glob("v-*") if p.is_dir())
+        if versions:
+            # Starting afresh here would serve (and then prune) an index without the corpus.
+            raise IndexCorrupt(
+                f"{pointer} is missing, but versions exist ({', '.join(versions)}); point it at the newest "
+                f"good one (`echo {versions[-1]} > {pointer}`) or {REBUILD_HINT}"
+            )
         return None
     name = pointer.read_text(encoding="utf-8").strip()
     if not name.startswith("v-") or "/" in name:
@@ -323,7 +328,7 @@ def save_snapshot(snapshot: Snapshot, index_dir: Path) -> Path:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(pointer_tmp, index_dir / _CURRENT)
-    _fsync_dir(index_dir)
+    fsync_dir(index_dir)
     _prune_old_versions(index_dir, keep=final.name)
     return final
 
@@ -344,6 +349,14 @@ def _check_files(folder: Path, recorded: dict[str, str]) -> None:
             raise IndexCorrupt(f"{folder}: {name} is missing; {REBUILD_HINT}")
         if sha256_file(path) != digest:
             raise IndexCorrupt(f"{folder}: {name} does not match its checksum; {REBUILD_HINT}")
+
+
+def load_manifest(index_dir: Path) -> Manifest:
+    """The live version's manifest alone (which documents, with their content hashes)."""
+    folder = current_version(index_dir)
+    if folder is None:
+        raise IndexMissing(f"no index at {index_dir}; build it with `rag index` (or `make index`)")
+    return read_manifest(folder)[0]
 
 
 def read_manifest(folder: Path) -> tuple[Manifest, dict[str, str]]:

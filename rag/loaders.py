@@ -127,9 +127,18 @@ def load_paths(paths: list[Path]) -> LoadReport:
     """Parse every file under the paths; a bad file is reported, the rest still load."""
     parsed: list[Document] = []
     failed: list[tuple[str, str]] = []
+    seen: dict[str, Path] = {}
     for file, root in discover(paths):
+        doc_id, resolved = doc_id_for(file, root), file.resolve()
+        if seen.get(doc_id) == resolved:  # the same file named twice
+            continue
+        if (first := seen.setdefault(doc_id, resolved)) != resolved:
+            # Two folders with the same name: one id would silently stand for two files.
+            failed.append((str(file), f"{file}: has the same document id {doc_id!r} as {first}; index "
+                           "folders with different names, or one at a time"))  # fmt: skip
+            continue
         try:
-            parsed.append(parse_bytes(file.read_bytes(), doc_id_for(file, root), str(file.resolve())))
+            parsed.append(parse_bytes(file.read_bytes(), doc_id, str(resolved)))
         except LoaderError as exc:
             failed.append((str(file), str(exc)))
         except OSError as exc:

@@ -18,6 +18,7 @@ from rag.index import Snapshot
 from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
+from rag.text import invalid_character
 from rag.types import GenerationRequest, Passage, ScoredSentence, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
@@ -31,6 +32,10 @@ def validate_question(question: str, max_chars: int) -> str:
         raise InvalidQuestion("the question is empty; ask something about the documents")
     if len(stripped) > max_chars:
         raise InvalidQuestion(f"the question has {len(stripped)} characters; the limit is {max_chars}")
+    if (at := invalid_character(stripped)) >= 0:
+        raise InvalidQuestion(
+            f"the question has an invalid character at position {at} (a lone surrogate); send UTF-8 text"
+        )
     return stripped
 
 

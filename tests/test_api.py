@@ -28,7 +28,7 @@ FENGHUANG = "凤凰纪委为农民工解“薪”愁"
 
 @pytest.fixture(scope="module")
 def client(seed_settings: Settings, seed_pipeline: Pipeline) -> Iterator[TestClient]:
-    with TestClient(create_app(seed_settings, seed_pipeline)) as test_client:
+    with TestClient(create_app(seed_settings, seed_pipeline), base_url="http://localhost") as test_client:
         yield test_client
 
 
@@ -126,7 +126,7 @@ def test_malformed_json_is_a_clear_4xx(client: TestClient) -> None:
 
 def test_missing_index_is_503_not_500(tmp_path: Path, model_cache: Path) -> None:
     settings = Settings(index_dir=tmp_path / "none", cache_dir=model_cache)
-    with TestClient(create_app(settings)) as empty:
+    with TestClient(create_app(settings), base_url="http://localhost") as empty:
         health = empty.get("/api/health")
         assert health.status_code == 503 and health.json()["ready"] is False
         assert "rag index" in health.json()["detail"]
@@ -214,7 +214,8 @@ def scripted(
     """The app with a ``scripted`` generator whose draft each test sets (the fake of rag.generators.fake)."""
     draft: list[str] = []
     monkeypatch.setitem(rag.generators.REGISTRY, "scripted", lambda _: ScriptedGenerator(draft, name="scripted"))
-    with TestClient(create_app(seed_settings, seed_pipeline)) as test_client:
+    settings = seed_settings.model_copy(update={"offered_generators": "scripted,extractive"})
+    with TestClient(create_app(settings, seed_pipeline), base_url="http://localhost") as test_client:
         yield test_client, draft
 
 

@@ -28,7 +28,7 @@ def docs_client(
     settings = seed_settings.model_copy(
         update={"index_dir": tmp_path / "index", "documents_dir": tmp_path / "documents", "max_upload_bytes": 4096}
     )
-    with TestClient(create_app(settings, open_pipeline(settings, real_embedder))) as client:
+    with TestClient(create_app(settings, open_pipeline(settings, real_embedder)), base_url="http://localhost") as client:
         yield client, settings
 
 
@@ -84,14 +84,14 @@ def test_bad_uploads_change_nothing(
 def test_file_names_cannot_escape_the_documents_folder() -> None:
     assert safe_filename("../../etc/passwd.txt") == "passwd.txt"
     assert safe_filename("..\\\\windows\\\\evil.md") == "evil.md"
-    assert safe_filename("凤凰 新闻.txt") == "凤凰_新闻.txt"
+    assert safe_filename("凤凰 新闻.txt") == "凤凰 新闻.txt"
     with pytest.raises(LoaderError):
         safe_filename("../..")
 
 
 def test_api_keys_guard_everything_but_health_and_the_page(seed_settings: Settings, seed_pipeline: Pipeline) -> None:
     settings = seed_settings.model_copy(update={"api_keys": "k1, k2"})
-    with TestClient(create_app(settings, seed_pipeline)) as client:
+    with TestClient(create_app(settings, seed_pipeline), base_url="http://localhost") as client:
         assert client.get("/api/health").status_code == 200
         page = client.get("/")
         assert page.status_code == 200 and '<script src="/static/app.js"' in page.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -215,3 +216,44 @@ def test_query_batcher_gives_each_thread_its_own_vector() -> None:
 
     with pytest.raises(RuntimeError, match="model crashed"):
         QueryBatcher(broken).embed("x")
+
+
+def test_one_bad_text_fails_only_its_own_request_in_a_shared_batch() -> None:
+    """Texts that share a model call are embedded again one by one when the call fails."""
+    import threading
+
+    from rag.embedding import QueryBatcher
+
+    gate = threading.Event()
+    batches: list[list[str]] = []
+
+    def encode(texts: list[str]) -> np.ndarray:
+        gate.wait(5)
+        batches.append(texts)
+        if any("\ud800" in t for t in texts):
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return np.array([[float(len(t))] for t in texts], dtype=np.float32)
+
+    batcher = QueryBatcher(encode)
+    results: dict[str, object] = {}
+
+    def ask(text: str) -> None:
+        try:
+            results[text] = float(batcher.embed(text)[0])
+        except UnicodeEncodeError as exc:
+            results[text] = exc
+
+    first = threading.Thread(target=ask, args=("warm",))
+    first.start()  # holds the model until the gate opens, so the rest queue into one batch
+    time.sleep(0.2)
+    texts = ["a", "bb", "x\ud800", "ccc", "dddd"]
+    threads = [threading.Thread(target=ask, args=(t,)) for t in texts]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in [first, *threads]:
+        thread.join(timeout=10)
+    assert any(len(b) > 1 and "x\ud800" in b for b in batches)  # they did share a call
+    assert isinstance(results.pop("x\ud800"), UnicodeEncodeError)
+    assert results == {"warm": 4.0, "a": 1.0, "bb": 2.0, "ccc": 3.0, "dddd": 4.0}

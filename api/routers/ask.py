@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from api.deps import AnswererDep
+from api.deps import StateDep
 from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
 from api.streaming import event_stream
@@ -35,9 +35,9 @@ def query_of(body: AskRequest, preview: bool = True) -> Query:
 
 
 @router.post("/api/ask", response_model=AskResponse, responses=_ERRORS)
-def ask(body: AskRequest, answerer: AnswererDep) -> AskResponse:
+def ask(body: AskRequest, state: StateDep) -> AskResponse:
     """Answer a question from the indexed documents, with citations."""
-    stream = answerer.open(query_of(body, preview=False))
+    stream = state.open_answer(query_of(body, preview=False))
     return AskResponse.from_answer(stream.answer(), stream.question)
 
 
@@ -67,7 +67,7 @@ def sse_events(stream: AnswerStream) -> Iterator[str]:
     responses={200: {"content": {"text/event-stream": {}}}, **_ERRORS},
     response_class=StreamingResponse,
 )
-def ask_stream(body: AskRequest, answerer: AnswererDep) -> StreamingResponse:
+def ask_stream(body: AskRequest, state: StateDep) -> StreamingResponse:
     """A ``preview`` event with the quoted evidence when a language model answers, then the
     verified answer text as ``token`` events, then one ``done`` event with the final answer.
 
@@ -75,5 +75,5 @@ def ask_stream(body: AskRequest, answerer: AnswererDep) -> StreamingResponse:
     citations. Bad input fails before the stream starts, with a JSON error. A client that
     disconnects stops the generation.
     """
-    stream = answerer.open(query_of(body))
+    stream = state.open_answer(query_of(body))
     return event_stream(stream, sse_events(stream))

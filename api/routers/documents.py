@@ -2,42 +2,53 @@
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
+import threading
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from api.deps import StateDep
-from api.errors import DocumentNotFound, InvalidBody, UploadTooLarge
+from api.errors import DocumentExists, DocumentNotFound, InvalidBody, UploadTooLarge
 from api.schemas import DocumentInfo, DocumentList, ErrorBody, TextDocument
 from api.state import AppState
-from rag.errors import LoaderError, RagError
+from rag.embedding import InterruptibleEmbedder
+from rag.errors import IndexMissing, LoaderError, RagError
+from rag.index import load_manifest
 from rag.loaders import SUPPORTED_SUFFIXES, doc_id_for, parse_bytes
 from rag.pipeline import Pipeline
 from rag.service import index_documents, open_pipeline
+from rag.text import invalid_character
 
 router = APIRouter(tags=["documents"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (404, 413, 415, 422, 503)}
-_SAFE_NAME = re.compile(r"[^\w.\-\u4e00-\u9fff]+")
+# Control characters (NUL among them) have no place in a file name; anything else a user
+# named the file stays, so that two different names never become one file.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# File names are at most 255 bytes on common file systems; the rest is room for a suffix.
+MAX_NAME_BYTES = 200
 
 
 def safe_filename(name: str) -> str:
-    """A plain file name: no folders, no leading dots, only word characters, dots and dashes.
-
-    ``../../etc/passwd`` becomes ``passwd``; uploads can never leave the documents folder.
+    """The upload's file name without folders: ``../../etc/passwd.txt`` is ``passwd.txt``,
+    so uploads never leave the documents folder. Leading dots go (hidden files are not
+    indexed); a name over ``MAX_NAME_BYTES`` is shortened before its extension; a name
+    with a control or invalid character, or without an extension, is refused.
     """
-    base = Path(name.replace("\\\\", "/")).name
-    cleaned = _SAFE_NAME.sub("_", base).lstrip("._")
-    if not cleaned or not Path(cleaned).suffix:
+    if _CONTROL.search(name) or invalid_character(name) >= 0:
+        raise LoaderError(f"the file name {name!r} has a control or invalid character; rename the file")
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".").strip()
+    suffix = Path(base).suffix
+    if not base or not suffix or suffix == base:
         raise LoaderError(f"{name!r} is not a usable file name; give it one of: {', '.join(SUPPORTED_SUFFIXES)}")
-    return cleaned[:200]
+    if len(base.encode()) > MAX_NAME_BYTES:
+        room = MAX_NAME_BYTES - len(suffix.encode())
+        base = base[: -len(suffix)].encode()[:room].decode(errors="ignore").rstrip() + suffix
+    return base
 
 
 def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
@@ -48,7 +59,7 @@ def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
         doc_id=doc.doc_id,
         source=Path(doc.source).name,
         characters=len(doc.text),
-        chunks=sum(1 for c in snapshot.chunks if c.doc_id == doc_id),
+        chunks=snapshot.chunk_counts.get(doc_id, 0),
         titles=[a.title for a in doc.articles],
     )
 
@@ -68,27 +79,16 @@ def _reload(state: AppState) -> None:
     state.pipeline, state.not_ready = pipeline, ""
 
 
-def _write_atomically(folder: Path, name: str, data: bytes) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".upload-", dir=folder)
+def _indexed_hashes(state: AppState) -> dict[str, str]:
+    """What the index on disk holds (document id -> content hash); empty before the first index."""
     try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        target = folder / name
-        os.replace(tmp, target)
-        return target
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        return dict(load_manifest(state.settings.index_dir).document_hashes)
+    except IndexMissing:
+        return {}
 
 
 async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
     """(file name, bytes) from a multipart ``file`` field or a JSON ``{"name", "text"}`` body."""
-    length = int(request.headers.get("content-length") or 0)
-    if length > limit + 64 * 1024:
-        raise UploadTooLarge(f"the upload is {length} bytes; the limit is {limit} (RAG_MAX_UPLOAD_BYTES)")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form() as form:  # closes the spooled upload files
@@ -103,6 +103,8 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in exc.errors())
             raise InvalidBody(f"send a file as multipart field 'file', or JSON {{name, text}}: {problems}") from exc
+        if (at := invalid_character(body.text)) >= 0:
+            raise LoaderError(f"the text has an invalid character at position {at} (a lone surrogate); send UTF-8")
         data, name = body.text.encode("utf-8"), body.name
     if len(data) > limit:
         raise UploadTooLarge(f"the upload is over {limit} bytes (RAG_MAX_UPLOAD_BYTES)")
@@ -113,7 +115,7 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
     "/api/documents",
     status_code=201,
     response_model=DocumentInfo,
-    responses=_ERRORS,
+    responses={**_ERRORS, 409: {"model": ErrorBody}},
     openapi_extra={
         "requestBody": {
             "content": {
@@ -125,47 +127,55 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
         }
     },
 )
-async def upload_document(request: Request, state: StateDep) -> DocumentInfo:
-    """Add or replace a document: parsed first, then saved and indexed, or nothing changes."""
+async def upload_document(request: Request, state: StateDep, replace: bool = False) -> DocumentInfo:
+    """Add a document (``replace=true`` to replace one of the same name: 409 otherwise).
+
+    Parsed first, then saved and indexed together, or nothing changes; a client that goes
+    away while it waits or is indexed stops it. At most RAG_MAX_PENDING_WRITES uploads and
+    deletes wait; more get 503 with Retry-After.
+    """
     name, data = await _read_upload(request, state.settings.max_upload_bytes)
-    # Parsing and embedding are CPU work: off the event loop, so other requests go on.
-    return await run_in_threadpool(_store_and_index, state, safe_filename(name), data)
-
-
-def _store_and_index(state: AppState, filename: str, data: bytes) -> DocumentInfo:
+    filename = safe_filename(name)
     folder = state.settings.documents_dir
     doc_id = doc_id_for(folder / filename, folder)
-    document = parse_bytes(data, doc_id, str((folder / filename).resolve()))  # 415/422 before anything is written
-    with state.writer:
+    # Parsing is checked before the request queues: 415/422 cost no write slot.
+    document = await run_in_threadpool(parse_bytes, data, doc_id, str((folder / filename).resolve()))
+
+    def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:
             raise RagError("no embedding model is loaded")
-        previous = (folder / filename).read_bytes() if (folder / filename).exists() else None
-        path = _write_atomically(folder, filename, data)
-        try:
-            index_documents(state.settings, [document], state.embedder)
-        except BaseException:
-            # The index kept its last good version: put the folder back the way it was.
-            if previous is None:
-                path.unlink(missing_ok=True)
-            else:
-                _write_atomically(folder, filename, previous)
-            raise
+        state.uploads.recover(_indexed_hashes(state))
+        if (folder / filename).exists() and not replace:
+            raise DocumentExists(f"{filename} already exists; send it with ?replace=true to replace it")
+        embedder = InterruptibleEmbedder(state.embedder, stop)
+        state.uploads.put(
+            filename, doc_id, data, document.content_hash,
+            lambda: index_documents(state.settings, [document], embedder),
+        )  # fmt: skip
         _reload(state)
-    return _info(state.pipeline, doc_id)
+        return _info(state.pipeline, doc_id)
+
+    return await state.writes.run(job, request)
 
 
 @router.delete("/api/documents/{doc_id:path}", status_code=204, responses=_ERRORS)
-def delete_document(doc_id: str, state: StateDep) -> JSONResponse:
+async def delete_document(doc_id: str, request: Request, state: StateDep) -> Response:
     """Remove a document from the index (and its uploaded file)."""
-    with state.writer:
+
+    def job(stop: threading.Event) -> None:
+        state.uploads.recover(_indexed_hashes(state))
         pipeline = state.pipeline
         if pipeline is None or doc_id not in pipeline.snapshot.documents:
             raise DocumentNotFound(f"no document {doc_id!r}; GET /api/documents lists them")
         assert state.embedder is not None
         source = Path(pipeline.snapshot.documents[doc_id].source)
-        index_documents(state.settings, [], state.embedder, drop=lambda _: {doc_id})
         folder = state.settings.documents_dir.resolve()
-        if source.is_relative_to(folder):
-            source.unlink(missing_ok=True)
+        name = source.name if source.parent == folder else None
+        embedder = InterruptibleEmbedder(state.embedder, stop)
+        state.uploads.delete(
+            name, doc_id, lambda: index_documents(state.settings, [], embedder, drop=lambda _: {doc_id})
+        )
         _reload(state)
-    return JSONResponse(None, status_code=204)
+
+    await state.writes.run(job, request)
+    return Response(status_code=204)

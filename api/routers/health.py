@@ -1,28 +1,37 @@
-"""GET /api/health: liveness and readiness."""
+"""GET (or HEAD) /api/health: liveness and readiness."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api.deps import StateDep
 from api.schemas import Health
+from api.security import key_accepted
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/api/health", response_model=Health, responses={503: {"model": Health}})
-def health(state: StateDep) -> JSONResponse:
-    """Always answers; 200 when questions can be asked, 503 while the index is missing."""
+@router.head("/api/health", include_in_schema=False)
+async def health(request: Request, state: StateDep) -> JSONResponse:
+    """Always answers, without waiting for a thread: 200 when questions can be asked, 503
+    while the index is missing. With API keys set, a caller without one learns only
+    whether the service is ready, not what it holds or where."""
     snapshot = state.pipeline.snapshot if state.pipeline else None
+    status = 200 if snapshot else 503
+    settings = state.settings
+    keys = settings.api_key_set() | settings.read_key_set()
+    if keys and not key_accepted(request.headers.get("authorization", ""), keys):
+        return JSONResponse({"status": "ok" if snapshot else "not ready", "ready": snapshot is not None}, status)
     body = Health(
         status="ok" if snapshot else "not ready",
         ready=snapshot is not None,
         detail=state.not_ready,
         documents=len(snapshot.documents) if snapshot else 0,
         chunks=len(snapshot.chunks) if snapshot else 0,
-        embedding_model=state.settings.embedding_model,
-        generator=state.generators.default if state.generators else state.settings.generator,
+        embedding_model=settings.embedding_model,
+        generator=state.generators.default if state.generators else settings.generator,
         generators=state.generators.available if state.generators else [],
     )
-    return JSONResponse(body.model_dump(), status_code=200 if snapshot else 503)
+    return JSONResponse(body.model_dump(), status_code=status)

@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from api.deps import AnswererDep, StateDep
+from api.deps import StateDep
 from api.errors import status_for
 from api.schemas import CitationModel, UsageModel
 from api.streaming import event_stream
@@ -61,7 +61,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    top_k: int | None = Field(default=None, ge=1, le=50)
+    top_k: StrictInt | None = Field(default=None, ge=1, le=50)
     retriever: Literal["dense", "lexical", "hybrid"] | None = None
 
 
@@ -110,14 +110,14 @@ def _usage(answer: Answer) -> dict[str, int]:
 
 
 @router.post("/v1/chat/completions", response_model=None)
-def chat_completions(body: ChatRequest, answerer: AnswererDep) -> JSONResponse | StreamingResponse:
+def chat_completions(body: ChatRequest, state: StateDep) -> JSONResponse | StreamingResponse:
     """Answer the last user message; ``stream: true`` sends chat.completion.chunk events.
 
     ``content`` is the verified answer (an abstention is the not-found text); streamed, its
     pieces join to exactly that text. No preview is streamed here: an OpenAI client would
     show the evidence quote as part of the answer.
     """
-    stream = answerer.open(query_of(body))
+    stream = state.open_answer(query_of(body))
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     if not body.stream:

@@ -188,7 +188,8 @@ function showKeyForm(open) {
 async function loadHealth() {
   let body;
   try {
-    const response = await fetch("/api/health");
+    // With keys set, health lists the generators only to a caller with a key.
+    const response = await fetch("/api/health", { headers: headers() });
     body = await response.json();
   } catch (_) {
     showBanner(t("serverDown"));
@@ -196,15 +197,16 @@ async function loadHealth() {
   }
   showBanner(body.ready ? "" : t("notReady", body.detail || body.status));
   const select = $("generator");
+  const generators = body.generators || [];
   const wanted = localStorage.getItem(GENERATOR_STORE) || body.generator;
   select.replaceChildren(
-    ...body.generators.map((name) => {
+    ...generators.map((name) => {
       const option = element("option", "", name);
       option.value = name;
       return option;
     }),
   );
-  select.value = body.generators.includes(wanted) ? wanted : body.generator;
+  if (generators.length) select.value = generators.includes(wanted) ? wanted : body.generator;
 }
 
 // ---------------------------------------------------------------- conversation

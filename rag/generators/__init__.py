@@ -92,8 +92,11 @@ def create_generator(name: str, settings: Settings) -> Generator:
 class Generators:
     """The generators of one process: each built on first use, then reused."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, offered: frozenset[str] | None = None) -> None:
+        """``offered``: the only generators requests may name (a server's RAG_OFFERED_GENERATORS);
+        ``None``: any registered one (the CLI and the eval harness)."""
         self._settings = settings
+        self._offered = offered
         self._built: dict[str, Generator] = {}
         self._lock = threading.Lock()
         self._auto_failed = ""  # why ``auto`` could not be the local LLM
@@ -106,7 +109,21 @@ class Generators:
     @property
     def available(self) -> list[str]:
         """The generators this installation can run (llama-cpp needs the LLM extra or a GGUF path)."""
-        return [name for name in self.names if name != "llama-cpp" or _llama_cpp_installed(self._settings)]
+        installed = [name for name in self.names if name != "llama-cpp" or _llama_cpp_installed(self._settings)]
+        return [name for name in installed if self._offered is None or name in self._offered]
+
+    def resolve(self, name: str | None) -> str:
+        """The generator a request for ``name`` gets (``None``: the default), or a
+        ``GeneratorError`` when this process does not offer it."""
+        requested = name or self._settings.generator
+        if requested == AUTO:
+            return self.default
+        if self._offered is not None and requested not in self._offered and requested in REGISTRY:
+            offered = ", ".join(sorted(self._offered))
+            raise GeneratorError(
+                f"this server does not offer {requested!r}; it offers: {offered} (RAG_OFFERED_GENERATORS)"
+            )
+        return requested
 
     @property
     def default(self) -> str:
@@ -123,6 +140,7 @@ class Generators:
         a full disk), ``auto`` means extractive from then on, with a log line.
         """
         requested = name or self._settings.generator
+        self.resolve(name)
         resolved = "extractive" if requested == AUTO and self._auto_failed else resolve_name(requested, self._settings)
         with self._lock:
             if resolved not in self._built:

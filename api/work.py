@@ -1,0 +1,108 @@
+"""Bounded work: index writes on a thread of their own, and a cap on language-model answers.
+
+A request that finds its queue full gets 503 with ``Retry-After`` at once (``Busy``),
+instead of holding one of the threads every other request needs (health, questions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+from starlette.requests import Request
+
+from rag.errors import Busy, Interrupted
+
+T = TypeVar("T")
+# How often a waiting write looks whether its client is still there.
+_POLL_S = 0.25
+
+
+class WriteQueue:
+    """Index updates, one at a time on one thread, with at most ``limit`` admitted."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._admitted = 0
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer")
+
+    @property
+    def admitted(self) -> int:
+        return self._admitted
+
+    def _admit(self) -> None:
+        with self._lock:
+            if self._admitted >= self._limit:
+                raise Busy(
+                    f"{self._admitted} uploads or deletes are already queued (RAG_MAX_PENDING_WRITES); "
+                    "try again shortly",
+                    retry_after_s=10,
+                )
+            self._admitted += 1
+
+    def _leave(self, _: object) -> None:
+        with self._lock:
+            self._admitted -= 1
+
+    async def run(self, job: Callable[[threading.Event], T], request: Request | None = None) -> T:
+        """Run ``job(stop)`` on the writer thread. If the client goes away first, ``stop`` is
+        set (a job not started never runs; a running one stops at its next check)."""
+        self._admit()
+        stop = threading.Event()
+        future: Future[T] = self._executor.submit(job, stop)
+        future.add_done_callback(self._leave)
+        waiting = asyncio.wrap_future(future)
+        try:
+            while True:
+                done, _ = await asyncio.wait({waiting}, timeout=_POLL_S)
+                if done:
+                    return waiting.result()
+                if request is not None and await request.is_disconnected():
+                    stop.set()
+                    future.cancel()
+                    raise Interrupted("the client went away; the change was stopped before it was saved")
+        except asyncio.CancelledError:
+            stop.set()
+            future.cancel()
+            raise
+
+    def shutdown(self) -> None:
+        """Finish the running write; drop queued ones."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Slots:
+    """At most ``limit`` holders at once; one more is refused with ``Busy``, not queued."""
+
+    def __init__(self, limit: int, what: str, setting: str) -> None:
+        self._limit = limit
+        self._held = 0
+        self._lock = threading.Lock()
+        self._what = what
+        self._setting = setting
+
+    @property
+    def held(self) -> int:
+        return self._held
+
+    def take(self) -> Callable[[], None]:
+        """Take a slot; returns the function that gives it back (safe to call twice)."""
+        with self._lock:
+            if self._held >= self._limit:
+                raise Busy(
+                    f"{self._held} {self._what} are already running or queued ({self._setting}); try again shortly"
+                )
+            self._held += 1
+        given_back = threading.Event()
+
+        def give_back() -> None:
+            with self._lock:
+                if not given_back.is_set():
+                    given_back.set()
+                    self._held -= 1
+
+        return give_back
