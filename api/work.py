@@ -21,6 +21,11 @@ T = TypeVar("T")
 _POLL_S = 0.25
 
 
+def _retrieve(future: asyncio.Future[object]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
 class WriteQueue:
     """Index updates, one at a time on one thread, with at most ``limit`` admitted."""
 
@@ -64,6 +69,7 @@ class WriteQueue:
                 if request is not None and await request.is_disconnected():
                     stop.set()
                     future.cancel()
+                    waiting.add_done_callback(_retrieve)  # its Interrupted is expected; nobody awaits it
                     raise Interrupted("the client went away; the change was stopped before it was saved")
         except asyncio.CancelledError:
             stop.set()

@@ -28,7 +28,8 @@ def docs_client(
     settings = seed_settings.model_copy(
         update={"index_dir": tmp_path / "index", "documents_dir": tmp_path / "documents", "max_upload_bytes": 4096}
     )
-    with TestClient(create_app(settings, open_pipeline(settings, real_embedder)), base_url="http://localhost") as client:
+    app = create_app(settings, open_pipeline(settings, real_embedder))
+    with TestClient(app, base_url="http://localhost") as client:
         yield client, settings
 
 
