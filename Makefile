@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install llm index run run-extractive ask browser test test-all lint eval bench bench-full bench-soak clean
+.PHONY: install llm index run run-extractive ask browser test test-all lint eval bench bench-full bench-soak bench-chaos clean
 
 install: $(STAMP)
 
@@ -93,6 +93,10 @@ bench-full: install
 bench-soak: llm index
 	$(BIN)/python -m eval.bench_soak --answers 300
 	$(BIN)/python -m eval.bench_soak --generator extractive --answers 5000 --warmup 200 --every 250
+
+# 16 clients for 10 minutes: questions in every mode, uploads, deletes and poison requests.
+bench-chaos: index
+	$(BIN)/python -m eval.bench_load --chaos --seconds 600
 
 clean:
 	rm -rf $(VENV) index/CURRENT index/v-* index/.tmp-* .pytest_cache test-artifacts

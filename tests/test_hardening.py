@@ -22,8 +22,8 @@ import httpx
 import pytest
 
 from api.cli import RateLimitFilter
+from eval.bench_load import uploads_agree
 from rag.config import Settings
-from rag.index import load_manifest
 from rag.pipeline import Pipeline
 from tests.conftest import running_server
 
@@ -312,19 +312,6 @@ def test_small_ones(base: str, tmp_path: Path) -> None:
 # 4. Crash-consistent uploads: kill -9 at random moments, restart, compare.
 
 
-def folder_matches_index(documents: Path, index: Path) -> tuple[bool, str]:
-    """Do the uploaded files and the index's uploaded documents agree (names and content)?"""
-    from rag.loaders import content_hash
-
-    on_disk = {
-        f"documents/{p.name}": content_hash(p.read_bytes())
-        for p in (documents.iterdir() if documents.exists() else [])
-        if p.is_file() and not p.name.startswith(".")
-    }
-    indexed = {k: v for k, v in load_manifest(index).document_hashes.items() if k.startswith("documents/")}
-    return on_disk == indexed, f"folder {sorted(on_disk)} index {sorted(indexed)}"
-
-
 def crash_trials(settings: Settings, folder: Path, trials: int, seed: int) -> None:
     import random
 
@@ -335,7 +322,7 @@ def crash_trials(settings: Settings, folder: Path, trials: int, seed: int) -> No
     documents = Path(env["RAG_DOCUMENTS_DIR"])
     for trial in range(trials):
         with server_process(env, folder / f"server-{trial}.log") as (url, server):
-            agree, detail = folder_matches_index(documents, Path(env["RAG_INDEX_DIR"]))
+            agree, detail = uploads_agree(documents, Path(env["RAG_INDEX_DIR"]))
             assert agree, f"after restart {trial}: {detail}"
 
             def writes() -> None:
@@ -361,7 +348,7 @@ def crash_trials(settings: Settings, folder: Path, trials: int, seed: int) -> No
     # One more start recovers whatever the last kill interrupted.
     with server_process(env, folder / "server-last.log"):
         pass
-    agree, detail = folder_matches_index(documents, Path(env["RAG_INDEX_DIR"]))
+    agree, detail = uploads_agree(documents, Path(env["RAG_INDEX_DIR"]))
     assert agree, detail
     assert not list(documents.glob(".*"))  # no journal, staging or temporary file is left
 
