@@ -44,10 +44,18 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def server_process(
-    env: dict[str, str], log: Path, ready_s: float = 180
+    env: dict[str, str], log: Path, ready_s: float = 180, open_files: int = 0
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``rag serve`` as a real process on a free loopback port; yields its base URL and process once ready."""
+    """``rag serve`` as a real process on a free loopback port; yields its base URL and process
+    once ready. ``open_files``: its hard limit on open files (as ``ulimit -n``), if set."""
     port = _free_port()
+
+    def limit() -> None:
+        if open_files:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     with log.open("wb") as sink:
         server = subprocess.Popen(
             [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", "warning"],
@@ -55,6 +63,7 @@ def server_process(
             stdout=sink,
             stderr=subprocess.STDOUT,
             cwd=ROOT,
+            preexec_fn=limit if open_files else None,
         )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -45,10 +45,14 @@ def server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]
 
 
 @pytest.fixture(scope="module")
-def base(seed_settings: Settings, seed_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("hardening")
-    env = server_env(seed_settings, folder, RAG_MAX_PENDING_WRITES="2", RAG_HEADER_TIMEOUT_S="1")
-    with running_server(env, folder / "server.log") as url:
+def base_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hardening") / "server.log"
+
+
+@pytest.fixture(scope="module")
+def base(seed_settings: Settings, seed_pipeline: Pipeline, base_log: Path) -> Iterator[str]:
+    env = server_env(seed_settings, base_log.parent, RAG_MAX_PENDING_WRITES="2", RAG_HEADER_TIMEOUT_S="1")
+    with running_server(env, base_log) as url:
         yield url
 
 
@@ -203,6 +207,66 @@ def test_idle_and_half_sent_connections_are_closed(base: str) -> None:
     assert closed == len(sockets)
 
 
+def test_more_connections_than_open_files_neither_stop_the_server_nor_flood_its_log(
+    seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Under ``ulimit -n 256``, 400 idle connections: accept() fails for a while, the server
+    closes the idle ones, health answers again, and the log stays short."""
+    from eval.bench_load import server_process
+
+    env = server_env(seed_settings, tmp_path, RAG_HEADER_TIMEOUT_S="2")
+    log = tmp_path / "server.log"
+    with server_process(env, log, open_files=256) as (url, _):
+        host, port = url.removeprefix("http://").split(":")
+        sockets = []
+        for _ in range(400):
+            try:
+                sockets.append(socket.create_connection((host, int(port)), timeout=2))
+            except OSError:
+                break
+        time.sleep(6)
+        assert httpx.get(f"{url}/api/health", timeout=10).status_code == 200
+        for sock in sockets:
+            sock.close()
+        assert httpx.post(f"{url}/api/ask", json={"question": QUESTION}, timeout=30).status_code == 200
+    assert log.stat().st_size < 20_000, log.read_text(errors="replace")[-2000:]
+
+
+def test_language_model_answers_are_bounded_and_the_rest_told_to_retry(
+    seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from tests.fakes import fake_llm_server
+
+    replies = {"Fenghuang": "Fenghuang recovered wages for 386 workers [1]."}
+    with fake_llm_server(replies, delay_s=3.0) as llm:
+        env = server_env(
+            seed_settings, tmp_path, RAG_GENERATOR="openai", RAG_OPENAI_BASE_URL=llm, RAG_MAX_PENDING_ANSWERS="2"
+        )
+        with running_server(env, tmp_path / "server.log") as url:
+            question = {"question": "How many workers did Fenghuang recover wages for?"}
+
+            async def run() -> tuple[list[httpx.Response], list[int]]:
+                async with httpx.AsyncClient(base_url=url, timeout=60) as http:
+                    llm_answers = [asyncio.create_task(http.post("/api/ask", json=question)) for _ in range(6)]
+                    await asyncio.sleep(0.5)
+                    extractive = [
+                        (await http.post("/api/ask", json={**question, "generator": "extractive"})).status_code
+                        for _ in range(3)
+                    ]
+                    return list(await asyncio.gather(*llm_answers)), extractive
+
+            answers, extractive = asyncio.run(run())
+            statuses = sorted(r.status_code for r in answers)
+            assert statuses == [200, 200, 503, 503, 503, 503]
+            assert all(int(r.headers["Retry-After"]) > 0 for r in answers if r.status_code == 503)
+            assert extractive == [200, 200, 200]
+            # The slots came back, the streamed ones too.
+            with httpx.stream("POST", f"{url}/api/ask/stream", json=question, timeout=60) as stream:
+                assert "event: done" in "".join(stream.iter_text())
+            again = [httpx.post(f"{url}/api/ask", json=question, timeout=60).status_code for _ in range(2)]
+            assert again == [200, 200]
+
+
 def test_repeated_log_lines_are_rate_limited() -> None:
     limiter = RateLimitFilter(every_s=60)
     records = [logging.LogRecord("asyncio", logging.ERROR, "", 0, "socket.accept() out of system resource", (), None)
@@ -307,6 +371,11 @@ def test_small_ones(base: str, tmp_path: Path) -> None:
     assert httpx.get(f"{base}/static/docs/swagger-ui-bundle.js").status_code == 200
     listed = httpx.get(f"{base}/api/documents").json()["documents"]
     assert listed and all(d["chunks"] > 0 for d in listed)
+
+
+def test_the_server_logged_no_traceback(base: str, base_log: Path) -> None:
+    """After every request above (deletes included: their 204 once logged two tracebacks)."""
+    assert "Traceback" not in base_log.read_text(errors="replace")
 
 
 # 4. Crash-consistent uploads: kill -9 at random moments, restart, compare.

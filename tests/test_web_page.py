@@ -266,6 +266,14 @@ def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
     # The list is reloaded before the status says so.
     assert page.locator("#doc-list li", has_text="linli-bridges.txt").count() == 1
     _shot(page, "desktop-documents")
+    # The same name again: the page asks before it replaces the document.
+    asked: list[str] = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    page.evaluate("document.getElementById('upload-status').textContent = ''")
+    page.set_input_files("#upload-file", str(article))
+    page.click("#upload-form button[type=submit]")
+    page.locator("#upload-status", has_text="Added linli-bridges.txt").wait_for()
+    assert asked and "Replace" in asked[0]
 
     page.click("#close-docs")
     answer = _ask(page, "临澧县今年新建了多少座农村公路桥梁？")

@@ -32,6 +32,7 @@ const TEXT = {
     uploaded: "Added {0}: {1} passages.",
     deleted: "Deleted {0}.",
     confirmDelete: "Delete {0} from the index?",
+    confirmReplace: "{0} is already in the documents. Replace it?",
     delete: "Delete",
     noDocuments: "No documents yet.",
     docMeta: "{0} articles · {1} passages · {2} characters",
@@ -70,6 +71,7 @@ const TEXT = {
     uploaded: "已添加 {0}：{1} 个段落。",
     deleted: "已删除 {0}。",
     confirmDelete: "从索引中删除 {0}？",
+    confirmReplace: "文档中已有 {0}，替换它吗？",
     delete: "删除",
     noDocuments: "还没有文档。",
     docMeta: "{0} 篇文章 · {1} 个段落 · {2} 字",
@@ -446,13 +448,13 @@ async function deleteDocument(doc) {
 }
 
 /** Upload with XMLHttpRequest: fetch cannot report upload progress. */
-function upload(file) {
+function upload(file, replace = false) {
   const status = $("upload-status");
   const progress = $("upload-progress");
   const form = new FormData();
   form.append("file", file);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/documents");
+  xhr.open("POST", replace ? "/api/documents?replace=true" : "/api/documents");
   if (session.apiKey) xhr.setRequestHeader("Authorization", `Bearer ${session.apiKey}`);
   progress.hidden = false;
   progress.value = 0;
@@ -478,6 +480,10 @@ function upload(file) {
         $("upload-file").value = "";
         await loadDocuments();
         status.textContent = t("uploaded", body.source, body.chunks);
+      } else if (xhr.status === 409 && !replace) {
+        // The name exists: replacing it is the user's choice, not a silent overwrite.
+        if (window.confirm(t("confirmReplace", file.name))) await upload(file, true);
+        else status.textContent = body.message || "";
       } else if (xhr.status === 401) {
         showKeyForm(true);
         status.textContent = t("needKey");
