@@ -7,12 +7,13 @@ library never imports the eval package.
 from __future__ import annotations
 
 import argparse
+import random
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.data import ROOT, SEED_DOCS, Dataset, load_dataset
+from eval.data import ROOT, SEED_DOCS, Dataset, Question, load_dataset
 from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
 from rag.config import Settings
@@ -22,6 +23,7 @@ from rag.retrieval import RETRIEVERS
 
 DEFAULT_OUT = ROOT / "eval" / "reports"
 DEFAULT_INDEXES = ROOT / "eval" / ".indexes"
+SAMPLE_SEED = 2018
 
 
 def _ints(text: str) -> list[int]:
@@ -48,9 +50,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--retriever", type=_names, default=None, help=f"comma-separated retrieval modes: {', '.join(RETRIEVERS)}"
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
+    parser.add_argument(
+        "--sample", type=int, default=0, help="N questions drawn at random with a fixed seed (0: all); after --limit"
+    )
     parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
     parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def chosen_questions(questions: Sequence[Question], limit: int = 0, sample: int = 0) -> tuple[Question, ...]:
+    """The first ``limit`` questions (0: all), then ``sample`` of them drawn with a fixed seed:
+    the same N on every run and machine, in the data set's order."""
+    picked = tuple(questions[:limit] if limit else questions)
+    if not 0 < sample < len(picked):
+        return picked
+    chosen = set(random.Random(SAMPLE_SEED).sample(range(len(picked)), sample))
+    return tuple(q for n, q in enumerate(picked) if n in chosen)
 
 
 def _progress(total: int, label: str, quiet: bool):  # type: ignore[no-untyped-def]
@@ -62,7 +77,7 @@ def _progress(total: int, label: str, quiet: bool):  # type: ignore[no-untyped-d
 def _run(
     dataset: Dataset, configs: list[Config], args: argparse.Namespace, settings: Settings
 ) -> tuple[list[Summary], list[Record]]:
-    questions = dataset.questions[: args.limit] if args.limit else dataset.questions
+    questions = chosen_questions(dataset.questions, args.limit, args.sample)
     summaries: list[Summary] = []
     records: list[Record] = []
     embedder = None

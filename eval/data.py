@@ -33,6 +33,12 @@ class Question:
     lang: str
     gold_titles: tuple[str, ...] = ()
     gold_pids: tuple[str, ...] = ()
+    # ChronoQA's meta: entity, time, numerical, judgement or other; absolute, relative or
+    # aggregate; whether one or several documents hold the answer; the day it was asked.
+    answer_type: str = ""
+    temporal_type: str = ""
+    documents: str = ""
+    asked_on: str = ""
 
     @property
     def answerable(self) -> bool:
@@ -121,14 +127,21 @@ def load_shared(folder: Path) -> Dataset:
         meta = row.get("meta") if isinstance(row.get("meta"), dict) else {}
         assert isinstance(meta, dict)
         question = str(row["question"])
+        answer_type = str(meta.get("answer_type") or "")
+        documents = str(meta.get("reference_document_count") or "")
+        category = meta.get("category") or (f"{answer_type}, {documents}" if answer_type and documents else "")
         questions.append(
             Question(
                 qid=str(row["qid"]),
                 question=question,
                 answer_groups=_groups(row.get("answer_groups", []), f"{qa_path}:{row.get('qid')}"),
-                category=str(meta.get("category") or ("answerable" if row.get("answer_groups") else "unanswerable")),
+                category=str(category or ("answerable" if row.get("answer_groups") else "unanswerable")),
                 lang=_language(question),
                 gold_pids=_strings(row.get("gold_pids")),
+                answer_type=answer_type,
+                temporal_type=str(meta.get("temporal_type") or ""),
+                documents=documents,
+                asked_on=str(meta.get("question_date") or ""),
             )
         )
     return Dataset(folder.name, tuple(questions), passages)

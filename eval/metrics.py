@@ -110,3 +110,27 @@ def percentile(values: Sequence[float], q: float) -> float:
 def mean(values: Sequence[float]) -> float:
     """Arithmetic mean; NaN for no values."""
     return sum(values) / len(values) if values else math.nan
+
+
+# A yes/no answer says so in its first clause: "是的，…", "不是。…", "No, …".
+_FIRST_CLAUSE = re.compile(r"^[^，。,.;；！？!?\n]*")
+_NO = re.compile(r"不是|并非|不对|不相同|不一样|不同|没有|\bno\b|\bnot\b", re.I)
+_YES = re.compile(r"是|对|相同|一样|\byes\b", re.I)
+
+
+def polarity(text: str) -> bool | None:
+    """The yes (True) or no (False) of an answer's first clause, or None when it says neither."""
+    first = _FIRST_CLAUSE.match(normalise(text))
+    clause = first.group(0) if first else ""
+    if _NO.search(clause):
+        return False
+    if _YES.search(clause):
+        return True
+    return None
+
+
+def judgement_found(response: str, answer_groups: Sequence[Sequence[str]]) -> bool:
+    """A yes/no question is answered right when the answer's yes or no is the gold one's."""
+    gold = {polarity(g) for group in answer_groups for g in group} - {None}
+    said = polarity(response)
+    return said is not None and gold == {said}

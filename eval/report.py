@@ -33,6 +33,7 @@ class Summary:
     latency_ms: dict[str, dict[str, float]]
     by_category: dict[str, float]
     errors: int
+    f1_by_category: dict[str, float] = field(default_factory=dict)
     abstain_reasons: dict[str, int] = field(default_factory=dict)
     build_seconds: float = math.nan
     notes: list[str] = field(default_factory=list)
@@ -52,9 +53,13 @@ def summarise(config: str, records: Sequence[Record], build_seconds: float = mat
         for stage in stages
     }
     categories: dict[str, list[bool]] = defaultdict(list)
+    f1s: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        categories[r.category].append(r.correct)
-        categories[f"lang:{r.lang}"].append(r.correct)
+        groups = [r.category, f"lang:{r.lang}"] + ([f"temporal:{r.temporal_type}"] if r.temporal_type else [])
+        for group in groups:
+            categories[group].append(r.correct)
+            if r.answerable:
+                f1s[group].append(r.f1)
     return Summary(
         config=config,
         questions=len(records),
@@ -69,6 +74,7 @@ def summarise(config: str, records: Sequence[Record], build_seconds: float = mat
         abstain_recall=recall,
         latency_ms=latency,
         by_category={name: mean([float(c) for c in oks]) for name, oks in sorted(categories.items())},
+        f1_by_category={name: mean(values) for name, values in sorted(f1s.items())},
         errors=sum(1 for r in records if r.error),
         abstain_reasons=dict(
             Counter((r.abstain_reason or "(no reason given)").split(":")[0] for r in records if r.abstained)
@@ -109,11 +115,16 @@ def markdown(dataset: str, summaries: Sequence[Summary], weakest: Sequence[Recor
         cells = [f"{_ms(s.latency_ms[st]['p50'])} / {_ms(s.latency_ms[st]['p95'])}" if st in s.latency_ms else "–"
                  for st in stages]  # fmt: skip
         lines.append(f"| {s.config} | " + " | ".join(cells) + " |")
-    lines += ["", "## Correct by category (%)", ""]
+    lines += ["", "## Correct by category (%; character F1 of the answerable in brackets)", ""]
     names = sorted({name for s in summaries for name in s.by_category})
     lines += ["| category | " + " | ".join(s.config for s in summaries) + " |", "|---|" + "---|" * len(summaries)]
     for name in names:
-        lines.append(f"| {name} | " + " | ".join(_pct(s.by_category.get(name, math.nan)) for s in summaries) + " |")
+        cells = [
+            _pct(s.by_category.get(name, math.nan))
+            + (f" ({_pct(s.f1_by_category[name])})" if name in s.f1_by_category else "")
+            for s in summaries
+        ]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     reasons = sorted({reason for s in summaries for reason in s.abstain_reasons})
     if reasons:
         lines += ["", "## Why it abstained (questions)", ""]

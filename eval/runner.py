@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from eval.data import Dataset, Passage, Question
-from eval.metrics import answer_found, char_f1, exact_match, first_relevant_rank, shortest_gold, without_markers
+from eval.metrics import (
+    answer_found,
+    char_f1,
+    exact_match,
+    first_relevant_rank,
+    judgement_found,
+    shortest_gold,
+    without_markers,
+)
 from rag.answering import Answerer, Query
 from rag.config import Settings
 from rag.embedding import SentenceTransformerEmbedder
@@ -91,6 +99,7 @@ class Record:
     timings_ms: dict[str, float] = field(default_factory=dict)
     error: str = ""
     abstain_reason: str = ""
+    temporal_type: str = ""
 
 
 class Asker(Protocol):
@@ -170,7 +179,8 @@ def score(question: Question, config: Config, reply: Reply) -> Record:
     """Score one reply: answer found (abstaining counts wrong when answerable), F1, EM, rank."""
     if question.answerable:
         said = without_markers(reply.answer)  # [1] is a citation, not part of the answer
-        correct = not reply.abstained and answer_found(said, question.answer_groups)
+        found = judgement_found if question.answer_type == "judgement" else answer_found
+        correct = not reply.abstained and found(said, question.answer_groups)
         gold = shortest_gold(question.answer_groups)
         f1 = 0.0 if reply.abstained else char_f1(said, gold)
         exact = not reply.abstained and exact_match(said, gold)
@@ -193,6 +203,7 @@ def score(question: Question, config: Config, reply: Reply) -> Record:
         rank=rank,
         timings_ms={k: round(v, 2) for k, v in reply.timings_ms.items()},
         abstain_reason=reply.abstain_reason,
+        temporal_type=question.temporal_type,
     )
 
 
@@ -200,7 +211,7 @@ def failed(question: Question, config: Config, error: str) -> Record:
     """A question the service could not answer at all: wrong, with the reason kept."""
     return Record(
         config.label, question.qid, question.question, question.category, question.lang,
-        question.answerable, "", False, False, 0.0, False, None, {}, error,
+        question.answerable, "", False, False, 0.0, False, None, {}, error, "", question.temporal_type,
     )  # fmt: skip
 
 

@@ -92,3 +92,26 @@ def test_bad_data_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "passages.jsonl").write_text("{broken\n", encoding="utf-8")
     with pytest.raises(DatasetError, match="not valid JSON"):
         load_shared(tmp_path)
+
+
+def test_chronoqa_meta_gives_each_question_its_types(tmp_path: Path) -> None:
+    (tmp_path / "passages.jsonl").write_text(json.dumps({"pid": "c1", "text": "x"}) + "\n", encoding="utf-8")
+    meta = {"question_date": "2023-10-30", "answer_type": "numerical", "temporal_type": "relative",
+            "reference_document_count": "single"}  # fmt: skip
+    row = {"qid": "q1", "question": "去年销量多少？", "answer_groups": [["3万"]], "gold_pids": ["c1"], "meta": meta}
+    (tmp_path / "qa.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    (question,) = load_shared(tmp_path).questions
+    assert question.category == "numerical, single" and question.temporal_type == "relative"
+    assert question.asked_on == "2023-10-30" and question.documents == "single"
+
+
+def test_a_sample_is_the_same_every_time_and_keeps_the_order() -> None:
+    from eval.cli import chosen_questions
+
+    questions = load_seed().questions
+    first, again = chosen_questions(questions, sample=20), chosen_questions(questions, sample=20)
+    assert len(first) == 20 and first == again
+    order = [questions.index(q) for q in first]
+    assert order == sorted(order) and order != list(range(20))
+    assert chosen_questions(questions, limit=10) == questions[:10]
+    assert chosen_questions(questions, sample=10_000) == questions

@@ -11,8 +11,10 @@ from eval.metrics import (
     contains_answer,
     exact_match,
     first_relevant_rank,
+    judgement_found,
     normalise,
     percentile,
+    polarity,
     recall_at_k,
     reciprocal_rank,
     shortest_gold,
@@ -89,3 +91,26 @@ def test_citation_markers_are_not_part_of_the_answer() -> None:
     assert without_markers("为386名农民工追回工资[1]，另有 57 名[2]。") == "为386名农民工追回工资，另有 57 名。"
     # A gold "1" is not found in a bare marker.
     assert not contains_answer(without_markers("386 名 [1]"), "1")
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        ("是的，两件事发生在同一年[1]。", True),
+        ("不是。前者早一年。", False),
+        ("No, the second one came first.", False),
+        ("Yes [1].", True),
+        ("2019年3月", None),
+        ("两件事是同一年发生的", True),
+    ],
+)
+def test_yes_or_no_is_read_from_the_first_clause(answer: str, said: bool | None) -> None:
+    assert polarity(answer) is said
+
+
+def test_a_judgement_is_right_only_with_the_gold_yes_or_no() -> None:
+    assert judgement_found("是的，同一年。", [["是的"]])
+    assert not judgement_found("不是，晚了一年。", [["是的"]])
+    assert judgement_found("不是。", [["不是"]])
+    # A quoted sentence that never says yes or no is not an answer to a yes/no question.
+    assert not judgement_found("2019年3月，该项目开工。", [["是的"]])
