@@ -247,7 +247,7 @@ def test_a_withheld_draft_reaches_no_client(scripted: tuple[TestClient, list[str
     draft[:] = ["长沙市的人口为 ", "9.4", " 百万人[1]。"]
     for mode, (shown, raw, final) in _every_mode(client, "凤凰县为多少名农民工追回了拖欠工资？").items():
         assert shown == ABSTAIN_TEXT, mode
-        assert "9.4" not in raw and "长沙" not in raw, mode
+        assert "百万人" not in raw and "长沙" not in raw, mode  # (not the bare 9.4: timings may hold it)
         assert final["abstained"] is True and "appear in none of the passages" in final["abstain_reason"], mode
 
 
@@ -321,7 +321,8 @@ def test_every_client_of_a_real_server_gets_only_verified_text(
             for question in ("What is the population of Changsha?", "凤凰县为多少名农民工追回了拖欠工资？"):
                 for mode, seen in ask_every_mode(base, question).items():
                     assert seen.text == ABSTAIN_TEXT and seen.abstained and not seen.titles, (question, mode)
-                    assert "9.4" not in seen.raw and "412" not in seen.raw, (question, mode)
+                    # (whole phrases: a timing such as 9.44 ms may hold the bare digits)
+                    assert "9.4 million" not in seen.raw and "412 名" not in seen.raw, (question, mode)
 
 
 def test_a_client_that_disconnects_stops_the_generation(
