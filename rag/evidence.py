@@ -32,26 +32,39 @@ class Kind(Enum):
     OTHER = "other"
 
 
-# Units a number can carry, grouped by what they count.
+# Units a number can carry, grouped by what they count; a unit of no group counts alone.
 _UNIT_GROUPS: dict[str, tuple[str, ...]] = {
     "people": ("人次", "名", "人", "位", "户"),
-    "money": ("万元", "亿元", "元"),
-    "percent": ("%", "％"),
+    "money": ("元", "美元", "欧元", "日元", "英镑", "港元", "韩元", "卢布", "块"),
+    "percent": ("%", "％", "个百分点", "百分点"),
     "days": ("天",),
     "hours": ("小时",),
     "orgs": ("家", "所"),
-    "cases": ("起", "件"),
+    "cases": ("起", "件", "例"),
     "items": ("个", "项", "条", "种", "处", "座", "栋"),
     "sessions": ("期", "场", "次", "届", "批"),
-    "area": ("亩", "平方米"),
+    "area": ("亩", "平方米", "平方公里", "公顷"),
     "years": ("年",),
 }
-_ALL_UNITS = sorted({u for units in _UNIT_GROUPS.values() for u in units}, key=len, reverse=True)
-_NUMBER = re.compile(
-    r"(?:近|约|超过|逾)?\s*\d+(?:[.,]\d+)*\s*(?:余|多)?\s*[万亿千百]?\s*(?:余|多)?\s*(?:"
-    + "|".join(re.escape(u) for u in _ALL_UNITS)
-    + r")?"
+# Measure words and units of no group: what a figure in news counts or measures.
+_OTHER_UNITS = (
+    "只 头 匹 架 辆 台 套 艘 列 趟 班 张 篇 部 本 册 首 幅 枚 颗 粒 支 根 株 棵 款 份 票 股 盒 箱 瓶 "
+    "吨 斤 公斤 千克 克 公里 千米 米 立方米 升 倍 点 度 岁 分钟 秒 周 个月 间 层 所 轮 期 单 笔 例次"
+).split()
+_ALL_UNITS = sorted({u for units in _UNIT_GROUPS.values() for u in units} | set(_OTHER_UNITS), key=len, reverse=True)
+_UNIT = "|".join(re.escape(u) for u in _ALL_UNITS)
+# A figure: an approximation or order word, digits, 余/多, a scale (万亿 before 万), a unit
+# (with the currency a money unit may name after it: 60亿元人民币, or what it is per:
+# 8元/公斤), a second figure for a range or a score (45万至50万人, 3-0), and 以上/左右.
+_FIGURE = (
+    r"\d+(?:[.,]\d+)*\s*(?:余|多)?\s*(?:万亿|千亿|百亿|十亿|万|亿|千|百)?\s*(?:余|多)?"
+    rf"\s*(?:(?:{_UNIT}|级)(?:人民币)?(?:/(?:{_UNIT}|公斤|千克|斤|吨|平方米|人|年|月|天|小时))?)?"
 )
+_NUMBER = re.compile(
+    rf"(?:第|近|约|超过|超|逾|达|仅|共)?\s*{_FIGURE}(?:\s*(?:至|到|-|~|～|—)\s*{_FIGURE})?(?:以上|以下|左右)?"
+)
+# Digits that are part of a date or a clock time (2024年1月, 3日, 10时) are not a figure.
+_DATE_PART = re.compile(r"\s*(?:月|日|号|时|点\d)")
 _DATE = re.compile(
     r"\d{4}\s*年(?:\s*\d{1,2}\s*月(?:份|\s*\d{1,2}\s*日)?)?"
     r"|\d{1,2}\s*月\s*\d{1,2}\s*日|(?:今年|去年)?\s*\d{1,2}\s*月份?|上世纪\s*\d+\s*年代"
@@ -142,7 +155,7 @@ def question_kind(question: str) -> Kind:
 def counted_units(question: str) -> tuple[str, ...]:
     """Units a Chinese question names for its number: ``多少名`` -> people, ``优良天数是多少`` -> days
     (a unit before 数 is what is counted); empty when it names none."""
-    zh = re.search(r"(?:多少|几)\s*(" + "|".join(re.escape(u) for u in _ALL_UNITS) + ")", question)
+    zh = re.search(rf"(?:多少|几)\s*({_UNIT})", question)
     if zh:
         unit = zh.group(1)
         return next((units for units in _UNIT_GROUPS.values() if unit in units), (unit,))
@@ -176,8 +189,9 @@ def wanted_units(question: str) -> tuple[str, ...]:
 
 
 def number_unit(span: str) -> str:
-    """The unit a number span ends with ('' when bare)."""
-    return next((u for u in _ALL_UNITS if span.rstrip().endswith(u)), "")
+    """The unit a number span ends with ('' when bare); 60亿元人民币 ends with 元."""
+    span = span.rstrip().removesuffix("人民币")
+    return next((u for u in _ALL_UNITS if span.endswith(u)), "")
 
 
 def cjk_bigrams(text: str) -> set[str]:
@@ -190,19 +204,63 @@ def _context_overlap(question_pairs: set[str], text: str, start: int, end: int, 
     return len(question_pairs & cjk_bigrams(text[max(0, start - window) : end + window]))
 
 
+def _asked_context(question: str) -> tuple[str, set[str]]:
+    """What the question says of the figure it asks for: the words just before 多少 / 几
+    (without 是/为/了...), and the character pairs within a few characters of it."""
+    found = re.search(r"多少|几", question)
+    if not found:
+        return "", set()
+    left = _FILLER_END.sub("", question[max(0, found.start() - 8) : found.start()])
+    right = re.split(r"[，。？?！!,]", question[found.end() : found.end() + 10])[0]
+    pairs = {p for p in cjk_bigrams(left[-6:] + " " + right) if not any(ch in _QUESTION_CHARS for ch in p)}
+    return left, pairs
+
+
+# Words between what is said and the figure: 增量为, 下调至, 分别达到.
+_FILLER_END = re.compile(r"(?:[\s是为有了的达约共到从至]|分别)+$")
+
+
+def _common_suffix(a: str, b: str) -> int:
+    n = 0
+    while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+        n += 1
+    return n
+
+
 def number_spans(question: str, sentence: str) -> list[str]:
-    """Number spans in the sentence, best match for the question first."""
+    """Figures in the sentence with their scale and unit, best match for the question first.
+
+    A figure counts when it carries the unit asked for (any unit when the question names
+    none) and is neither part of a date nor one the question itself gives (a question
+    about 2024年1月 is not answered by 1). The best is the one whose words just before it
+    are the question's words just before 多少, then the one with the most question words
+    around it, then the first.
+    """
     units = wanted_units(question)
     pairs = cjk_bigrams(question)
+    left, asked = _asked_context(question)
+    given = set(re.findall(r"\d+(?:\.\d+)?", question))
     found = []
     for order, match in enumerate(_NUMBER.finditer(sentence)):
         span = match.group().strip()
-        if not re.search(r"\d", span) or re.fullmatch(r"\d{4}\s*年", span):
+        digits = re.search(r"\d+(?:[.,]\d+)*", span)
+        if digits is None or re.fullmatch(r"\d{4}\s*年", span):
             continue
-        unit_ok = not units or number_unit(span) in units
+        if span == digits.group() and _DATE_PART.match(sentence, match.end()):
+            continue
+        if digits.group().replace(",", "") in given:
+            continue
+        if units and number_unit(span) not in units:
+            continue
+        # The words around a figure, within its clause.
+        before = _FILLER_END.sub("", re.split(r"[，。；;,]", sentence[max(0, match.start() - 10) : match.start()])[-1])
+        after = re.split(r"[，。；;,]", sentence[match.end() : match.end() + 10])[0]
+        # 下调至多少 -> the figure after 下调至 (one shared character, such as 率, says little)
+        said_of = shared if (shared := _common_suffix(left, before)) >= 2 else 0
+        near = cjk_bigrams(before) | cjk_bigrams(after)
         overlap = _context_overlap(pairs, sentence, match.start(), match.end())
-        found.append((not unit_ok, -overlap, order, span))
-    return [span for unit_miss, _, _, span in sorted(found) if not unit_miss]
+        found.append((-said_of, -len(asked & near), -overlap, order, span))
+    return [span for *_, span in sorted(found)]
 
 
 def date_spans(sentence: str) -> list[str]:
@@ -260,13 +318,21 @@ def answer_span(question: str, kind: Kind, sentence: str) -> str | None:
 
 
 def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, ScoredSentence, str | None]]:
-    """Sentences by evidence score: similarity, typed-span bonus, shared character pairs."""
-    pairs = cjk_bigrams(request.question)
+    """Sentences by evidence score: similarity, typed-span bonus, shared character pairs.
+
+    The pairs that count are the question's topic words that the passages' titles do not
+    hold: a title names the subject, which most sentences of its article mention; the
+    sentence that answers is the one that also shares the rest of the question (分布 in
+    ``X主要分布在什么地方``). Measured on CMRC 2018: 62.6 -> 67.5 % correct; ChronoQA, whose
+    passages have no titles, and the seed set unchanged (README, "Evidence sentence").
+    """
+    pairs = content_pairs(request.question) or cjk_bigrams(request.question)
+    focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
     ranked = []
     for sentence in request.sentences:
         span = answer_span(request.question, kind, sentence.text)
         if pairs:
-            overlap = _OVERLAP_BONUS * len(pairs & cjk_bigrams(sentence.text)) / len(pairs)
+            overlap = _OVERLAP_BONUS * len(focus & cjk_bigrams(sentence.text)) / len(focus) if focus else 0.0
         else:
             overlap = _KEYWORD_BONUS * keyword_coverage(request.keywords, sentence.text)
         score = sentence.score + (_TYPE_BONUS if span else 0.0) + overlap - _RANK_PENALTY * sentence.passage_rank

@@ -45,7 +45,7 @@ def test_question_kind(question: str, kind: Kind) -> None:
 
 def test_wanted_units_follow_the_question() -> None:
     assert "名" in wanted_units("为多少名农民工追回工资")
-    assert "万元" in wanted_units("追回了多少工资")
+    assert "元" in wanted_units("追回了多少工资")
     assert "名" in wanted_units("How many workers got paid?")
     assert "%" in wanted_units("What percentage of graduates found jobs?")
     assert wanted_units("多少") == ()
@@ -175,3 +175,23 @@ def test_a_count_of_days_needs_a_figure_in_days() -> None:
     assert "人" in wanted_units("参会人数是多少？")
     request = _request("今年空气质量优良天数是多少？", [("今年共有 8 名志愿者参加了蓝天保卫战。", 0.95)])
     assert choose(request, Thresholds(min_sentence=0.5, min_margin=0.0)) == "no good sentence gives a figure in 天"
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        # a figure keeps its measure word, scale and currency
+        ("那个湖里放养了多少只天鹅？", "去年秋天，湖里放养了42只天鹅，数量创新高。", "42只"),
+        ("该市一季度社会融资增量是多少？", "该市一季度社会融资增量为1.25万亿元，同比多增800亿元。", "1.25万亿元"),
+        ("该行发行了多少熊猫债？", "该行发行了35亿元人民币的熊猫债。", "35亿元人民币"),
+        # digits of a date, or given by the question, are not the answer
+        ("2023年3月该店的客流量是多少？", "2023年3月，该店客流量达到8.6万人次。", "8.6万人次"),
+        ("编号为 K207 的仓库收到了多少台设备？", "编号为K207的仓库今年共收到设备1380台。", "1380台"),
+        # the figure the question's words are said of
+        ("贷款利率下调至多少？", "多家银行将贷款利率从4.1%下调至3.85%。", "3.85%"),
+        ("该省新增了多少例确诊病例？", "该省新增死亡病例12例，新增确诊病例356例。", "356例"),
+        ("景区的门票价格是多少？", "景区门票原价120元，活动期间门票价格为80元。", "80元"),
+    ],
+)
+def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
+    assert number_spans(question, sentence)[:1] == [span]
