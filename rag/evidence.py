@@ -65,10 +65,15 @@ _NUMBER = re.compile(
 )
 # Digits that are part of a date or a clock time (2024年1月, 3日, 10时) are not a figure.
 _DATE_PART = re.compile(r"\s*(?:月|日|号|时|点\d)")
+# A date: year, month, day (or 底/初/中旬), a range to a later day, month or date, or a
+# clock time (21:25).
+_DAY = r"(?:\d{4}\s*年(?:\s*\d{1,2}\s*月(?:份|\s*\d{1,2}\s*[日号])?)?|\d{1,2}\s*月\s*\d{1,2}\s*[日号]|\d{1,2}\s*月份?)"
 _DATE = re.compile(
-    r"\d{4}\s*年(?:\s*\d{1,2}\s*月(?:份|\s*\d{1,2}\s*日)?)?"
-    r"|\d{1,2}\s*月\s*\d{1,2}\s*日|(?:今年|去年)?\s*\d{1,2}\s*月份?|上世纪\s*\d+\s*年代"
+    rf"(?:今年|去年)?\s*{_DAY}(?:底|初|末|中旬|上旬|下旬)?"
+    rf"(?:\s*(?:至|到|—|－|~|～)\s*(?:{_DAY}|\d{{1,2}}\s*[日号]))?"
+    r"|上世纪\s*\d+\s*年代|\d{1,2}[:：]\d{2}"
 )
+_DATE_Q_WORDS = re.compile(r"什么时候|何时|哪一?年|哪个月|几月|哪一?天|什么时间|什么日期|何年|几点")
 _TITLES = (
     "代主任|副主任|主任|副书记|书记|副局长|局长|副市长|市长|副县长|县长|副会长|会长|院长|校长|"
     "摄影师|记者|村民|负责人|传承人|讲解员|董事长|总经理|经理|馆长|队长|社长"
@@ -204,10 +209,10 @@ def _context_overlap(question_pairs: set[str], text: str, start: int, end: int, 
     return len(question_pairs & cjk_bigrams(text[max(0, start - window) : end + window]))
 
 
-def _asked_context(question: str) -> tuple[str, set[str]]:
-    """What the question says of the figure it asks for: the words just before 多少 / 几
-    (without 是/为/了...), and the character pairs within a few characters of it."""
-    found = re.search(r"多少|几", question)
+def _asked_context(question: str, asking: re.Pattern[str]) -> tuple[str, set[str]]:
+    """What the question says of the figure or date it asks for: the words just before its
+    question word (多少, 什么时候; without 是/为/了...), and the character pairs around it."""
+    found = asking.search(question)
     if not found:
         return "", set()
     left = _FILLER_END.sub("", question[max(0, found.start() - 8) : found.start()])
@@ -227,21 +232,43 @@ def _common_suffix(a: str, b: str) -> int:
     return n
 
 
+def _said_of(
+    question: str, asking: re.Pattern[str], sentence: str, matches: list[re.Match[str]], last: bool = False
+) -> list[str]:
+    """The matched spans, the one said of what the question asks first: the one whose words
+    just before it end as the question's words before its question word do (下调至多少 ->
+    the figure after 下调至), then the one with the most of the question's words around
+    its question word within its clause, then the most question words nearby, then the first.
+    With ``last``, spans the question itself gives come after all others."""
+    pairs = cjk_bigrams(question)
+    left, asked = _asked_context(question, asking)
+    given = re.sub(r"\s", "", question)
+    ranked = []
+    for order, match in enumerate(matches):
+        echoed = last and re.sub(r"\s", "", match.group()) in given
+        before = _FILLER_END.sub("", re.split(r"[，。；;,]", sentence[max(0, match.start() - 10) : match.start()])[-1])
+        after = re.split(r"[，。；;,]", sentence[match.end() : match.end() + 10])[0]
+        said_of = shared if (shared := _common_suffix(left, before)) >= 2 else 0  # one shared 率 says little
+        near = cjk_bigrams(before) | cjk_bigrams(after)
+        overlap = _context_overlap(pairs, sentence, match.start(), match.end())
+        ranked.append((echoed, -said_of, -len(asked & near), -overlap, order, match.group().strip()))
+    return [span for *_, span in sorted(ranked)]
+
+
+_HOW_MANY = re.compile(r"多少|几")
+
+
 def number_spans(question: str, sentence: str) -> list[str]:
     """Figures in the sentence with their scale and unit, best match for the question first.
 
     A figure counts when it carries the unit asked for (any unit when the question names
     none) and is neither part of a date nor one the question itself gives (a question
-    about 2024年1月 is not answered by 1). The best is the one whose words just before it
-    are the question's words just before 多少, then the one with the most question words
-    around it, then the first.
+    about 2024年1月 is not answered by 1).
     """
     units = wanted_units(question)
-    pairs = cjk_bigrams(question)
-    left, asked = _asked_context(question)
     given = set(re.findall(r"\d+(?:\.\d+)?", question))
-    found = []
-    for order, match in enumerate(_NUMBER.finditer(sentence)):
+    kept = []
+    for match in _NUMBER.finditer(sentence):
         span = match.group().strip()
         digits = re.search(r"\d+(?:[.,]\d+)*", span)
         if digits is None or re.fullmatch(r"\d{4}\s*年", span):
@@ -252,20 +279,16 @@ def number_spans(question: str, sentence: str) -> list[str]:
             continue
         if units and number_unit(span) not in units:
             continue
-        # The words around a figure, within its clause.
-        before = _FILLER_END.sub("", re.split(r"[，。；;,]", sentence[max(0, match.start() - 10) : match.start()])[-1])
-        after = re.split(r"[，。；;,]", sentence[match.end() : match.end() + 10])[0]
-        # 下调至多少 -> the figure after 下调至 (one shared character, such as 率, says little)
-        said_of = shared if (shared := _common_suffix(left, before)) >= 2 else 0
-        near = cjk_bigrams(before) | cjk_bigrams(after)
-        overlap = _context_overlap(pairs, sentence, match.start(), match.end())
-        found.append((-said_of, -len(asked & near), -overlap, order, span))
-    return [span for *_, span in sorted(found)]
+        kept.append(match)
+    return _said_of(question, _HOW_MANY, sentence, kept)
 
 
-def date_spans(sentence: str) -> list[str]:
-    """Date expressions in the sentence, in order."""
-    return [m.group().strip() for m in _DATE.finditer(sentence) if m.group().strip()]
+def date_spans(question: str, sentence: str) -> list[str]:
+    """Dates in the sentence, best match for the question first; one the question itself
+    gives (2024年5月22日起…到什么时候) only after the others, since a question may echo its
+    answer (2019年9月底…预计何时开通)."""
+    kept = [m for m in _DATE.finditer(sentence) if m.group().strip()]
+    return _said_of(question, _DATE_Q_WORDS, sentence, kept, last=True)
 
 
 def _holds_title(sentence: str, start: int, title: str, wanted: str) -> bool:
@@ -309,7 +332,7 @@ def answer_span(question: str, kind: Kind, sentence: str) -> str | None:
     if kind is Kind.NUMBER:
         spans = number_spans(question, sentence)
     elif kind is Kind.DATE:
-        spans = date_spans(sentence)
+        spans = date_spans(question, sentence)
     elif kind is Kind.PERSON:
         spans = person_spans(question, sentence)
     else:

@@ -64,7 +64,7 @@ def test_number_span_keeps_approximations_and_decimals() -> None:
 
 
 def test_dates_and_people() -> None:
-    assert date_spans("该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
+    assert date_spans("博物馆什么时候开馆？", "该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
     assert person_spans("郴州市人社局局长是谁？", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
     sentence = "该县县委常委、县纪委书记、县监委代主任龙江说。"
     assert person_spans("县监委代主任是谁", sentence) == ["龙江"]
@@ -195,3 +195,17 @@ def test_a_count_of_days_needs_a_figure_in_days() -> None:
 )
 def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
     assert number_spans(question, sentence)[:1] == [span]
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        ("那次访问是什么时间？", "该团于2023年5月8日至12日访问了三座城市。", "2023年5月8日至12日"),
+        ("工程预计何时完工？", "2022年3月1日，指挥部表示，工程预计于2024年底完工。", "2024年底"),
+        # the date the question gives comes after the one it asks for
+        ("2021年5月10日起的限购到什么时候结束？", "自2021年5月10日起至2021年8月31日实行限购。", "2021年8月31日"),
+        ("航班几点到达？", "航班于当晚21:05安全到达。", "21:05"),
+    ],
+)
+def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
+    assert date_spans(question, sentence)[:1] == [span]
