@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 
+from rag.dates import date_agreement, question_date
 from rag.entities import missing_in
 from rag.types import Choice, GenerationRequest, ScoredSentence
 
@@ -129,6 +130,8 @@ _EN_TITLE_HINTS: dict[str, str] = {
 _TYPE_BONUS = 0.03
 _OVERLAP_BONUS = 0.06
 _RANK_PENALTY = 0.004
+# A passage dated as the question asks (2023年4月12日) is about that event, not another one.
+_DATE_BONUS = 0.05
 # Translated keywords are the main lexical signal for an English question about Chinese text.
 _KEYWORD_BONUS = 0.15
 # A Chinese question's topic pairs that must appear in the evidence passage.
@@ -351,6 +354,8 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
     """
     pairs = content_pairs(request.question) or cjk_bigrams(request.question)
     focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
+    asked_date = question_date(request.question)
+    agreement = [date_agreement(asked_date, f"{p.chunk.title}\n{p.chunk.text}") for p in request.passages]
     ranked = []
     for sentence in request.sentences:
         span = answer_span(request.question, kind, sentence.text)
@@ -358,7 +363,8 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
             overlap = _OVERLAP_BONUS * len(focus & cjk_bigrams(sentence.text)) / len(focus) if focus else 0.0
         else:
             overlap = _KEYWORD_BONUS * keyword_coverage(request.keywords, sentence.text)
-        score = sentence.score + (_TYPE_BONUS if span else 0.0) + overlap - _RANK_PENALTY * sentence.passage_rank
+        when = _DATE_BONUS * agreement[sentence.passage_rank] if asked_date else 0.0
+        score = sentence.score + (_TYPE_BONUS if span else 0.0) + overlap + when - _RANK_PENALTY * sentence.passage_rank
         ranked.append((score, sentence, span))
     ranked.sort(key=lambda item: -item[0])
     return ranked

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rag.dates import date_agreement, dated_first, question_date
 from rag.embedding import Embedder, Vectors
 from rag.entities import question_names
 from rag.errors import InvalidQuestion
@@ -23,6 +24,8 @@ from rag.types import GenerationRequest, Passage, ScoredSentence, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3
+# A question that names a date looks this deep for passages of that date (rag.dates).
+_DATED_POOL = 20
 
 
 def validate_question(question: str, max_chars: int) -> str:
@@ -137,7 +140,12 @@ class Pipeline:
         translation = self._translator.translate(question)
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
-        hits = self._rank(question, query, mode, max(top_k, depth))
+        wanted = max(top_k, depth)
+        asked = question_date(question)
+        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
+        if asked:
+            chunks = self._snapshot.chunks
+            hits = dated_first(hits, [date_agreement(asked, passage_text(chunks[row])) for row, _ in hits])[:wanted]
         ranked = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
         passages = ranked[:top_k]
         evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]

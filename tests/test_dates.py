@@ -1,0 +1,32 @@
+"""Dates in questions and passages (rag.dates)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rag.dates import date_agreement, dated_first, dates_in, question_date
+
+
+def test_dates_are_read_with_what_they_give() -> None:
+    assert dates_in("2023年4月12日，A；4月13日，B；2022年，C。") == [(2023, 4, 12), (None, 4, 13), (2022, None, None)]
+    assert dates_in("共有13个项目") == []  # a bare number is no date
+    assert question_date("2024年1月社会融资规模的增量是多少？") == (2024, 1, None)
+    assert question_date("4月12日发生了什么？") is None  # no year: not an absolute date
+
+
+@pytest.mark.parametrize(
+    ("text", "agreement"),
+    [
+        ("2023年4月12日，国际米兰2比0获胜。", 1.0),
+        ("4月12日，国际米兰2比0获胜。", 2 / 3),  # the year is not given, nor contradicted
+        ("2023年1月15日，国际米兰1比0获胜。", 0.0),  # another day of the same year
+        ("国际米兰获胜。", 0.0),
+    ],
+)
+def test_a_passage_agrees_with_the_asked_date_as_far_as_it_gives_one(text: str, agreement: float) -> None:
+    assert date_agreement((2023, 4, 12), text) == pytest.approx(agreement)
+
+
+def test_passages_of_the_asked_date_come_first_in_their_order() -> None:
+    rows = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
+    assert dated_first(rows, [0.0, 1.0, 0.5, 1.0]) == [(2, 0.8), (4, 0.6), (1, 0.9), (3, 0.7)]
