@@ -37,7 +37,8 @@ class Kind(Enum):
 _UNIT_GROUPS: dict[str, tuple[str, ...]] = {
     "people": ("人次", "名", "人", "位", "户"),
     "money": ("元", "美元", "欧元", "日元", "英镑", "港元", "韩元", "卢布", "块"),
-    "percent": ("%", "％", "个百分点", "百分点"),
+    "percent": ("%", "％"),
+    "points": ("个百分点", "百分点"),
     "days": ("天",),
     "hours": ("小时",),
     "orgs": ("家", "所"),
@@ -62,7 +63,8 @@ _FIGURE = (
     rf"\s*(?:(?:{_UNIT}|级)(?:人民币)?(?:/(?:{_UNIT}|公斤|千克|斤|吨|平方米|人|年|月|天|小时))?)?"
 )
 _NUMBER = re.compile(
-    rf"(?:第|近|约|超过|超|逾|达|仅|共)?\s*{_FIGURE}(?:\s*(?:至|到|-|~|～|—)\s*{_FIGURE})?(?:以上|以下|左右)?"
+    r"(?:每(?:秒|分钟|小时|天|日|周|月|年)?)?(?:第|近|约|至少|最多|不足|不到|高达|多达|超过|超|逾|达|仅|共)?"
+    rf"\s*{_FIGURE}(?:\s*(?:至|到|-|~|～|—)\s*{_FIGURE})?(?:以上|以下|左右)?"
 )
 # Digits that are part of a date or a clock time (2024年1月, 3日, 10时) are not a figure.
 _DATE_PART = re.compile(r"\s*(?:月|日|号|时|点\d)")
@@ -182,6 +184,8 @@ def wanted_units(question: str) -> tuple[str, ...]:
         return ()  # a change: a percentage or an amount, whichever the text gives
     if re.search(r"百分之|比例|比率|占比|率", question):
         return _UNIT_GROUPS["percent"]
+    if re.search(r"指数|点位", question):  # an index stands at points (17847.99点), not at its change
+        return ("点",)
     if re.search(
         r"多少钱|金额|(?:资金|工资|补贴|税收|收入|投资)[^，。？?]{0,4}多少|多少[^，。？?]{0,4}(?:资金|工资|补贴|税收)",
         question,

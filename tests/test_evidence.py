@@ -209,3 +209,16 @@ def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sen
 )
 def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
     assert date_spans(question, sentence)[:1] == [span]
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        ("当天上证指数是多少？", "当天上证指数下跌0.8%，报3050.12点。", "3050.12点"),
+        ("出口占比提高了多少个百分点？", "出口占比为31.5%，提高了2.3个百分点。", "2.3个百分点"),
+        ("两地航班每周有多少班？", "恢复后两地航班每周42班。", "每周42班"),
+        ("新机型的目标销量是多少？", "新机型的目标销量至少500万台。", "至少500万台"),
+    ],
+)
+def test_number_spans_keep_rates_bounds_and_what_an_index_stands_at(question: str, sentence: str, span: str) -> None:
+    assert number_spans(question, sentence)[:1] == [span]
