@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
@@ -29,6 +30,10 @@ class AskRequest(BaseModel):
     generator: str | None = Field(default=None, description="answer generator (default: RAG_GENERATOR)")
     retriever: Literal["dense", "lexical", "hybrid"] | None = Field(
         default=None, description="chunk retrieval mode (default: RAG_RETRIEVER)"
+    )
+    as_of: date | None = Field(
+        default=None,
+        description="YYYY-MM-DD that relative dates in the question (去年, 上个月) count from; default today",
     )
     history: list[Message] = Field(
         default_factory=list, description="earlier turns, oldest first (the last RAG_MAX_HISTORY_TURNS are read)"

@@ -51,6 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--limit", type=int, default=0, help="only the first N questions (0: all)")
     parser.add_argument(
+        "--as-of-field", default="", help="the qa.jsonl field with the day each question is asked (meta.question_date)"
+    )
+    parser.add_argument(
         "--sample", type=int, default=0, help="N questions drawn at random with a fixed seed (0: all); after --limit"
     )
     parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
@@ -116,7 +119,7 @@ def _print(summary: Summary) -> None:
 
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """The ``rag eval`` command."""
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, args.as_of_field)
     if not dataset.questions:
         raise RagError(f"{args.data}: no questions to ask")
     configs = matrix(

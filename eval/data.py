@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 from rag.errors import RagError
@@ -34,11 +35,12 @@ class Question:
     gold_titles: tuple[str, ...] = ()
     gold_pids: tuple[str, ...] = ()
     # ChronoQA's meta: entity, time, numerical, judgement or other; absolute, relative or
-    # aggregate; whether one or several documents hold the answer; the day it was asked.
+    # aggregate; whether one or several documents hold the answer.
     answer_type: str = ""
     temporal_type: str = ""
     documents: str = ""
-    asked_on: str = ""
+    # The day the question is asked, which 去年 and 上周 count from (``--as-of-field``).
+    as_of: date | None = None
 
     @property
     def answerable(self) -> bool:
@@ -115,8 +117,24 @@ def load_seed(path: Path = SEED_QUESTIONS) -> Dataset:
     return Dataset("seed", tuple(questions))
 
 
-def load_shared(folder: Path) -> Dataset:
-    """A folder in the shared format: ``passages.jsonl`` and ``qa.jsonl``."""
+def _as_of(row: dict[str, object], field: str, where: str) -> date | None:
+    """The date at a dotted path of a row (``meta.question_date``), or None without a path."""
+    if not field:
+        return None
+    value: object = row
+    for key in field.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError as exc:
+        raise DatasetError(f"{where}: {field} is {value!r}, not a YYYY-MM-DD date") from exc
+
+
+def load_shared(folder: Path, as_of_field: str = "") -> Dataset:
+    """A folder in the shared format: ``passages.jsonl`` and ``qa.jsonl``; ``as_of_field``
+    names the field that holds the day each question is asked."""
     passages = tuple(
         Passage(str(r["pid"]), str(r["text"]), str(r.get("title") or ""))
         for r in _read_jsonl(folder / "passages.jsonl")
@@ -141,7 +159,7 @@ def load_shared(folder: Path) -> Dataset:
                 answer_type=answer_type,
                 temporal_type=str(meta.get("temporal_type") or ""),
                 documents=documents,
-                asked_on=str(meta.get("question_date") or ""),
+                as_of=_as_of(row, as_of_field, f"{qa_path}:{row.get('qid')}"),
             )
         )
     return Dataset(folder.name, tuple(questions), passages)
@@ -176,7 +194,7 @@ def load_squad(path: Path) -> Dataset:
     return Dataset(path.stem, tuple(questions), tuple(passages))
 
 
-def load_dataset(spec: str) -> Dataset:
+def load_dataset(spec: str, as_of_field: str = "") -> Dataset:
     """``seed``, a shared-format folder, or a SQuAD-style ``.json`` file."""
     if spec == "seed":
         return load_seed()
@@ -184,7 +202,7 @@ def load_dataset(spec: str) -> Dataset:
     if path.is_dir():
         if not (path / "passages.jsonl").exists():
             raise DatasetError(f"{path}: no passages.jsonl; expected the shared format (see ../shared/data/README.md)")
-        return load_shared(path)
+        return load_shared(path, as_of_field)
     if path.suffix == ".json":
         return load_squad(path)
     raise DatasetError(

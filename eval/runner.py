@@ -6,6 +6,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -105,7 +106,7 @@ class Record:
 class Asker(Protocol):
     """Something that answers a question: the library in-process, or a server over HTTP."""
 
-    def ask(self, question: str, config: Config) -> Reply: ...
+    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply: ...
 
 
 class InProcessAsker:
@@ -115,7 +116,7 @@ class InProcessAsker:
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self._answerer = Answerer(pipeline, Generators(settings), settings)
 
-    def ask(self, question: str, config: Config) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
         query = Query(
             question,
             top_k=config.top_k,
@@ -123,6 +124,7 @@ class InProcessAsker:
             retriever=config.retriever,
             depth=RETRIEVAL_DEPTH,
             preview=True,  # as /api/ask/stream: the timings then show when the preview would be sent
+            as_of=as_of,
         )
         stream = self._answerer.open(query)
         answer = stream.answer()
@@ -141,7 +143,7 @@ class HttpAsker:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers, transport=transport)
 
-    def ask(self, question: str, config: Config) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
         import httpx
 
         payload = {
@@ -149,6 +151,7 @@ class HttpAsker:
             "top_k": config.top_k,
             "generator": config.generator,
             "retriever": config.retriever,
+            **({"as_of": as_of.isoformat()} if as_of else {}),
         }
         started = time.perf_counter()
         try:
@@ -219,7 +222,7 @@ def run_config(asker: Asker, questions: Iterable[Question], config: Config) -> I
     """Ask every question under one config; errors become failed records, not crashes."""
     for question in questions:
         try:
-            yield score(question, config, asker.ask(question.question, config))
+            yield score(question, config, asker.ask(question.question, config, question.as_of))
         except RagError as exc:
             yield failed(question, config, str(exc))
 

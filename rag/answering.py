@@ -27,6 +27,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from datetime import date
 
 from rag.config import Settings
 from rag.conversation import ChatFunction, Turn, standalone_question, validate_history
@@ -56,6 +57,7 @@ class Query:
     retriever: str | None = None
     depth: int = 0
     preview: bool = True
+    as_of: date | None = None  # the day relative dates (去年4月) are counted from; None: today
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,7 @@ class Answerer:
         if history:
             question = standalone_question(question, history, _chat(generator, call), settings.max_question_chars)
             timings["rewrite_ms"] = _ms(started)
-        retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth)
+        retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth, query.as_of)
         timings.update({k: round(v, 2) for k, v in retrieval.timings_ms.items()})
         request = retrieval.request
         if not settings.entity_binding:

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
+from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -34,6 +35,12 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--top-k", type=int, default=None, help="passages to retrieve (1-50)")
     ask.add_argument("--generator", default=None, help=f"one of: {', '.join(sorted(REGISTRY))}")
     ask.add_argument("--retriever", default=None, choices=RETRIEVERS, help="retrieval mode (default: RAG_RETRIEVER)")
+    ask.add_argument(
+        "--as-of",
+        type=date.fromisoformat,
+        default=None,
+        help="YYYY-MM-DD that 去年, 上个月 count from (default: today)",
+    )
     sub.add_parser("info", help="describe the index")
     for plugin in entry_points(group="rag.commands"):
         # Other packages (the eval harness) add subcommands without rag importing them.
@@ -94,7 +101,10 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         raise RagError(f"--top-k must be between 1 and {MAX_TOP_K}, not {args.top_k}")
     answerer = Answerer(open_pipeline(settings), Generators(settings), settings)
-    query = Query(args.question, top_k=args.top_k, generator=args.generator, retriever=args.retriever, preview=False)
+    query = Query(
+        args.question, top_k=args.top_k, generator=args.generator, retriever=args.retriever, preview=False,
+        as_of=args.as_of,
+    )  # fmt: skip
     stream = answerer.open(query)
     if args.json:
         print(json.dumps(answer_json(stream.answer()), ensure_ascii=False, indent=2))

@@ -7,6 +7,7 @@ names a day, month or year is about the passage of that date.
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 Ymd = tuple[int | None, int | None, int | None]
 
@@ -26,10 +27,78 @@ def dates_in(text: str) -> list[Ymd]:
     return found
 
 
-def question_date(question: str) -> Ymd | None:
-    """The first absolute date the question names (2023年4月12日 -> (2023, 4, 12)), if any."""
+_NUMERALS = {
+    "一": 1,
+    "两": 2,
+    "二": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+    "十": 10,
+    "半": 0,
+}
+_YEARS = {"今年": 0, "去年": -1, "前年": -2, "明年": 1, "后年": 2}
+_N = r"(\d+|[一两二三四五六七八九十半])"
+_RELATIVE = re.compile(
+    rf"(今年|去年|前年|明年|后年|{_N}\s*年前)\s*(?:(\d{{1,2}}|[一二三四五六七八九十]|十一|十二)\s*月(?:份)?\s*(?:(\d{{1,2}})\s*[日号])?)?"
+    rf"|(上个?月|本月|这个月|下个?月|{_N}\s*个月前)(?:\s*(\d{{1,2}})\s*[日号])?"
+    r"|(今天|今日|昨天|昨日|前天)"
+)
+
+
+def _number(text: str) -> int:
+    return int(text) if text.isdigit() else _NUMERALS.get(text, 0) if len(text) == 1 else 10 + _NUMERALS[text[1]]
+
+
+def _month_shift(year: int, month: int, by: int) -> tuple[int, int]:
+    total = year * 12 + month - 1 + by
+    return total // 12, total % 12 + 1
+
+
+def resolve_relative(question: str, as_of: date) -> Ymd | None:
+    """The date a relative expression means on ``as_of``: 去年4月18日 -> (as_of.year - 1, 4, 18),
+    三年前 -> (year - 3,), 上个月 -> (year, month - 1), 昨天 -> the day before; None without one.
+    (半年前 is six months back.)"""
+    found = _RELATIVE.search(question)
+    if not found:
+        return None
+    years, n_years, month, day, months, n_months, month_day, days = found.groups()
+    if years:
+        if years in _YEARS:
+            year = as_of.year + _YEARS[years]
+        elif n_years == "半":
+            year, shifted = _month_shift(as_of.year, as_of.month, -6)
+            return (year, shifted, None) if not month else (year, _number(month), int(day) if day else None)
+        else:
+            year = as_of.year - _number(n_years)
+        return (year, _number(month) if month else None, int(day) if day and month else None)
+    if months:
+        if months in ("本月", "这个月"):
+            by = 0
+        elif months.startswith("上"):
+            by = -1
+        elif months.startswith("下"):
+            by = 1
+        else:
+            by = -6 if n_months == "半" else -_number(n_months)
+        year, shifted = _month_shift(as_of.year, as_of.month, by)
+        return (year, shifted, int(month_day) if month_day else None)
+    back = {"今天": 0, "今日": 0, "昨天": 1, "昨日": 1, "前天": 2}[days]
+    when = as_of - timedelta(days=back)
+    return (when.year, when.month, when.day)
+
+
+def question_date(question: str, as_of: date | None = None) -> Ymd | None:
+    """The date the question is about: the first absolute one it names (2023年4月12日 ->
+    (2023, 4, 12)), else its relative one (去年4月) resolved on ``as_of`` (when given)."""
     dates = [d for d in dates_in(question) if d[0] is not None]
-    return dates[0] if dates else None
+    if dates:
+        return dates[0]
+    return resolve_relative(question, as_of) if as_of is not None else None
 
 
 def date_agreement(asked: Ymd | None, text: str) -> float:

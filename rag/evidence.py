@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 
-from rag.dates import date_agreement, question_date
+from rag.dates import date_agreement
 from rag.entities import missing_in
 from rag.types import Choice, GenerationRequest, ScoredSentence
 
@@ -358,7 +358,7 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
     """
     pairs = content_pairs(request.question) or cjk_bigrams(request.question)
     focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
-    asked_date = question_date(request.question)
+    asked_date = request.asked_date
     agreement = [date_agreement(asked_date, f"{p.chunk.title}\n{p.chunk.text}") for p in request.passages]
     ranked = []
     for sentence in request.sentences:

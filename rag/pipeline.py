@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import date
 
 import numpy as np
 
@@ -127,12 +128,15 @@ class Pipeline:
             hits = rerank(reranker, question, texts, hits)
         return hits[:top_k]
 
-    def retrieve(self, question: str, top_k: int, retriever: str | None = None, depth: int = 0) -> Retrieval:
+    def retrieve(
+        self, question: str, top_k: int, retriever: str | None = None, depth: int = 0, as_of: date | None = None
+    ) -> Retrieval:
         """Embed the question, find its chunks (``retriever`` mode, default from options), score the
         sentences of the best, and find the names the question gives (rag.entities).
 
         ``depth`` chunks are ranked when it is more than ``top_k`` (for retrieval metrics);
-        the request holds the best ``top_k``.
+        the request holds the best ``top_k``. Relative dates in the question (去年4月) are
+        resolved on ``as_of`` (default: today).
         """
         question = validate_question(question, self._max_question_chars)
         mode = check_retriever(retriever or self._options.retriever)
@@ -141,7 +145,7 @@ class Pipeline:
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
         wanted = max(top_k, depth)
-        asked = question_date(question)
+        asked = question_date(question, as_of or date.today())
         hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
         if asked:
             chunks = self._snapshot.chunks
@@ -156,6 +160,7 @@ class Pipeline:
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
         names = translation.names or question_names(question, [passage_text(p.chunk) for p in passages])
         request = GenerationRequest(
-            question, passages, sentences, background, translation.groups, translation.unknown_names, names
-        )
+            question, passages, sentences, background, translation.groups, translation.unknown_names, names,
+            asked_date=asked,
+        )  # fmt: skip
         return Retrieval(request, timings, ranked)

@@ -129,7 +129,8 @@ class GenerationRequest:
     ``keywords`` group the Chinese corpus words each English word of the question may
     mean; ``unknown_names`` are names the corpus never mentions (see rag.lexicon);
     ``names`` are the places, organisations and people the question names, which the
-    supporting passage must name too (rag.entities). ``evidence`` is what the gate chose
+    supporting passage must name too (rag.entities). ``asked_date`` is the date the
+    question is about, relative words resolved (rag.dates). ``evidence`` is what the gate chose
     (``rag.evidence.choose``), set before any generator sees the request.
     """
 
@@ -141,3 +142,5 @@ class GenerationRequest:
     unknown_names: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     evidence: Choice | None = None
+    # The (year, month, day) the question is about, any part None (rag.dates), or None.
+    asked_date: tuple[int | None, int | None, int | None] | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,7 @@ def test_stream_sends_tokens_then_a_done_event(client: TestClient) -> None:
         ({"question": QUESTION, "colour": "blue"}, 422, "invalid_request"),
         ({"question": QUESTION, "retriever": "sparse"}, 422, "invalid_request"),
         ({"top_k": 3}, 422, "invalid_request"),
+        ({"question": QUESTION, "as_of": "2024-13-01"}, 422, "invalid_request"),
     ],
 )
 def test_bad_input_is_a_clear_4xx(client: TestClient, payload: dict[str, object], status: int, code: str) -> None:
@@ -350,3 +352,11 @@ def test_a_client_that_disconnects_stops_the_generation(
                     time.sleep(0.2)
                     stats = httpx.get(f"{llm}/stats").json()
                 assert stats == {"streams_finished": 0, "streams_cut": cut}, path
+
+
+def test_as_of_dates_the_question(client: TestClient, seed_pipeline: Pipeline) -> None:
+    """``as_of`` is the day 去年 counts from: accepted by the API, resolved by retrieval."""
+    body = client.post("/api/ask", json={"question": QUESTION, "as_of": "2024-03-15"}).json()
+    assert "386" in body["answer"]
+    retrieval = seed_pipeline.retrieve("去年4月凤凰县追回了多少工资？", 5, as_of=date(2024, 3, 15))
+    assert retrieval.request.asked_date == (2023, 4, None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 from rag.dates import date_agreement, dated_first, dates_in, question_date
@@ -30,3 +32,21 @@ def test_a_passage_agrees_with_the_asked_date_as_far_as_it_gives_one(text: str, 
 def test_passages_of_the_asked_date_come_first_in_their_order() -> None:
     rows = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
     assert dated_first(rows, [0.0, 1.0, 0.5, 1.0]) == [(2, 0.8), (4, 0.6), (1, 0.9), (3, 0.7)]
+
+
+@pytest.mark.parametrize(
+    ("question", "resolved"),
+    [
+        ("去年4月18日的促销价是多少？", (2023, 4, 18)),
+        ("今年6月利率下调至多少？", (2024, 6, None)),
+        ("三年前四月哪个编队经过海峡？", (2021, 4, None)),
+        ("大约五年前罚金上限提高到了多少？", (2019, None, None)),
+        ("半年前被判赔偿多少？", (2023, 9, None)),
+        ("前天新增了多少例？", (2024, 3, 13)),
+        ("上个月的出口额是多少？", (2024, 2, None)),
+        ("2022年1月的出口额是多少？", (2022, 1, None)),  # an absolute date wins
+        ("出口额是多少？", None),
+    ],
+)
+def test_relative_dates_are_counted_from_the_day_asked(question: str, resolved: tuple[int, ...] | None) -> None:
+    assert question_date(question, date(2024, 3, 15)) == resolved

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,9 @@ def test_chronoqa_meta_gives_each_question_its_types(tmp_path: Path) -> None:
     (tmp_path / "qa.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
     (question,) = load_shared(tmp_path).questions
     assert question.category == "numerical, single" and question.temporal_type == "relative"
-    assert question.asked_on == "2023-10-30" and question.documents == "single"
+    assert question.as_of is None and question.documents == "single"
+    (asked,) = load_shared(tmp_path, as_of_field="meta.question_date").questions
+    assert asked.as_of == date(2023, 10, 30)
 
 
 def test_a_sample_is_the_same_every_time_and_keeps_the_order() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,7 @@ class FakeAsker:
     def __init__(self, replies: dict[str, Reply]) -> None:
         self.replies = replies
 
-    def ask(self, question: str, config: Config) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
         if question not in self.replies:
             raise RagError("server unreachable")
         return self.replies[question]

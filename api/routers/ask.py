@@ -31,6 +31,7 @@ def query_of(body: AskRequest, preview: bool = True) -> Query:
         generator=body.generator,
         retriever=body.retriever,
         preview=preview,
+        as_of=body.as_of,
     )
 
 

@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter
@@ -63,6 +64,7 @@ class ChatRequest(BaseModel):
     stream_options: StreamOptions | None = None
     top_k: StrictInt | None = Field(default=None, ge=1, le=50)
     retriever: Literal["dense", "lexical", "hybrid"] | None = None
+    as_of: date | None = None
 
 
 class ModelCard(BaseModel):
@@ -97,6 +99,7 @@ def query_of(body: ChatRequest, preview: bool = False) -> Query:
                 generator=body.model,
                 retriever=body.retriever,
                 preview=preview,
+                as_of=body.as_of,
             )
     raise InvalidQuestion("the conversation has no user message to answer")
 
