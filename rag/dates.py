@@ -108,10 +108,10 @@ def date_agreement(asked: Ymd | None, text: str) -> float:
         return 0.0
     wanted = [(n, v) for n, v in enumerate(asked) if v is not None]
     best = 0.0
-    for date in dates_in(text):
-        if any(date[n] is not None and date[n] != v for n, v in wanted):
+    for found in dates_in(text):
+        if any(found[n] is not None and found[n] != v for n, v in wanted):
             continue
-        best = max(best, sum(date[n] == v for n, v in wanted) / len(wanted))
+        best = max(best, sum(found[n] == v for n, v in wanted) / len(wanted))
     return best
 
 
