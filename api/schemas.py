@@ -52,6 +52,7 @@ class CitationModel(BaseModel):
     end: int
     evidence_start: int
     evidence_end: int
+    published: str = Field(default="", description="its document's publication day, YYYY-MM-DD; empty when unknown")
 
 
 class UsageModel(BaseModel):
@@ -129,6 +130,9 @@ class TextDocument(BaseModel):
 
     name: str = Field(min_length=1, max_length=200, description="file name; its extension picks the parser")
     text: str = Field(min_length=1)
+    published: date | None = Field(
+        default=None, description="publication day; default: from the file name or the text's dateline"
+    )
 
 
 class DocumentInfo(BaseModel):
@@ -139,6 +143,7 @@ class DocumentInfo(BaseModel):
     characters: int
     chunks: int
     titles: list[str]
+    published: str = Field(default="", description="publication day, YYYY-MM-DD; empty when unknown")
 
 
 class DocumentList(BaseModel):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import re
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
 from rag.errors import RagError
+
+logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED_QUESTIONS = ROOT / "eval" / "seed_qa.jsonl"
@@ -126,10 +130,17 @@ def _as_of(row: dict[str, object], field: str, where: str) -> date | None:
         value = value.get(key) if isinstance(value, dict) else None
     if value is None:
         return None
+    # Year, month and day however they are written: 2024-06-15, 2024-6-15, 2024-1月20日.
+    parts = [int(n) for n in re.findall(r"\d+", str(value))[:3]]
     try:
-        return date.fromisoformat(str(value)[:10])
-    except ValueError as exc:
-        raise DatasetError(f"{where}: {field} is {value!r}, not a YYYY-MM-DD date") from exc
+        if len(parts) < 3 or parts[0] < 1000:
+            raise ValueError(value)
+        return date(*parts)
+    except ValueError:
+        # Third-party data has a few values that are no date at all ('o1-mini'): such a
+        # question is asked as of today, as a client that sends no as_of would.
+        logger.warning("%s: %s is %r, not a date; asking it as of today", where, field, value)
+        return None
 
 
 def load_shared(folder: Path, as_of_field: str = "") -> Dataset:

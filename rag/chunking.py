@@ -42,6 +42,7 @@ def chunk_article(
                 text=piece,
                 start=start,
                 end=start + len(piece),
+                published=doc.published,
             )
         )
         cursor = found + len(piece)

@@ -80,7 +80,9 @@ def _print_answer(stream: AnswerStream) -> None:
     if answer.evidence and answer.evidence != answer.text:
         print(f"\n  evidence: {answer.evidence}")
     for n, citation in enumerate(answer.citations, start=1):
-        print(f"  [{n}] {citation.title} ({citation.doc_id}, chars {citation.evidence_start}-{citation.evidence_end})")
+        dated = f", published {citation.published}" if citation.published else ""
+        where = f"chars {citation.evidence_start}-{citation.evidence_end}"
+        print(f"  [{n}] {citation.title} ({citation.doc_id}{dated}, {where})")
 
 
 def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:

@@ -371,6 +371,7 @@ class Verifier:
                     chunk.end,
                     start,
                     end,
+                    chunk.published,
                 )
             )
         warnings = (f"the rest of the model's answer was withheld: {self._withheld}",) if self._withheld else ()

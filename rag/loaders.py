@@ -9,6 +9,7 @@ from pathlib import Path
 
 from rag.articles import split_articles
 from rag.cleaning import split_blocks
+from rag.dates import published_date
 from rag.errors import LoaderError, UnsupportedFileType
 from rag.types import Document
 
@@ -83,19 +84,25 @@ def read_raw(data: bytes, name: str) -> str:
     return reader(data, name)
 
 
-def parse_text(raw: str, doc_id: str, source: str, content_hash: str, title: str = "") -> Document:
-    """Clean raw text and split it into articles; ``title`` names an untitled document."""
+def parse_text(
+    raw: str, doc_id: str, source: str, content_hash: str, title: str = "", published: str = "", html: str = ""
+) -> Document:
+    """Clean raw text and split it into articles; ``title`` names an untitled document.
+    ``published`` (YYYY-MM-DD) is the day it was published; when not given, it is read from
+    the HTML's metadata, the file name or the text's dateline (rag.dates), or left empty."""
     blocks = split_blocks(raw)
     text = "\n".join(block.text for block in blocks)
     if not text.strip():
         raise LoaderError(f"{source}: no text found in this file")
     articles = tuple(split_articles(blocks, fallback_title=title or Path(source).stem))
-    return Document(doc_id=doc_id, source=source, text=text, content_hash=content_hash, articles=articles)
+    published = published or published_date(text, Path(source).name, html)
+    return Document(doc_id, source, text, content_hash, articles, published)
 
 
-def parse_bytes(data: bytes, doc_id: str, source: str) -> Document:
+def parse_bytes(data: bytes, doc_id: str, source: str, published: str = "") -> Document:
     """Read a file's bytes by its extension, clean the text and split it into articles."""
-    return parse_text(read_raw(data, source), doc_id, source, content_hash(data))
+    html = decode_text(data, source) if Path(source).suffix.lower() in (".html", ".htm") else ""
+    return parse_text(read_raw(data, source), doc_id, source, content_hash(data), published=published, html=html)
 
 
 def content_hash(data: bytes) -> str:

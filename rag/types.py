@@ -16,13 +16,15 @@ class Article:
 
 @dataclass(frozen=True)
 class Document:
-    """A cleaned source document: its id, where it came from, its text and articles."""
+    """A cleaned source document: its id, where it came from, its text and articles, and
+    the day it was published (YYYY-MM-DD; empty when unknown)."""
 
     doc_id: str
     source: str
     text: str
     content_hash: str
     articles: tuple[Article, ...] = ()
+    published: str = ""
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class Chunk:
     text: str
     start: int
     end: int
+    published: str = ""  # its document's publication day, YYYY-MM-DD ("" when unknown)
 
 
 def passage_text(chunk: Chunk) -> str:
@@ -67,6 +70,7 @@ class Citation:
     end: int
     evidence_start: int
     evidence_end: int
+    published: str = ""
 
 
 # The text of every abstention, in every language a question may come in.

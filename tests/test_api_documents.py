@@ -108,3 +108,17 @@ def test_api_keys_guard_everything_but_health_and_the_page(seed_settings: Settin
             headers={"Authorization": "Bearer k2"},
         )
         assert ok.status_code == 200 and "386" in ok.json()["answer"]
+
+
+def test_a_publication_day_is_kept_and_shown_with_the_citation(docs_client: tuple[TestClient, Settings]) -> None:
+    client, _ = docs_client
+    created = client.post("/api/documents", json={"name": "bridge.md", "text": BRIDGE, "published": "2024-05-01"})
+    assert created.status_code == 201 and created.json()["published"] == "2024-05-01"
+    answer = client.post("/api/ask", json={"question": "凤凰县今年新建了几座跨江大桥？"}).json()
+    assert answer["citations"][0]["doc_id"] == "documents/bridge.md"
+    assert answer["citations"][0]["published"] == "2024-05-01"
+    # From the file name, when the upload does not say.
+    files = {"file": ("2023-09-30-notes.txt", "资兴市新建了 5 个研学基地。".encode(), "text/plain")}
+    assert client.post("/api/documents", files=files).json()["published"] == "2023-09-30"
+    bad = client.post("/api/documents", json={"name": "x.md", "text": BRIDGE, "published": "May 1st"})
+    assert bad.status_code == 422

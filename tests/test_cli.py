@@ -70,6 +70,12 @@ def test_index_ask_info_and_incremental_update(indexed: Path, capsys: pytest.Cap
     assert main(["ask", "凤凰县新建了几座桥？", "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)
     assert "3" in payload["answer"] and payload["citations"][0]["doc_id"] == "seeds/extra.md"
+    # A dateline gives the article its publication day, which the citation shows.
+    (env / "extra.md").write_text("# 补充\n\n2024年5月1日，凤凰县新建了 3 座桥。", encoding="utf-8")
+    assert main(["index", str(env)]) == 0
+    capsys.readouterr()
+    assert main(["ask", "凤凰县新建了几座桥？"]) == 0
+    assert "(seeds/extra.md, published 2024-05-01," in capsys.readouterr().out
     (env / "extra.md").unlink()
     assert main(["index", str(env)]) == 0
     out = capsys.readouterr().out

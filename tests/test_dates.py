@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from rag.dates import date_agreement, dated_first, dates_in, question_date
+from rag.dates import date_agreement, dated_first, dates_in, published_date, question_date
 
 
 def test_dates_are_read_with_what_they_give() -> None:
@@ -50,3 +50,23 @@ def test_passages_of_the_asked_date_come_first_in_their_order() -> None:
 )
 def test_relative_dates_are_counted_from_the_day_asked(question: str, resolved: tuple[int, ...] | None) -> None:
     assert question_date(question, date(2024, 3, 15)) == resolved
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "html", "published"),
+    [
+        ("正文没有日期。", "2023-04-12-bridge.txt", "", "2023-04-12"),
+        ("正文没有日期。", "bridge_20230412.md", "", "2023-04-12"),
+        ("2019年7月23日，某公司推出了一款音箱。", "a.txt", "", "2019-07-23"),
+        ("x", "a.html", '<meta property="article:published_time" content="2022-05-01T08:00:00+08:00">', "2022-05-01"),
+        ("x", "a.html", '<meta content="2021/03/04" name="pubdate">', "2021-03-04"),
+        ("x", "a.html", '<time datetime="2020-02-29">', "2020-02-29"),
+        # a date deep in the text is an event it reports, not its dateline
+        ("某县今年新建了 3 座桥。" * 10 + "2020年1月1日通车。", "a.txt", "", ""),
+        ("正文没有日期。", "a.txt", "", ""),
+    ],
+)
+def test_the_publication_day_comes_from_metadata_name_or_dateline(
+    text: str, name: str, html: str, published: str
+) -> None:
+    assert published_date(text, name, html) == published

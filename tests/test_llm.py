@@ -58,6 +58,16 @@ def test_prompt_reads_the_best_sentences_the_focus_and_the_translated_keywords()
     assert ZHUZHOU in whole and "[2]" not in whole
 
 
+def test_prompt_dates_each_passage_it_can() -> None:
+    """The model learns which year 今年 in a passage means from the passage's publication day."""
+    request = _request("凤凰县为多少名农民工追回了拖欠工资？")
+    first = request.passages[0]
+    dated = replace(first, chunk=replace(first.chunk, published="2024-05-01"))
+    content = messages(replace(request, passages=(dated, *request.passages[1:])))[1]["content"]
+    assert f"[1] {first.chunk.title} (2024-05-01)\n" in content
+    assert "[2] 凤凰纪委为农民工解“薪”愁\n" in content  # undated: no date shown
+
+
 def test_prompt_numbers_titled_passages_and_sets_the_answer_language() -> None:
     chinese = messages(_request("凤凰县为多少名农民工追回了拖欠工资？"))
     assert "[1] 制造名城澎湃“绿动力”\n" + ZHUZHOU in chinese[1]["content"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import threading
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,7 @@ def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
         characters=len(doc.text),
         chunks=snapshot.chunk_counts.get(doc_id, 0),
         titles=[a.title for a in doc.articles],
+        published=doc.published,
     )
 
 
@@ -87,8 +89,9 @@ def _indexed_hashes(state: AppState) -> dict[str, str]:
         return {}
 
 
-async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
-    """(file name, bytes) from a multipart ``file`` field or a JSON ``{"name", "text"}`` body."""
+async def _read_upload(request: Request, limit: int) -> tuple[str, bytes, str]:
+    """(file name, bytes, publication day) from a multipart ``file`` field (and an optional
+    ``published`` field) or a JSON ``{"name", "text", "published"?}`` body."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         async with request.form() as form:  # closes the spooled upload files
@@ -97,6 +100,7 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
                 raise LoaderError("send the document as a multipart field named 'file'")
             data = await upload.read(limit + 1)
             name = upload.filename or ""
+            published = _day(form.get("published"))
     else:
         try:
             body = TextDocument.model_validate_json(await request.body())
@@ -106,9 +110,20 @@ async def _read_upload(request: Request, limit: int) -> tuple[str, bytes]:
         if (at := invalid_character(body.text)) >= 0:
             raise LoaderError(f"the text has an invalid character at position {at} (a lone surrogate); send UTF-8")
         data, name = body.text.encode("utf-8"), body.name
+        published = body.published.isoformat() if body.published else ""
     if len(data) > limit:
         raise UploadTooLarge(f"the upload is over {limit} bytes (RAG_MAX_UPLOAD_BYTES)")
-    return name, data
+    return name, data, published
+
+
+def _day(value: object) -> str:
+    """A form's ``published`` field as YYYY-MM-DD ('' when absent)."""
+    if not value or not isinstance(value, str):
+        return ""
+    try:
+        return date.fromisoformat(value.strip()).isoformat()
+    except ValueError as exc:
+        raise InvalidBody(f"published must be a YYYY-MM-DD date, not {value!r}") from exc
 
 
 @router.post(
@@ -134,12 +149,12 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     away while it waits or is indexed stops it. At most RAG_MAX_PENDING_WRITES uploads and
     deletes wait; more get 503 with Retry-After.
     """
-    name, data = await _read_upload(request, state.settings.max_upload_bytes)
+    name, data, published = await _read_upload(request, state.settings.max_upload_bytes)
     filename = safe_filename(name)
     folder = state.settings.documents_dir
     doc_id = doc_id_for(folder / filename, folder)
     # Parsing is checked before the request queues: 415/422 cost no write slot.
-    document = await run_in_threadpool(parse_bytes, data, doc_id, str((folder / filename).resolve()))
+    document = await run_in_threadpool(parse_bytes, data, doc_id, str((folder / filename).resolve()), published)
 
     def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:

@@ -283,7 +283,8 @@ function renderAnswer(item, answer, question) {
     const sources = element("ol", "sources");
     sources.setAttribute("aria-label", t("sources"));
     answer.citations.forEach((citation, i) => {
-      const button = element("button", "", `[${i + 1}] ${citation.title}`);
+      const dated = citation.published ? ` · ${citation.published}` : "";
+      const button = element("button", "", `[${i + 1}] ${citation.title}${dated}`);
       button.type = "button";
       button.addEventListener("click", () => openSource(citation, i + 1));
       const li = element("li");
@@ -386,7 +387,7 @@ function closePanel(id) {
 /** The cited passage, its evidence highlighted at the answer's character offsets. */
 function openSource(citation, n) {
   closePanel("docs");
-  $("source-title").textContent = `[${n}] ${citation.title}`;
+  $("source-title").textContent = `[${n}] ${citation.title}${citation.published ? ` (${citation.published})` : ""}`;
   $("source-meta").textContent = `${citation.doc_id} · ${t("evidence")}`;
   const passage = citation.text;
   const from = Math.max(0, Math.min(passage.length, citation.evidence_start - citation.start));

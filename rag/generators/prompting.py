@@ -69,9 +69,11 @@ def user_prompt(request: GenerationRequest, shape: PromptShape, focus: ScoredSen
     """The numbered passages (titles and excerpts), the sentence most likely to answer, then the question."""
     blocks = []
     for rank in range(min(shape.passages, len(request.passages))):
-        title = request.passages[rank].chunk.title
+        chunk = request.passages[rank].chunk
+        # The publication day tells the model which year 今年 and 去年 in the passage mean.
+        heading = " ".join(part for part in (chunk.title, f"({chunk.published})" if chunk.published else "") if part)
         excerpt = passage_excerpt(request, rank, shape.sentences, focus)
-        blocks.append(f"[{rank + 1}] {title}\n{excerpt}" if title else f"[{rank + 1}] {excerpt}")
+        blocks.append(f"[{rank + 1}] {heading}\n{excerpt}" if heading else f"[{rank + 1}] {excerpt}")
     hint = ""
     if focus is not None and focus.passage_rank < shape.passages:
         hint = f"\n\nMost relevant sentence (passage [{focus.passage_rank + 1}]): {focus.text}"
