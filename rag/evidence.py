@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import Enum
 from itertools import pairwise
 
-from rag.dates import date_agreement
+from rag.dates import Ymd, date_agreement, dates_in
 from rag.entities import missing_in
 from rag.types import Choice, GenerationRequest, ScoredSentence
 
@@ -466,7 +466,23 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
     evidence = "\n".join(f"{p.chunk.title}\n{p.chunk.text}" for p in request.passages[:_ANCHOR_PASSAGES])
     if not anchors_present(request, evidence):
         return "the evidence lacks the question's numbers, terms or topic"
+    if span and kind is Kind.DATE:
+        span = with_year(span, best.text, request.passages[best.passage_rank].chunk.text, request.asked_date)
     return Choice(sentence=best, answer=span or best.text, score=score)
+
+
+def with_year(span: str, sentence: str, passage: str, asked: Ymd | None) -> str:
+    """A date without its year (9月22日) completed from the year its sentence, else its
+    passage, gives (the one the question asks about when they give several): news writes
+    the year once, and a reader needs it. Only a year the passage holds is added, so the
+    answer stays grounded in it."""
+    if re.search(r"\d{4}\s*年|年代", span) or not re.match(r"\s*\d{1,2}\s*月", span):
+        return span
+    years = [y for text in (sentence, passage) for y, _, _ in dates_in(text) if y is not None]
+    if not years:
+        return span
+    year = asked[0] if asked and asked[0] in years else years[0]
+    return f"{year}年{span.strip()}"
 
 
 def _counts_in(units: tuple[str, ...], text: str) -> bool:

@@ -222,3 +222,19 @@ def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentenc
 )
 def test_number_spans_keep_rates_bounds_and_what_an_index_stands_at(question: str, sentence: str, span: str) -> None:
     assert number_spans(question, sentence)[:1] == [span]
+
+
+def test_a_date_without_its_year_takes_the_year_its_passage_gives() -> None:
+    from rag.evidence import with_year
+
+    passage = "2023年9月27日，证监会表示，自8月27日起优化监管安排。"
+    assert with_year("8月27日", passage, passage, None) == "2023年8月27日"
+    assert (
+        with_year("6月10日至6月24日", "6月10日至6月24日，检查进行。", "2023年海淀区报道。", None)
+        == "2023年6月10日至6月24日"
+    )
+    # the year the question asks about, when the passage gives several
+    both = "2022年和2023年的9月22日都公布了成绩。"
+    assert with_year("9月22日", both, both, (2023, None, None)) == "2023年9月22日"
+    assert with_year("2024年7月3日", "x", "2023年", None) == "2024年7月3日"  # has its year
+    assert with_year("9月22日", "无年份。", "无年份。", (2023, None, None)) == "9月22日"  # none to add
