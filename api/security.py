@@ -78,6 +78,10 @@ class Policy:
     def keyed(self) -> bool:
         return bool(self.write_keys or self.read_keys)
 
+    def body_limit(self, path: str) -> int:
+        """The largest request body for a path: an upload's limit (and room for its form), or the general one."""
+        return self.max_upload_bytes + 64 * 1024 if path == _UPLOAD_PATH else self.max_body_bytes
+
 
 async def _refuse(send: Send, status: int, code: str, message: str, headers: list[tuple[bytes, bytes]]) -> None:
     body = json.dumps({"error": code, "message": message}).encode()
@@ -132,7 +136,7 @@ class RequestGuard:
                 return 403, "cross_origin", "requests that change or cost something must come from this server's page"
             if (problem := self._content_type(headers, path)) is not None:
                 return 415, "unsupported_media_type", problem
-            limit = policy.max_upload_bytes + 64 * 1024 if path == _UPLOAD_PATH else policy.max_body_bytes
+            limit = policy.body_limit(path)
             length = headers.get("content-length", "")
             if length.isdigit() and int(length) > limit:
                 return 413, "request_too_large", f"the request body is {length} bytes; the limit is {limit}"
@@ -166,9 +170,7 @@ class RequestGuard:
 
     def _counted(self, scope: Scope, receive: Receive) -> Receive:
         """A body sent without Content-Length is cut off at the limit too."""
-        limit = (
-            self._policy.max_upload_bytes + 64 * 1024 if scope["path"] == _UPLOAD_PATH else self._policy.max_body_bytes
-        )
+        limit = self._policy.body_limit(scope["path"])
         seen = 0
 
         async def counted() -> Message:

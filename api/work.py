@@ -35,10 +35,6 @@ class WriteQueue:
         self._lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer")
 
-    @property
-    def admitted(self) -> int:
-        return self._admitted
-
     def _admit(self) -> None:
         with self._lock:
             if self._admitted >= self._limit:
@@ -90,10 +86,6 @@ class Slots:
         self._lock = threading.Lock()
         self._what = what
         self._setting = setting
-
-    @property
-    def held(self) -> int:
-        return self._held
 
     def take(self) -> Callable[[], None]:
         """Take a slot; returns the function that gives it back (safe to call twice)."""

@@ -21,7 +21,7 @@ from itertools import pairwise
 
 from rag.dates import Ymd, date_agreement, dates_in
 from rag.entities import missing_in
-from rag.types import Choice, GenerationRequest, ScoredSentence
+from rag.types import Choice, GenerationRequest, ScoredSentence, passage_text
 
 
 class Kind(Enum):
@@ -359,7 +359,7 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
     pairs = content_pairs(request.question) or cjk_bigrams(request.question)
     focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
     asked_date = request.asked_date
-    agreement = [date_agreement(asked_date, f"{p.chunk.title}\n{p.chunk.text}") for p in request.passages]
+    agreement = [date_agreement(asked_date, passage_text(p.chunk)) for p in request.passages]
     ranked = []
     for sentence in request.sentences:
         span = answer_span(request.question, kind, sentence.text)

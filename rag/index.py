@@ -42,7 +42,7 @@ from rag.embedding import Vectors
 if TYPE_CHECKING:
     import faiss
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
-from rag.fileio import fsync_dir, sha256_file
+from rag.fileio import fsync_dir, sha256_file, write_atomically
 from rag.lexical import (
     LexicalIndex,
     build_lexical,
@@ -322,13 +322,7 @@ def save_snapshot(snapshot: Snapshot, index_dir: Path) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    pointer_tmp = index_dir / f".{_CURRENT}.tmp"
-    with pointer_tmp.open("w", encoding="utf-8") as fh:
-        fh.write(final.name + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(pointer_tmp, index_dir / _CURRENT)
-    fsync_dir(index_dir)
+    write_atomically(index_dir / _CURRENT, (final.name + "\n").encode(), prefix=f".{_CURRENT}.")
     _prune_old_versions(index_dir, keep=final.name)
     return final
 

@@ -23,12 +23,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from rag.fileio import fsync_dir
+from rag.fileio import fsync_dir, write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +47,6 @@ class Change:
     staged: str = ""
 
 
-def _write_file(path: Path, data: bytes) -> None:
-    """``data`` at ``path`` whole or not at all (a temporary file, fsync, rename)."""
-    handle, tmp = tempfile.mkstemp(prefix=_TEMP, dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
 class UploadFolder:
     """Uploaded files whose every change reaches the folder and the index together."""
 
@@ -75,7 +59,7 @@ class UploadFolder:
 
     def _begin(self, change: Change) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_file(self.journal, json.dumps(vars(change), ensure_ascii=False).encode())
+        write_atomically(self.journal, json.dumps(vars(change), ensure_ascii=False).encode(), _TEMP)
 
     def _end(self) -> None:
         self.journal.unlink(missing_ok=True)
@@ -85,7 +69,7 @@ class UploadFolder:
         """Store ``data`` as ``name`` and run ``update_index``; on an error neither changes."""
         staged = _STAGED + hashlib.sha256(name.encode()).hexdigest()[:16]
         self.folder.mkdir(parents=True, exist_ok=True)
-        _write_file(self.folder / staged, data)
+        write_atomically(self.folder / staged, data, _TEMP)
         self._begin(Change("put", name, doc_id, content_hash, staged))
         try:
             update_index()
