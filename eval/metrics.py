@@ -36,9 +36,10 @@ def _whole_number_at(text: str, start: int, end: int) -> bool:
 def contains_answer(response: str, gold: str) -> bool:
     """Does the gold answer appear in the response, numbers matched as whole numbers?
 
-    Gold ``8`` does not match ``386`` or ``18``; ``500余万元`` matches ``500 余万元``.
+    Gold ``8`` does not match ``386`` or ``18``; ``500余万元`` matches ``500 余万元``. A gold
+    written as a sentence (``戈尔巴乔夫逝世。``) is matched without its closing stop.
     """
-    text, target = normalise(response), normalise(gold)
+    text, target = normalise(response), normalise(gold).rstrip("。.!！")
     if not target:
         return False
     return any(_whole_number_at(text, m.start(), m.end()) for m in re.finditer(re.escape(target), text))
@@ -114,8 +115,8 @@ def mean(values: Sequence[float]) -> float:
 
 # A yes/no answer says so in its first clause: "是的，…", "不是。…", "No, …".
 _FIRST_CLAUSE = re.compile(r"^[^，。,.;；！？!?\n]*")
-_NO = re.compile(r"不是|并非|不对|不相同|不一样|不同|没有|\bno\b|\bnot\b", re.I)
-_YES = re.compile(r"是|对|相同|一样|\byes\b", re.I)
+_NO = re.compile(r"不是|(?<!是)否|并非|不对|不相同|不一样|不同|没有|\bno\b|\bnot\b", re.I)
+_YES = re.compile(r"是(?!否)|对|相同|一样|\byes\b", re.I)
 
 
 def polarity(text: str) -> bool | None:
@@ -130,7 +131,10 @@ def polarity(text: str) -> bool | None:
 
 
 def judgement_found(response: str, answer_groups: Sequence[Sequence[str]]) -> bool:
-    """A yes/no question is answered right when the answer's yes or no is the gold one's."""
+    """A yes/no question is answered right when the answer's yes or no is the gold one's; one
+    whose gold says neither (a judgement question answered 无新增确诊病例) by containment."""
     gold = {polarity(g) for group in answer_groups for g in group} - {None}
+    if not gold:
+        return answer_found(response, answer_groups)
     said = polarity(response)
     return said is not None and gold == {said}

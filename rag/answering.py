@@ -34,7 +34,7 @@ from rag.conversation import ChatFunction, Turn, standalone_question, validate_h
 from rag.errors import InvalidQuestion
 from rag.evidence import Thresholds, choose
 from rag.generators import Call, ChatGenerator, Generator, Generators
-from rag.generators.extractive import evidence_draft
+from rag.generators.extractive import ExtractiveGenerator, evidence_draft
 from rag.grounding import Verifier
 from rag.pipeline import Pipeline, Retrieval, validate_question
 from rag.types import Answer, GenerationRequest
@@ -212,6 +212,8 @@ def respond(
         yield from _abstention(choice, timings, started, call)
         return
     request = replace(request, evidence=choice)
+    if choice.draft:
+        generator = ExtractiveGenerator()  # a computed answer (rag.timeline): no model writes it
     preview = preview and generator.name != "extractive"
     yield from _generated(request, generator, call, preview, timings, started, cancelled or threading.Event())
 

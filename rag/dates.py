@@ -59,13 +59,31 @@ def _month_shift(year: int, month: int, by: int) -> tuple[int, int]:
     return total // 12, total % 12 + 1
 
 
+# Days and weeks back: 三天前; 前一天 opening the question (the day before it is asked);
+# 上周, 两个星期前 (the month of that week).
+_DAYS_BACK = re.compile(rf"{_N}\s*天前|^前一天|(上个?(?:周|星期|礼拜))|{_N}\s*个?多?(?:周|星期|礼拜)前")
+
+
+def _days_back(text: str, as_of: date) -> Ymd | None:
+    found = _DAYS_BACK.search(text)
+    if not found:
+        return None
+    days, last_week, weeks = found.groups()
+    if days or not (last_week or weeks):
+        when = as_of - timedelta(days=_number(days) if days else 1)
+        return (when.year, when.month, when.day)
+    when = as_of - timedelta(weeks=1 if last_week else max(_number(weeks), 1))
+    return (when.year, when.month, None)
+
+
 def resolve_relative(question: str, as_of: date) -> Ymd | None:
     """The date a relative expression means on ``as_of``: 去年4月18日 -> (as_of.year - 1, 4, 18),
-    三年前 -> (year - 3,), 上个月 -> (year, month - 1), 昨天 -> the day before; None without one.
+    三年前 -> (year - 3,), 上个月 -> (year, month - 1), 昨天 or 前一天 -> the day before, 三天前
+    -> three days back, 上周 or 两个星期前 -> the month of that week; None without one.
     (半年前 is six months back.)"""
     found = _RELATIVE.search(question)
     if not found:
-        return None
+        return _days_back(question, as_of)
     years, n_years, month, day, months, n_months, month_day, days = found.groups()
     if years:
         if years in _YEARS:
@@ -101,14 +119,30 @@ def question_date(question: str, as_of: date | None = None) -> Ymd | None:
     return resolve_relative(question, as_of) if as_of is not None else None
 
 
-def date_agreement(asked: Ymd | None, text: str) -> float:
+def written_dates(text: str, published: str = "") -> list[Ymd]:
+    """The dates a text writes with digits, and, for a text published on ``published``
+    (YYYY-MM-DD), the days its relative words mean (去年10月 in a 2023 article -> (2022, 10))."""
+    found = dates_in(text)
+    try:
+        day = date.fromisoformat(published) if published else None
+    except ValueError:
+        day = None
+    if day is not None:
+        for match in _RELATIVE.finditer(text):
+            if (resolved := resolve_relative(match.group(), day)) is not None:
+                found.append(resolved)
+    return found
+
+
+def date_agreement(asked: Ymd | None, text: str, published: str = "") -> float:
     """How closely the text's best date matches the asked one: the share of the asked
-    year, month and day it gives, 0 when it names none of them or contradicts one."""
+    year, month and day it gives, 0 when it names none of them or contradicts one. A text
+    published on ``published`` also dates by its relative words (``written_dates``)."""
     if asked is None:
         return 0.0
     wanted = [(n, v) for n, v in enumerate(asked) if v is not None]
     best = 0.0
-    for found in dates_in(text):
+    for found in written_dates(text, published):
         if any(found[n] is not None and found[n] != v for n, v in wanted):
             continue
         best = max(best, sum(found[n] == v for n, v in wanted) / len(wanted))

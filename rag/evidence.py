@@ -21,6 +21,7 @@ from itertools import pairwise
 
 from rag.dates import Ymd, date_agreement, dates_in
 from rag.entities import missing_in
+from rag.timeline import compare
 from rag.types import Choice, GenerationRequest, ScoredSentence, passage_text
 
 
@@ -76,17 +77,19 @@ _DATE = re.compile(
     rf"(?:\s*(?:至|到|—|－|~|～)\s*(?:{_DAY}|\d{{1,2}}\s*[日号]))?"
     r"|上世纪\s*\d+\s*年代|\d{1,2}[:：]\d{2}"
 )
+_YEAR_Q = re.compile(r"哪一?年|何年|年份|几几年")
+_YEAR_ONLY = re.compile(r"(?:今年|去年)?\s*\d{4}\s*年")
 _DATE_Q_WORDS = re.compile(r"什么时候|何时|哪一?年|哪个月|几月|哪一?天|什么时间|什么日期|何年|几点")
 _TITLES = (
-    "代主任|副主任|主任|副书记|书记|副局长|局长|副市长|市长|副县长|县长|副会长|会长|院长|校长|"
-    "摄影师|记者|村民|负责人|传承人|讲解员|董事长|总经理|经理|馆长|队长|社长"
+    "副主任|主任|副书记|书记|副局长|局长|副市长|市长|副县长|县长|副会长|会长|院长|校长|"
+    "记者|负责人|董事长|总经理|经理|馆长|队长|社长"
 )
 _PERSON = re.compile(
     rf"(?P<title>{_TITLES})(?P<name>[\u4e00-\u9fff]{{2,3}}?)"
     r"(?=说|介绍|表示|特别|仔细|认真|所|赶|来|回|出生|此行|曾|的|是|在|到|，|。|、|（|$)"
 )
 
-_ZH_NUMBER_Q = re.compile(r"多少|几[个名家人天次项起件年月期场位]|多大|多高|多长|多久|百分之|比例|比率|占比")
+_ZH_NUMBER_Q = re.compile(rf"多少|(?<![哪第])几\s*(?:{_UNIT}|成)|多大|多高|多长|多久|百分之|比例|比率|占比")
 _EN_NUMBER_Q = re.compile(
     r"\bhow (many|much|long|far|big|large)\b|\bwhat (percentage|percent|proportion|share|rate)\b|\bnumber of\b", re.I
 )
@@ -123,9 +126,6 @@ _EN_TITLE_HINTS: dict[str, str] = {
     "mayor": "市长",
     "head": "局长|主任|县长|馆长",
     "chairman": "会长|董事长",
-    "photographer": "摄影师",
-    "inheritor": "传承人",
-    "villager": "村民",
     "reporter": "记者",
 }
 # Weights of the evidence bonuses added to the sentence's cosine similarity.
@@ -295,7 +295,11 @@ def date_spans(question: str, sentence: str) -> list[str]:
     gives (2024年5月22日起…到什么时候) only after the others, since a question may echo its
     answer (2019年9月底…预计何时开通)."""
     kept = [m for m in _DATE.finditer(sentence) if m.group().strip()]
-    return _said_of(question, _DATE_Q_WORDS, sentence, kept, last=True)
+    spans = _said_of(question, _DATE_Q_WORDS, sentence, kept, last=True)
+    if _YEAR_Q.search(question):
+        return spans
+    # 什么时候 asks for the day: a year alone (2014年起担任CEO) only when no day or month is given.
+    return [s for s in spans if not _YEAR_ONLY.fullmatch(s)] + [s for s in spans if _YEAR_ONLY.fullmatch(s)]
 
 
 def _holds_title(sentence: str, start: int, title: str, wanted: str) -> bool:
@@ -359,7 +363,7 @@ def rank_sentences(request: GenerationRequest, kind: Kind) -> list[tuple[float, 
     pairs = content_pairs(request.question) or cjk_bigrams(request.question)
     focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
     asked_date = request.asked_date
-    agreement = [date_agreement(asked_date, passage_text(p.chunk)) for p in request.passages]
+    agreement = [date_agreement(asked_date, passage_text(p.chunk), p.chunk.published) for p in request.passages]
     ranked = []
     for sentence in request.sentences:
         span = answer_span(request.question, kind, sentence.text)
@@ -425,6 +429,8 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
     (a passage about Zhuzhou does not answer for Changsha), or when the evidence lacks the
     question's anchors.
     """
+    if request.comparison is not None:
+        return compare(request, request.comparison)
     if not request.sentences:
         return "nothing retrieved"
     if request.unknown_names:

@@ -6,7 +6,8 @@ streams, and checks each complete unit against the passages the model was shown:
 
 - a unit saying ``NOT_FOUND`` (the prompt's phrase), or only that the passages do not
   say ("not mentioned", 未提及), means the model found no answer;
-- every number and acronym of the unit must appear in the shown passages (small models
+- every number and acronym of the unit must appear in the shown passages or the days
+  their documents were published, which citations show (small models
   invent figures and names when the passages lack them), and in a passage that names the
   places, organisations and people the question names (``rag.entities``);
 - its markers are mapped to the passages that hold its numbers (small models often cite
@@ -28,9 +29,10 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
+from datetime import date
 
 from rag.entities import missing_in
-from rag.types import ABSTAIN_TEXT, Answer, Citation, GenerationRequest, ScoredSentence, passage_text
+from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, GenerationRequest, ScoredSentence, passage_text
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +89,17 @@ def ungrounded_terms(answer: str, evidence: str) -> list[str]:
     # checked by its numbers.
     terms = [w for w in _ACRONYM.findall(body) if _normal(w) not in source]
     return numbers + terms
+
+
+def shown_text(chunk: Chunk) -> str:
+    """A passage as a client sees it cited: its title and text, then the day its document was
+    published (every citation carries it), so a date taken from that day is grounded too."""
+    text = passage_text(chunk)
+    try:
+        day = date.fromisoformat(chunk.published)
+    except ValueError:  # not known
+        return text
+    return f"{text}\n{chunk.published} {day.year}年{day.month}月{day.day}日"
 
 
 def _with_marker(text: str, n: int) -> str:
@@ -189,7 +202,7 @@ class Verifier:
     def __init__(self, request: GenerationRequest, shown: int | None = None) -> None:
         self._request = request
         self._shown = min(shown or len(request.passages), len(request.passages))
-        self._texts = [passage_text(request.passages[r].chunk) for r in range(self._shown)]
+        self._texts = [shown_text(request.passages[r].chunk) for r in range(self._shown)]
         # Passages that name what the question names: the only ones an answer may come from.
         self._bound = [r for r in range(self._shown) if not missing_in(request.names, request.passages[r].chunk)]
         evidence = request.evidence

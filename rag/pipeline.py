@@ -7,12 +7,12 @@ What happens after retrieval (the gate, generation, verification) is the answer 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
 
-from rag.dates import date_agreement, dated_first, question_date
+from rag.dates import Ymd, date_agreement, dated_first, question_date
 from rag.embedding import Embedder, Vectors
 from rag.entities import question_names
 from rag.errors import InvalidQuestion
@@ -21,12 +21,15 @@ from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
 from rag.text import invalid_character
-from rag.types import GenerationRequest, Passage, ScoredSentence, passage_text
+from rag.timeline import bind, parse_comparison, parse_same_day
+from rag.types import Comparison, GenerationRequest, Passage, ScoredSentence, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3
 # A question that names a date looks this deep for passages of that date (rag.dates).
 _DATED_POOL = 20
+# A question comparing events (rag.timeline) gets this many passages for each event.
+_EVENT_PASSAGES = 3
 
 
 def validate_question(question: str, max_chars: int) -> str:
@@ -141,15 +144,19 @@ class Pipeline:
         question = validate_question(question, self._max_question_chars)
         mode = check_retriever(retriever or self._options.retriever)
         t0 = time.perf_counter()
+        asked = question_date(question, as_of or date.today())
+        if (same_day := self._same_day(question, mode)) is not None:
+            question, asked = same_day  # "X当天，…": what is asked, on the day X happened
         translation = self._translator.translate(question)
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
         wanted = max(top_k, depth)
-        asked = question_date(question, as_of or date.today())
         hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
         if asked:
             chunks = self._snapshot.chunks
-            hits = dated_first(hits, [date_agreement(asked, passage_text(chunks[row])) for row, _ in hits])[:wanted]
+            hits = dated_first(
+                hits, [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
+            )[:wanted]
         ranked = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
         passages = ranked[:top_k]
         evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]
@@ -159,8 +166,44 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
         names = translation.names or question_names(question, [passage_text(p.chunk) for p in passages])
+        comparison = parse_comparison(question)
+        if comparison is not None:
+            # Each event is found on its own; the names of one are not in the other's passage.
+            passages, comparison = self._event_passages(comparison, mode)
+            names = ()
+            timings["search_ms"] = (time.perf_counter() - t1) * 1000
         request = GenerationRequest(
             question, passages, sentences, background, translation.groups, translation.unknown_names, names,
-            asked_date=asked,
+            asked_date=asked, comparison=comparison,
         )  # fmt: skip
         return Retrieval(request, timings, ranked)
+
+    def _same_day(self, question: str, mode: RetrieverName) -> tuple[str, Ymd] | None:
+        """For "X当天，…" (rag.timeline): what is asked and the day X happened, found in
+        the passage that reports X; None for other questions, or when X cannot be dated."""
+        parsed = parse_same_day(question)
+        if parsed is None:
+            return None
+        event, rest = parsed
+        hits = self._rank(event, self._embedder.embed_query(event), mode, _EVENT_PASSAGES)
+        passages = [Passage(self._snapshot.chunks[row], score) for row, score in hits]
+        dated = bind(event, passages, range(len(passages)))
+        if isinstance(dated, str) or dated.when[2] is None:
+            return None
+        return rest, dated.when
+
+    def _event_passages(self, comparison: Comparison, mode: RetrieverName) -> tuple[tuple[Passage, ...], Comparison]:
+        """The best passages for each event a question compares, taken in turns (every
+        event's best first), and the comparison with each event's passage ranks."""
+        queries = self._embedder.embed_queries(list(comparison.events))
+        found = [
+            self._rank(event, query, mode, _EVENT_PASSAGES)
+            for event, query in zip(comparison.events, queries, strict=True)
+        ]
+        order: list[int] = []
+        for turn in range(_EVENT_PASSAGES):
+            order.extend(hits[turn][0] for hits in found if turn < len(hits) and hits[turn][0] not in order)
+        scores = {row: score for hits in found for row, score in hits}
+        passages = tuple(Passage(self._snapshot.chunks[row], scores[row]) for row in order)
+        candidates = tuple(tuple(order.index(row) for row, _ in hits) for hits in found)
+        return passages, replace(comparison, candidates=candidates)

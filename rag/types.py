@@ -122,6 +122,18 @@ class Choice:
     sentence: ScoredSentence
     answer: str
     score: float
+    draft: bool = False  # the answer is a whole draft with its own [n] markers (rag.timeline)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """What a question compares (rag.timeline): the events as it words them, the relation it
+    asks about (earliest, latest, or the same year, month or day), and for each event the
+    ranks of the passages retrieved for it."""
+
+    events: tuple[str, ...]
+    relation: str
+    candidates: tuple[tuple[int, ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -135,7 +147,8 @@ class GenerationRequest:
     ``names`` are the places, organisations and people the question names, which the
     supporting passage must name too (rag.entities). ``asked_date`` is the date the
     question is about, relative words resolved (rag.dates). ``evidence`` is what the gate chose
-    (``rag.evidence.choose``), set before any generator sees the request.
+    (``rag.evidence.choose``), set before any generator sees the request. ``comparison``
+    is set when the question compares when events happened (rag.timeline).
     """
 
     question: str
@@ -146,5 +159,6 @@ class GenerationRequest:
     unknown_names: tuple[str, ...] = ()
     names: tuple[str, ...] = ()
     evidence: Choice | None = None
+    comparison: Comparison | None = None
     # The (year, month, day) the question is about, any part None (rag.dates), or None.
     asked_date: tuple[int | None, int | None, int | None] | None = None

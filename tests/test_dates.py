@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from rag.dates import date_agreement, dated_first, dates_in, published_date, question_date
+from rag.dates import date_agreement, dated_first, dates_in, published_date, question_date, written_dates
 
 
 def test_dates_are_read_with_what_they_give() -> None:
@@ -29,6 +29,14 @@ def test_a_passage_agrees_with_the_asked_date_as_far_as_it_gives_one(text: str, 
     assert date_agreement((2023, 4, 12), text) == pytest.approx(agreement)
 
 
+def test_an_articles_relative_words_are_dated_from_its_publication_day() -> None:
+    text = "去年10月，该县追回工资386万元；今年3月又追回57万元。"
+    assert written_dates(text, "2023-06-01")[-2:] == [(2022, 10, None), (2023, 3, None)]
+    assert written_dates(text) == [(None, 10, None), (None, 3, None)]  # undated: 去年 means nothing
+    assert date_agreement((2022, 10, None), text, "2023-06-01") == 1.0
+    assert date_agreement((2022, 10, None), text) == 0.5  # the month only
+
+
 def test_passages_of_the_asked_date_come_first_in_their_order() -> None:
     rows = [(1, 0.9), (2, 0.8), (3, 0.7), (4, 0.6)]
     assert dated_first(rows, [0.0, 1.0, 0.5, 1.0]) == [(2, 0.8), (4, 0.6), (1, 0.9), (3, 0.7)]
@@ -44,6 +52,11 @@ def test_passages_of_the_asked_date_come_first_in_their_order() -> None:
         ("半年前被判赔偿多少？", (2023, 9, None)),
         ("前天新增了多少例？", (2024, 3, 13)),
         ("上个月的出口额是多少？", (2024, 2, None)),
+        ("三天前谁赢得了首轮比赛？", (2024, 3, 12)),
+        ("截至上周，股价连续多少日涨停？", (2024, 3, None)),
+        ("两个星期前，哪两个型号通过了认证？", (2024, 3, None)),
+        ("前一天美国新增多少确诊病例？", (2024, 3, 14)),
+        ("比赛前一天他说了什么？", None),  # the day before the match, not before today
         ("2022年1月的出口额是多少？", (2022, 1, None)),  # an absolute date wins
         ("出口额是多少？", None),
     ],

@@ -40,6 +40,9 @@ def test_normalise_folds_width_case_and_spaces() -> None:
         ("累计 1700多家", "1700", True),
         ("The answer is MO XIONG", "mo xiong", True),
         ("", "386", False),
+        ("戈尔巴乔夫逝世更早：它在2022年8月30日 [1]", "戈尔巴乔夫逝世。", True),
+        ("戈尔巴乔夫逝世", "戈尔巴乔夫逝世。", True),
+        ("戈尔巴乔夫", "戈尔巴乔夫逝世。", False),
     ],
 )
 def test_whole_number_matching(response: str, gold: str, found: bool) -> None:
@@ -112,5 +115,10 @@ def test_a_judgement_is_right_only_with_the_gold_yes_or_no() -> None:
     assert judgement_found("是的，同一年。", [["是的"]])
     assert not judgement_found("不是，晚了一年。", [["是的"]])
     assert judgement_found("不是。", [["不是"]])
+    assert judgement_found("不是。前者在2023年3月 [1]", [["否"]])
+    assert not judgement_found("是否同一个月，文中没有说。", [["是的"]])
+    # A judgement question whose gold is no yes or no is scored by containment.
+    assert judgement_found("广西无新增确诊病例 [1]", [["无新增确诊病例"]])
+    assert not judgement_found("广西新增2例 [1]", [["无新增确诊病例"]])
     # A quoted sentence that never says yes or no is not an answer to a yes/no question.
     assert not judgement_found("2019年3月，该项目开工。", [["是的"]])

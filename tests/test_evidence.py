@@ -205,6 +205,9 @@ def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sen
         # the date the question gives comes after the one it asks for
         ("2021年5月10日起的限购到什么时候结束？", "自2021年5月10日起至2021年8月31日实行限购。", "2021年8月31日"),
         ("航班几点到达？", "航班于当晚21:05安全到达。", "21:05"),
+        # 何时 asks for a day: a bare year only when the question asks for the year
+        ("纳德拉何时接任董事长？", "2021年6月17日，微软宣布纳德拉接任董事长，纳德拉自2014年起担任CEO。", "2021年6月17日"),
+        ("纳德拉哪一年起担任CEO？", "2021年6月17日，微软宣布纳德拉接任董事长，纳德拉自2014年起担任CEO。", "2014年"),
     ],
 )
 def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:

@@ -79,6 +79,16 @@ def test_invented_figures_are_withheld_and_never_released() -> None:
     assert verified(request, ["386 名 [2]"], shown=1).abstained
 
 
+def test_the_publication_day_a_citation_shows_grounds_a_date() -> None:
+    request = _request("凤凰县的报道是哪天发布的？")
+    assert verified(request, ["2024年3月8日 [2]"]).abstained  # no passage says so
+    dated = replace(request.passages[1], chunk=replace(request.passages[1].chunk, published="2024-03-08"))
+    request = replace(request, passages=(request.passages[0], dated))
+    answer = verified(request, ["2024年3月8日 [2]"])
+    assert not answer.abstained and answer.citations[0].published == "2024-03-08"
+    assert verified(request, ["2024年3月9日 [2]"]).abstained
+
+
 def test_a_later_invented_sentence_is_cut_and_the_model_stopped() -> None:
     request = _request("凤凰县为多少名农民工追回了拖欠工资？")
     verifier = Verifier(request)

@@ -16,6 +16,8 @@ def evidence_draft(request: GenerationRequest) -> str:
     """The gate's answer span with a marker for the passage of its sentence: ``386 名 [2]``."""
     if request.evidence is None:
         raise GeneratorError("the request was not gated: no evidence was chosen")
+    if request.evidence.draft:
+        return request.evidence.answer  # a computed answer with its own markers (rag.timeline)
     return f"{request.evidence.answer} [{request.evidence.sentence.passage_rank + 1}]"
 
 
