@@ -170,6 +170,8 @@ class Answerer:
         request = retrieval.request
         if not settings.entity_binding:
             request = replace(request, names=())
+        if request.comparison is not None:
+            generator = ExtractiveGenerator()  # the gate computes a comparison's answer (rag.timeline)
         cancelled = threading.Event()
         events = respond(request, generator, self._thresholds, call, query.preview, timings, started, cancelled)
         return AnswerStream(question, retrieval, generator.name, events, cancelled)

@@ -61,7 +61,10 @@ def _month_shift(year: int, month: int, by: int) -> tuple[int, int]:
 
 # Days and weeks back: 三天前; 前一天 opening the question (the day before it is asked);
 # 上周, 两个星期前 (the month of that week).
-_DAYS_BACK = re.compile(rf"{_N}\s*天前|^前一天|(上个?(?:周|星期|礼拜))|{_N}\s*个?多?(?:周|星期|礼拜)前")
+_DAYS_BACK = re.compile(
+    rf"(?<![\d一两二三四五六七八九十百]){_N}\s*天前|^前一天|(上个?(?:周|星期|礼拜)(?!期))"
+    rf"|(?<![\d一两二三四五六七八九十百]){_N}\s*个?多?(?:周|星期|礼拜)前"
+)
 
 
 def _days_back(text: str, as_of: date) -> Ymd | None:

@@ -17,10 +17,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from itertools import pairwise
 
 from rag.dates import Ymd, date_agreement, dates_in
 from rag.entities import missing_in
+from rag.text import cjk_bigrams
 from rag.timeline import compare
 from rag.types import Choice, GenerationRequest, ScoredSentence, passage_text
 
@@ -52,7 +52,8 @@ _UNIT_GROUPS: dict[str, tuple[str, ...]] = {
 # Measure words and units of no group: what a figure in news counts or measures.
 _OTHER_UNITS = (
     "只 头 匹 架 辆 台 套 艘 列 趟 班 张 篇 部 本 册 首 幅 枚 颗 粒 支 根 株 棵 款 份 票 股 盒 箱 瓶 "
-    "吨 斤 公斤 千克 克 公里 千米 米 立方米 升 倍 点 度 岁 分钟 秒 周 个月 间 层 所 轮 期 单 笔 例次"
+    "吨 斤 公斤 千克 克 公里 千米 米 厘米 毫米 立方米 升 毫升 千瓦时 千瓦 兆瓦 吉瓦 分贝 摄氏度 "
+    "倍 点 度 岁 分钟 秒 周 个月 间 层 所 轮 期 单 笔 例次"
 ).split()
 _ALL_UNITS = sorted({u for units in _UNIT_GROUPS.values() for u in units} | set(_OTHER_UNITS), key=len, reverse=True)
 _UNIT = "|".join(re.escape(u) for u in _ALL_UNITS)
@@ -204,12 +205,6 @@ def number_unit(span: str) -> str:
     """The unit a number span ends with ('' when bare); 60亿元人民币 ends with 元."""
     span = span.rstrip().removesuffix("人民币")
     return next((u for u in _ALL_UNITS if span.endswith(u)), "")
-
-
-def cjk_bigrams(text: str) -> set[str]:
-    """Pairs of adjacent CJK characters: a cheap lexical signal for Chinese questions."""
-    chars = re.sub(r"[^\u4e00-\u9fff]", " ", text)
-    return {a + b for word in chars.split() for a, b in pairwise(word)}
 
 
 def _context_overlap(question_pairs: set[str], text: str, start: int, end: int, window: int = 12) -> int:

@@ -97,7 +97,7 @@ def shown_text(chunk: Chunk) -> str:
     text = passage_text(chunk)
     try:
         day = date.fromisoformat(chunk.published)
-    except ValueError:  # not known
+    except (TypeError, ValueError):  # not known
         return text
     return f"{text}\n{chunk.published} {day.year}年{day.month}月{day.day}日"
 

@@ -18,7 +18,7 @@ from rag.entities import question_names
 from rag.errors import InvalidQuestion
 from rag.index import Snapshot
 from rag.lexical import query_tokens
-from rag.lexicon import KeywordTranslator
+from rag.lexicon import KeywordTranslator, Translation
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
 from rag.text import invalid_character
 from rag.timeline import bind, parse_comparison, parse_same_day
@@ -69,6 +69,17 @@ class Retrieval:
     request: GenerationRequest
     timings_ms: dict[str, float]
     ranked: tuple[Passage, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Found:
+    """A question's ranked chunks, its translated keywords and query vector, and when the
+    embedding was done."""
+
+    translation: Translation
+    query: Vectors
+    hits: list[tuple[int, float]]
+    embedded: float
 
 
 @dataclass(frozen=True)
@@ -145,18 +156,15 @@ class Pipeline:
         mode = check_retriever(retriever or self._options.retriever)
         t0 = time.perf_counter()
         asked = question_date(question, as_of or date.today())
+        comparison = parse_comparison(question)
+        if comparison is not None:
+            return self._compared(question, comparison, mode, asked, t0)
+        wanted = max(top_k, depth)
         if (same_day := self._same_day(question, mode)) is not None:
             question, asked = same_day  # "X当天，…": what is asked, on the day X happened
-        translation = self._translator.translate(question)
-        query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
-        t1 = time.perf_counter()
-        wanted = max(top_k, depth)
-        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
-        if asked:
-            chunks = self._snapshot.chunks
-            hits = dated_first(
-                hits, [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
-            )[:wanted]
+        found = self._search(question, mode, wanted, asked)
+        translation, query, hits = found.translation, found.query, found.hits
+        t1 = found.embedded
         ranked = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
         passages = ranked[:top_k]
         evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]
@@ -166,21 +174,38 @@ class Pipeline:
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
         names = translation.names or question_names(question, [passage_text(p.chunk) for p in passages])
-        comparison = parse_comparison(question)
-        if comparison is not None:
-            # Each event is found on its own; the names of one are not in the other's passage.
-            passages, comparison = self._event_passages(comparison, mode)
-            names = ()
-            timings["search_ms"] = (time.perf_counter() - t1) * 1000
         request = GenerationRequest(
             question, passages, sentences, background, translation.groups, translation.unknown_names, names,
-            asked_date=asked, comparison=comparison,
+            asked_date=asked,
         )  # fmt: skip
         return Retrieval(request, timings, ranked)
 
+    def _search(self, question: str, mode: RetrieverName, wanted: int, asked: Ymd | None) -> _Found:
+        """Embed the question and rank chunks; those of the ``asked`` date first (from the best 20)."""
+        translation = self._translator.translate(question)
+        query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
+        embedded = time.perf_counter()
+        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
+        if asked:
+            chunks = self._snapshot.chunks
+            agreement = [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
+            hits = dated_first(hits, agreement)[:wanted]
+        return _Found(translation, query, hits, embedded)
+
+    def _compared(
+        self, question: str, comparison: Comparison, mode: RetrieverName, asked: Ymd | None, started: float
+    ) -> Retrieval:
+        """A question comparing events (rag.timeline): each event's passages, found on their
+        own; those are the passages retrieved and cited. The names of one event are not in
+        another's passage, so none is bound; the gate computes the answer, so no sentence is scored."""
+        passages, comparison = self._event_passages(comparison, mode)
+        timings = {"embed_ms": 0.0, "search_ms": (time.perf_counter() - started) * 1000}
+        request = GenerationRequest(question, passages, (), asked_date=asked, comparison=comparison)
+        return Retrieval(request, timings, passages)
+
     def _same_day(self, question: str, mode: RetrieverName) -> tuple[str, Ymd] | None:
         """For "X当天，…" (rag.timeline): what is asked and the day X happened, found in
-        the passage that reports X; None for other questions, or when X cannot be dated."""
+        the passage that reports X; None for other questions, or when X cannot be dated to a day."""
         parsed = parse_same_day(question)
         if parsed is None:
             return None

@@ -19,15 +19,15 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from itertools import pairwise
 
 from rag.dates import Ymd, date_agreement, dates_in
+from rag.grounding import shown_text, ungrounded_terms
 from rag.indexing import split_sentences
-from rag.types import Choice, Chunk, Comparison, GenerationRequest, Passage, ScoredSentence, passage_text
+from rag.text import cjk_bigrams
+from rag.types import Choice, Chunk, Comparison, GenerationRequest, Passage, Relation, ScoredSentence, passage_text
 
-# What is compared: which came first or last, or whether they share a year, month or day.
-ORDERS = ("earliest", "latest")
-SAMES = ("year", "month", "day")
+# Whether the events share a year, a month or a day (the depth of the date compared).
+SAMES: tuple[Relation, ...] = ("year", "month", "day")
 
 # Where the events end and the comparison begins: 哪个, 谁, 是否, 是(在)同一….
 _CUE = re.compile(r"哪|谁|是否|是不是|(?:是|都|均)?(?:在|于)?同(?:一|年|月|日|天|时)|是在|是于")
@@ -36,7 +36,7 @@ _EARLY = re.compile(r"早|先")
 _LATE = re.compile(r"晚|后|最近|最新")
 # Words around the events that are not part of them: 这两个事件中, 的时间, 发生.
 _TAIL = re.compile(
-    r"(?:[，,、；;\s]|(?:这|以上|上述|这些)?(?:两|三|四|几)(?:个|件|项)?(?:事件|事情|活动|事)?(?:中|里|当中|之中)?"
+    r"(?:[，,、；;\s]|(?:这|以上|上述|这些)?(?:两|三|四|几)(?:(?:个|件|项)(?:事件|事情|活动|事)?|事件|事情|活动)(?:中|里|当中|之中)?"
     r"|(?:这|以上|上述|这些)(?:个|件|项)?(?:事件|事情|活动|事)(?:中|里|当中|之中)?|的时间|的日期|发生|的)+$"
 )
 _HEAD = re.compile(r"^(?:以下|下列|相比|还有|关于|以及|和|与|及|在)+")
@@ -44,6 +44,14 @@ _HEAD = re.compile(r"^(?:以下|下列|相比|还有|关于|以及|和|与|及|�
 _LIST = re.compile(r"[、，,；;]")
 _JOIN = re.compile(r"以及|和|与|跟|及|还是")
 _COUNT = re.compile(r"(两|三|四|五)(?:个|件|项)")
+# After the cue the question may only ask when: 华为和小米哪家公司先发布折叠屏手机 asks which
+# company launched a phone first, not when 华为 and 小米 happened.
+_WHEN_ONLY = re.compile(
+    r"(?:哪一?(?:个|件|项|起)?|谁|是否|是不是|是|都|均|在|于|同一?个?|年|月|天|日|时间|日期|时候|事件|事情|活动|事"
+    r"|发生|进行|举行|举办|召开|开幕|发布|公布|宣布|上映|上市|推出|实施|生效|开始|成立|出现|去世|逝世|提出|完成|作出|访问"
+    r"|出生|发射|上任|就任|当选|结婚|签署|通过|登陆|开通|投产"
+    r"|的|得|地|更|最|较|早|晚|先|后|前|上|内|份|吗|呢|了|之中|中|当中|里|这|两|三|四|几|个|件|项|时|一|，|,|\s)*"
+)
 _EVENT_CHARS = 2
 
 
@@ -64,20 +72,24 @@ def _clean(event: str) -> str:
 def parse_comparison(question: str) -> Comparison | None:
     """The comparison a Chinese question asks for, or None when it asks something else."""
     text = question.strip().rstrip("？?。！!")
+    relation: Relation
     same = _SAME.search(text)
     if same:
-        relation = {"年": "year", "月": "month"}.get(same.group(1) or "", "day")
+        relation = "year" if same.group(1) == "年" else "month" if same.group(1) == "月" else "day"
         if relation == "year" and re.search(r"同一?个?月", text):
             relation = "month"  # 同年同月
     elif asking := re.search(r"哪|谁", text):
         after = text[asking.start() :]
-        relation = "earliest" if _EARLY.search(after) else "latest" if _LATE.search(after) else ""
-        if not relation:
+        if _EARLY.search(after):
+            relation = "earliest"
+        elif _LATE.search(after):
+            relation = "latest"
+        else:
             return None
     else:
         return None
     cue = _CUE.search(text)
-    if cue is None or cue.start() < 2 * _EVENT_CHARS:
+    if cue is None or cue.start() < 2 * _EVENT_CHARS or not _WHEN_ONLY.fullmatch(text[cue.start() :]):
         return None
     listed = [part for part in map(_clean, _LIST.split(_clean(text[: cue.start()]))) if part]
     count = _COUNT.search(text[max(0, cue.start() - 10) :])
@@ -90,7 +102,7 @@ def parse_comparison(question: str) -> Comparison | None:
 
 
 # "X当天，…": the question is about the day event X happened.
-_SAME_DAY_AS = re.compile(r"^(?P<event>[^，,。？?]{4,}?)(?:的)?(?:当天|当日|同一天|同日)[，,]?\s*(?P<rest>.{4,})$")
+_SAME_DAY_AS = re.compile(r"^(?P<event>[^，,。？?]{4,}?)(?:的)?(?:当天|当日)[，,]?\s*(?P<rest>.{4,})$")
 
 
 def parse_same_day(question: str) -> tuple[str, str] | None:
@@ -100,7 +112,7 @@ def parse_same_day(question: str) -> tuple[str, str] | None:
     if found is None or parse_comparison(question) is not None:
         return None
     event = _clean(found.group("event"))
-    if any(day[0] is not None and day[2] is not None for day in dates_in(event)):
+    if re.search(r"[是在于]$", event) or any(day[0] is not None and day[2] is not None for day in dates_in(event)):
         return None  # 2024年3月5日当天: the question gives the day itself
     return event, found.group("rest")
 
@@ -112,15 +124,12 @@ def question_form(question: str) -> str:
     return "same-day" if parse_same_day(question) is not None else ""
 
 
-def _pairs(text: str) -> set[str]:
-    chars = re.sub(r"[^\u4e00-\u9fffA-Za-z0-9]", " ", text)
-    return {a + b for word in chars.split() for a, b in pairwise(word)}
-
-
-def coverage(event: str, text: str) -> float:
-    """Share of the event's character pairs that the text holds."""
-    wanted = _pairs(event)
-    return len(wanted & _pairs(text)) / len(wanted) if wanted else 0.0
+def coverage(event: str, text: str, shared: frozenset[str] = frozenset()) -> float:
+    """Share of the event's character pairs that the text holds (leaving out ``shared``: pairs
+    the other events of the question have too, which tell nothing about which one it is)."""
+    wanted = cjk_bigrams(event, latin=True)
+    wanted = (wanted - shared) or wanted
+    return len(wanted & cjk_bigrams(text, latin=True)) / len(wanted) if wanted else 0.0
 
 
 @dataclass(frozen=True)
@@ -134,6 +143,11 @@ class Dated:
     start: int  # the dating sentence, in the passage's document
     end: int
     text: str
+    reported: bool = False  # dated by its article's dateline or publication day, not a sentence of its own
+
+    def when_said(self) -> str:
+        """When it happened, as the answer says it."""
+        return f"见于{self.written}的报道" if self.reported else f"在{self.written}"
 
 
 _WRITTEN = re.compile(
@@ -154,6 +168,8 @@ def _dates_with_year(sentence: str, year: int | None) -> list[tuple[Ymd, str]]:
             continue
         if when[1] is not None and not 1 <= when[1] <= 12:
             continue
+        if when[2] is not None and _from_iso(f"{when[0]:04d}-{when[1]:02d}-{when[2]:02d}") is None:
+            continue  # 2月30日
         found.append((when, match.group()))
     return found
 
@@ -161,7 +177,7 @@ def _dates_with_year(sentence: str, year: int | None) -> list[tuple[Ymd, str]]:
 def _from_iso(published: str) -> Ymd | None:
     try:
         day = date.fromisoformat(published)
-    except ValueError:
+    except (TypeError, ValueError):
         return None
     return (day.year, day.month, day.day)
 
@@ -176,23 +192,24 @@ def date_event(event: str, chunk: Chunk, rank: int) -> Dated | None:
         return None
     scored = [(coverage(event, text[s:e]), -n, s, e) for n, (s, e) in enumerate(spans)]
     _, _, start, end = max(scored)
-    years = [y for y, _, _ in dates_in(text) if y is not None]
     published = _from_iso(chunk.published)
-    year = years[0] if years else published[0] if published else None
+    years = [y for y, _, _ in dates_in(text) if y is not None]
+    # A yearless 7月23日 is in the year the article was published, else the first it names.
+    year = published[0] if published else years[0] if years else None
 
-    def dated(when: Ymd, written: str, s: int, e: int) -> Dated:
-        return Dated(event, rank, when, written, chunk.start + s, chunk.start + e, text[s:e])
+    def dated(when: Ymd, written: str, s: int, e: int, reported: bool = False) -> Dated:
+        return Dated(event, rank, when, written, chunk.start + s, chunk.start + e, text[s:e], reported)
 
     for when, written in _dates_with_year(text[start:end], year):
         if not written.startswith(str(when[0])):
-            written = f"{when[0]}年{written}"  # the year is the passage's own, so still grounded
+            written = f"{when[0]}年{written}"
         return dated(when, written, start, end)
     top_start, top_end = spans[0]
     for when, written in _dates_with_year(text[top_start:top_end], None):
         if when[2] is not None:
-            return dated(when, written, top_start, top_end)
+            return dated(when, written, top_start, top_end, reported=True)
     if published:
-        return dated(published, f"{published[0]}年{published[1]}月{published[2]}日", start, end)
+        return dated(published, f"{published[0]}年{published[1]}月{published[2]}日", start, end, reported=True)
     return None
 
 
@@ -204,17 +221,20 @@ _STATED_DATE_WEIGHT = 0.3
 _DATED_SLACK = 0.2
 
 
-def bind(event: str, passages: Sequence[Passage], candidates: Sequence[int]) -> Dated | str:
+def bind(
+    event: str, passages: Sequence[Passage], candidates: Sequence[int], shared: frozenset[str] = frozenset()
+) -> Dated | str:
     """The event's passage among its candidates and its date, or why there is none.
 
     Candidates that hold enough of the event's words are tried by how much they hold (and
     how well they agree with a date the event is given with: 2023年…), best ranked first on a
-    tie; the first that can be dated is taken, unless a better one holds far more."""
+    tie; the first that can be dated is taken, unless a better one holds far more. Pairs in
+    ``shared`` (the other events have them too) do not count."""
     stated = next((d for d in dates_in(event) if d[0] is not None), None)
     scored = []
     for n, rank in enumerate(candidates):
         text = passage_text(passages[rank].chunk)
-        share = coverage(event, text)
+        share = coverage(event, text, shared)
         if share >= MIN_EVENT_COVERAGE:
             scored.append((share + _STATED_DATE_WEIGHT * date_agreement(stated, text), -n, rank))
     if not scored:
@@ -232,34 +252,54 @@ def _known(when: Ymd, depth: int) -> bool:
     return all(part is not None for part in when[:depth])
 
 
+def _order(a: Ymd, b: Ymd) -> int | None:
+    """-1 when ``a`` is before ``b``, 1 after, 0 the same day; None when the parts they give
+    cannot tell (2021年 and 2021年5月)."""
+    for x, y in zip(a, b, strict=True):
+        if x is None or y is None:
+            return None
+        if x != y:
+            return -1 if x < y else 1
+    return 0
+
+
 def compare(request: GenerationRequest, comparison: Comparison) -> Choice | str:
     """The computed answer to a comparison (a draft with a marker for every event's passage),
     or why it cannot be given."""
+    events = comparison.events
+    if len(comparison.candidates) != len(events):
+        return "the events were not retrieved one by one"
+    pairs = [cjk_bigrams(event, latin=True) for event in events]
     dated: list[Dated] = []
-    for event, ranks in zip(comparison.events, comparison.candidates, strict=True):
-        found = bind(event, request.passages, ranks)
+    for n, (event, ranks) in enumerate(zip(events, comparison.candidates, strict=True)):
+        shared = frozenset().union(*(p for m, p in enumerate(pairs) if m != n))
+        found = bind(event, request.passages, ranks, frozenset(pairs[n] & shared))
         if isinstance(found, str):
             return found
+        chunk = request.passages[found.rank].chunk
+        if ungrounded_terms(found.written, shown_text(chunk)):
+            return f"the passage about {event} does not write its date"
         dated.append(found)
+    by_report = [d.rank for d in dated if d.reported]
+    if len(by_report) != len(set(by_report)):
+        return "one article's date is all that dates two of the events"
     if comparison.relation in SAMES:
         depth = SAMES.index(comparison.relation) + 1
         if not all(_known(d.when, depth) for d in dated):
             return f"the passages do not give every event's {comparison.relation}"
         same = len({d.when[:depth] for d in dated}) == 1
-        dates = "；".join(f"{d.event}在{d.written} [{d.rank + 1}]" for d in dated)
+        dates = "；".join(f"{d.event}{d.when_said()} [{d.rank + 1}]" for d in dated)
         draft = f"{'是的' if same else '不是'}。{dates}。"
         best = dated[0]
     else:
-        order = sorted(dated, key=lambda d: tuple(part or 0 for part in d.when))
-        if comparison.relation == "latest":
-            order.reverse()
-        best, runner = order[0], order[1]
-        depth = next((n for n in range(3) if best.when[n] != runner.when[n]), 3)
-        if depth == 3 or not (_known(best.when, depth + 1) and _known(runner.when, depth + 1)):
+        sign = -1 if comparison.relation == "earliest" else 1
+        first = [d for d in dated if all(_order(d.when, o.when) == sign for o in dated if o is not d)]
+        if not first:
             return "the passages do not date the events precisely enough to order them"
-        word = ("最" if len(dated) > 2 else "更") + ("早" if comparison.relation == "earliest" else "晚")
-        others = "".join(f"；另一件在{d.written} [{d.rank + 1}]" for d in dated if d is not best)
+        best = first[0]
+        word = ("最" if len(dated) > 2 else "更") + ("早" if sign < 0 else "晚")
+        others = "".join(f"；另一件{d.when_said()} [{d.rank + 1}]" for d in dated if d is not best)
         # Only the chosen event is named: the question names the others.
-        draft = f"{best.event}{word}：它在{best.written} [{best.rank + 1}]{others}。"
+        draft = f"{best.event}{word}：它{best.when_said()} [{best.rank + 1}]{others}。"
     sentence = ScoredSentence(best.rank, best.text, best.start, best.end, 1.0)
     return Choice(sentence=sentence, answer=draft, score=1.0, draft=True)

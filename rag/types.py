@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,10 @@ class Choice:
     draft: bool = False  # the answer is a whole draft with its own [n] markers (rag.timeline)
 
 
+# Which event came first or last, or whether all share a year, month or day.
+Relation = Literal["earliest", "latest", "year", "month", "day"]
+
+
 @dataclass(frozen=True)
 class Comparison:
     """What a question compares (rag.timeline): the events as it words them, the relation it
@@ -132,8 +137,8 @@ class Comparison:
     ranks of the passages retrieved for it."""
 
     events: tuple[str, ...]
-    relation: str
-    candidates: tuple[tuple[int, ...], ...] = ()
+    relation: Relation
+    candidates: tuple[tuple[int, ...], ...] = ()  # set by the pipeline, one tuple per event
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,12 @@ def test_a_comparison_is_parsed_into_its_events_and_relation(
         "谁最早提出了这个方案？",
         "2023年8月，小鹏汽车与哪家公司达成战略合作？",
         "中国和美国哪个国家的人口更多？",
+        # what is compared is not when the events happened
+        "华为和小米哪家公司先发布折叠屏手机？",
+        "苹果公司和微软公司在同一时间发布了什么产品？",
+        "李明和王芳同一天入职，谁的工资更高？",
+        "中国队和日本队谁先进球？",
+        "这两部电影是同一天上映的吗？",
     ],
 )
 def test_other_questions_are_not_comparisons(question: str) -> None:
@@ -106,6 +112,42 @@ def test_same_month_is_judged_from_both_dates() -> None:
     assert not isinstance(choice, str) and choice.answer.startswith("不是。")
 
 
+def test_an_event_is_bound_by_the_words_that_tell_it_from_the_others() -> None:
+    """神舟十六号 shares most of its words with 神舟十五号: only 十六 tells them apart."""
+    request = _request(
+        "神舟十五号发射和神舟十六号发射是同一天吗？",
+        "2022年11月29日，神舟十五号载人飞船发射成功。",
+        "2023年5月30日，神舟十六号载人飞船发射成功。",
+    )
+    choice = compare(request, request.comparison)  # type: ignore[arg-type]
+    assert not isinstance(choice, str)
+    assert choice.answer == "不是。神舟十五号发射在2022年11月29日 [1]；神舟十六号发射在2023年5月30日 [2]。"
+    alone = _request("神舟十五号发射和神舟十六号发射是同一天吗？", "2022年11月29日，神舟十五号载人飞船发射成功。")
+    assert compare(alone, alone.comparison) == "no passage reports 神舟十六号发射"  # type: ignore[arg-type]
+
+
+def test_dates_that_cannot_order_the_events_are_an_abstention() -> None:
+    request = _request(
+        "甲公司上市、乙公司上市和丙公司上市，哪个最晚？",
+        "2021年5月，甲公司上市。",
+        "2021年3月1日，乙公司上市。",
+        "2021年，丙公司上市。",
+    )
+    # 丙 gives only its year, so it may be later than 甲: no event is surely the latest.
+    assert "precisely enough" in compare(request, request.comparison)  # type: ignore[arg-type,operator]
+
+
+def test_a_date_only_the_articles_dateline_gives_is_said_to_be_a_reports() -> None:
+    request = _request(
+        "长沙开通地铁六号线和乌镇举办互联网大会哪个事件更早发生？",
+        "2022年6月28日，本报讯。长沙地铁六号线开通运营。",
+        "2023年11月8日，第十届世界互联网大会在乌镇举办。",
+    )
+    choice = compare(request, request.comparison)  # type: ignore[arg-type]
+    assert not isinstance(choice, str)
+    assert choice.answer.startswith("长沙开通地铁六号线更早：它见于2022年6月28日的报道 [1]；另一件在2023年11月8日 [2]")
+
+
 def test_an_event_no_passage_reports_is_an_abstention() -> None:
     request = _request(
         "乌镇举办互联网大会和火星基地建成哪个事件更早发生？",
@@ -135,6 +177,7 @@ def news_answerer(
         "wuzhen": "2023年11月8日，第十届世界互联网大会在乌镇开幕，主题是建设网络空间命运共同体。",
         "metro": "2022年6月28日，长沙地铁六号线开通运营，全长48.11公里，设站34座。",
         "rice": "2022年10月12日，湖南省早稻收获完成，全省早稻总产量达到一百万吨。",
+        "rain": "2022年6月28日，湖南省气象台发布暴雨预警，全省最大降雨量达到120毫米。",
     }
     documents = [parse_text(text, name, f"{name}.txt", content_hash(text.encode())) for name, text in articles.items()]
     index_documents(settings, documents, real_embedder)
@@ -154,6 +197,13 @@ def test_a_comparison_is_answered_from_each_events_own_article(news_answerer: An
 
     absent = news_answerer.ask(Query("长沙地铁六号线开通运营和北京冬奥会开幕哪个事件更早？"))
     assert absent.abstained and "北京冬奥会开幕" in absent.abstain_reason
+    assert absent.timings_ms["search_ms"] > 0
+
+
+def test_a_computed_answer_reports_the_extractive_generator(news_answerer: Answerer) -> None:
+    stream = news_answerer.open(Query("世界互联网大会在乌镇开幕和长沙地铁六号线开通运营，哪个事件更早发生？"))
+    assert stream.generator == "extractive"
+    assert not stream.answer().abstained
 
 
 class _RefusingModel:
@@ -197,6 +247,10 @@ def test_a_same_day_question_names_its_event_and_what_it_asks(question: str, par
 def test_a_same_day_question_is_asked_on_the_day_its_event_happened(news_answerer: Answerer) -> None:
     """The event's article dates the question; the answer comes from that day's article."""
     pipeline = news_answerer._pipeline
-    request = pipeline.retrieve("长沙地铁六号线开通运营当天，湖南早稻收获了多少？", 3).request
-    assert request.question == "湖南早稻收获了多少？"
+    request = pipeline.retrieve("长沙地铁六号线开通运营当天，湖南最大降雨量达到多少？", 3).request
+    assert request.question == "湖南最大降雨量达到多少？"
     assert request.asked_date == (2022, 6, 28)
+    assert request.passages[0].chunk.doc_id == "rain"
+    # An event no article reports dates nothing: the question is asked as written.
+    request = pipeline.retrieve("北京冬奥会开幕当天，湖南最大降雨量达到多少？", 3).request
+    assert request.question == "北京冬奥会开幕当天，湖南最大降雨量达到多少？" and request.asked_date is None
