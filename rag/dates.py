@@ -14,8 +14,9 @@ Ymd = tuple[int | None, int | None, int | None]
 _YMD = re.compile(r"(?=\d)(?:(\d{4})\s*年)?\s*(?:(\d{1,2})\s*月)?\s*(?:(\d{1,2})\s*[日号])?")
 
 
-def dates_in(text: str) -> list[Ymd]:
-    """(year, month, day) of every date written with digits (2023年4月12日, 4月12日, 2023年)."""
+def written_spans(text: str) -> list[tuple[Ymd, str]]:
+    """Every date written with digits (2023年4月12日, 4月12日, 2023年): its (year, month, day)
+    and the text that writes it."""
     found = []
     for match in _YMD.finditer(text):
         year, month, day = (int(g) if g else None for g in match.groups())
@@ -23,8 +24,21 @@ def dates_in(text: str) -> list[Ymd]:
             continue  # a bare day number (or nothing)
         if month is not None and not 1 <= month <= 12:
             continue
-        found.append((year, month, day))
+        found.append(((year, month, day), match.group().strip()))
     return found
+
+
+def dates_in(text: str) -> list[Ymd]:
+    """(year, month, day) of every date written with digits (2023年4月12日, 4月12日, 2023年)."""
+    return [when for when, _ in written_spans(text)]
+
+
+def iso_day(text: str) -> date | None:
+    """The day a YYYY-MM-DD string names (a publication day), None when it names none."""
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return None
 
 
 _NUMERALS = {
@@ -126,11 +140,7 @@ def written_dates(text: str, published: str = "") -> list[Ymd]:
     """The dates a text writes with digits, and, for a text published on ``published``
     (YYYY-MM-DD), the days its relative words mean (去年10月 in a 2023 article -> (2022, 10))."""
     found = dates_in(text)
-    try:
-        day = date.fromisoformat(published) if published else None
-    except ValueError:
-        day = None
-    if day is not None:
+    if (day := iso_day(published)) is not None:
         for match in _RELATIVE.finditer(text):
             if (resolved := resolve_relative(match.group(), day)) is not None:
                 found.append(resolved)

@@ -29,8 +29,8 @@ import logging
 import re
 import unicodedata
 from dataclasses import dataclass
-from datetime import date
 
+from rag.dates import iso_day
 from rag.entities import missing_in
 from rag.types import ABSTAIN_TEXT, Answer, Chunk, Citation, GenerationRequest, ScoredSentence, passage_text
 
@@ -95,9 +95,7 @@ def shown_text(chunk: Chunk) -> str:
     """A passage as a client sees it cited: its title and text, then the day its document was
     published (every citation carries it), so a date taken from that day is grounded too."""
     text = passage_text(chunk)
-    try:
-        day = date.fromisoformat(chunk.published)
-    except (TypeError, ValueError):  # not known
+    if (day := iso_day(chunk.published)) is None:
         return text
     return f"{text}\n{chunk.published} {day.year}年{day.month}月{day.day}日"
 

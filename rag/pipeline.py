@@ -18,7 +18,7 @@ from rag.entities import question_names
 from rag.errors import InvalidQuestion
 from rag.index import Snapshot
 from rag.lexical import query_tokens
-from rag.lexicon import KeywordTranslator, Translation
+from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
 from rag.text import invalid_character
 from rag.timeline import bind, parse_comparison, parse_same_day
@@ -69,17 +69,6 @@ class Retrieval:
     request: GenerationRequest
     timings_ms: dict[str, float]
     ranked: tuple[Passage, ...] = ()
-
-
-@dataclass(frozen=True)
-class _Found:
-    """A question's ranked chunks, its translated keywords and query vector, and when the
-    embedding was done."""
-
-    translation: Translation
-    query: Vectors
-    hits: list[tuple[int, float]]
-    embedded: float
 
 
 @dataclass(frozen=True)
@@ -162,9 +151,14 @@ class Pipeline:
         wanted = max(top_k, depth)
         if (same_day := self._same_day(question, mode)) is not None:
             question, asked = same_day  # "X当天，…": what is asked, on the day X happened
-        found = self._search(question, mode, wanted, asked)
-        translation, query, hits = found.translation, found.query, found.hits
-        t1 = found.embedded
+        translation = self._translator.translate(question)
+        query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
+        t1 = time.perf_counter()
+        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
+        if asked:
+            chunks = self._snapshot.chunks
+            agreement = [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
+            hits = dated_first(hits, agreement)[:wanted]
         ranked = tuple(Passage(self._snapshot.chunks[row], score) for row, score in hits)
         passages = ranked[:top_k]
         evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]
@@ -179,18 +173,6 @@ class Pipeline:
             asked_date=asked,
         )  # fmt: skip
         return Retrieval(request, timings, ranked)
-
-    def _search(self, question: str, mode: RetrieverName, wanted: int, asked: Ymd | None) -> _Found:
-        """Embed the question and rank chunks; those of the ``asked`` date first (from the best 20)."""
-        translation = self._translator.translate(question)
-        query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
-        embedded = time.perf_counter()
-        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
-        if asked:
-            chunks = self._snapshot.chunks
-            agreement = [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
-            hits = dated_first(hits, agreement)[:wanted]
-        return _Found(translation, query, hits, embedded)
 
     def _compared(
         self, question: str, comparison: Comparison, mode: RetrieverName, asked: Ymd | None, started: float

@@ -18,9 +18,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
 
-from rag.dates import Ymd, date_agreement, dates_in
+from rag.dates import Ymd, date_agreement, dates_in, iso_day, written_spans
 from rag.grounding import shown_text, ungrounded_terms
 from rag.indexing import split_sentences
 from rag.text import cjk_bigrams
@@ -150,36 +149,22 @@ class Dated:
         return f"见于{self.written}的报道" if self.reported else f"在{self.written}"
 
 
-_WRITTEN = re.compile(
-    r"(\d{4})\s*年(?:\s*(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?)?|(\d{1,2})\s*月(?:\s*(\d{1,2})\s*[日号])?"
-)
-
-
 def _dates_with_year(sentence: str, year: int | None) -> list[tuple[Ymd, str]]:
     """Dates a sentence writes, a yearless one (7月23日) given the passage's year."""
     found = []
-    for match in _WRITTEN.finditer(sentence):
-        y, m, d, m2, d2 = match.groups()
-        if y:
-            when: Ymd = (int(y), int(m) if m else None, int(d) if d else None)
-        elif year is not None:
-            when = (year, int(m2), int(d2) if d2 else None)
-        else:
+    for (y, m, d), written in written_spans(sentence):
+        when = (y if y is not None else year, m, d)
+        if when[0] is None:
             continue
-        if when[1] is not None and not 1 <= when[1] <= 12:
-            continue
-        if when[2] is not None and _from_iso(f"{when[0]:04d}-{when[1]:02d}-{when[2]:02d}") is None:
+        if d is not None and m is not None and _from_iso(f"{when[0]:04d}-{m:02d}-{d:02d}") is None:
             continue  # 2月30日
-        found.append((when, match.group()))
+        found.append((when, written))
     return found
 
 
 def _from_iso(published: str) -> Ymd | None:
-    try:
-        day = date.fromisoformat(published)
-    except (TypeError, ValueError):
-        return None
-    return (day.year, day.month, day.day)
+    day = iso_day(published)
+    return (day.year, day.month, day.day) if day is not None else None
 
 
 def date_event(event: str, chunk: Chunk, rank: int) -> Dated | None:
@@ -272,8 +257,8 @@ def compare(request: GenerationRequest, comparison: Comparison) -> Choice | str:
     pairs = [cjk_bigrams(event, latin=True) for event in events]
     dated: list[Dated] = []
     for n, (event, ranks) in enumerate(zip(events, comparison.candidates, strict=True)):
-        shared = frozenset().union(*(p for m, p in enumerate(pairs) if m != n))
-        found = bind(event, request.passages, ranks, frozenset(pairs[n] & shared))
+        rivals = frozenset().union(*(p for m, p in enumerate(pairs) if m != n))
+        found = bind(event, request.passages, ranks, rivals)
         if isinstance(found, str):
             return found
         chunk = request.passages[found.rank].chunk
