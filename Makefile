@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# The CPU build from local disk; see pyproject.toml.
 	$(BIN)/python -m pip install --quiet torch==2.13.0
-	$(BIN)/python -m pip install --quiet -e '.[dev,eval]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,eval,milvus]'
 	touch $(STAMP)
 
 # The local LLM (llama-cpp generator): compiles llama-cpp-python once (about 10 minutes on
@@ -26,7 +26,7 @@ llm: $(LLM_STAMP)
 
 $(LLM_STAMP): $(STAMP)
 	CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-		$(BIN)/python -m pip install --quiet -e '.[dev,eval,llm]'
+		$(BIN)/python -m pip install --quiet -e '.[dev,eval,milvus,llm]'
 	touch $(LLM_STAMP)
 
 index: install

@@ -20,6 +20,7 @@ from rag.errors import (
     LoaderError,
     ModelError,
     RagError,
+    StoreUnavailable,
     UnsupportedFileType,
 )
 
@@ -57,6 +58,7 @@ _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (IndexMissing, 503, "index_not_ready"),
     (IndexCorrupt, 503, "index_corrupt"),
     (IndexMismatch, 503, "index_mismatch"),
+    (StoreUnavailable, 503, "store_unavailable"),
     (ModelError, 503, "model_unavailable"),
 )
 

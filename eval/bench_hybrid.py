@@ -17,7 +17,6 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 
@@ -29,9 +28,10 @@ from eval.runner import passage_documents
 from rag.chunking import chunk_document
 from rag.config import Settings
 from rag.errors import IndexStoreError
-from rag.index import FaissIndex, Manifest, empty_snapshot, load_snapshot
-from rag.lexical import build_lexical, chunk_tokens, query_tokens
+from rag.index import load_snapshot
+from rag.lexical import build_lexical, chunk_tokens
 from rag.retrieval import rank_chunks
+from rag.store import EmbeddedStore, FaissIndex
 
 
 def _folder_bytes(index: object) -> int:
@@ -64,14 +64,13 @@ def main() -> int:
     dense_source = "random unit vectors"
     try:
         real = load_snapshot(INDEXES / f"crud-news-{settings.chunk_size}-{settings.chunk_overlap}")
-        if len(real.chunks) == len(chunks):
-            chunk_index, dense_source = real.chunk_index, f"the real news index ({len(real.chunks):,} chunks)"
+        if len(real.chunks) == len(chunks) and isinstance(real.store, EmbeddedStore):
+            chunk_index, dense_source = real.store.dense, f"the real news index ({len(real.chunks):,} chunks)"
         else:
             raise IndexStoreError("too small")
     except IndexStoreError:
         chunk_index = FaissIndex(384, clustered_unit_vectors(len(chunks), 384, seed=1))
-    manifest = Manifest(1, settings.embedding_model, chunk_index.dimension, settings.chunk_size, 0, {})
-    snapshot = replace(empty_snapshot(manifest), chunk_index=chunk_index, lexical=lexical)
+    store = EmbeddedStore(chunk_index, lexical, chunks)
 
     questions = [q.question for q in load_seed().questions]
     rng = np.random.default_rng(2)
@@ -83,10 +82,9 @@ def main() -> int:
         hybrid_ms.clear()
         for question, query in zip(questions, queries, strict=True):
             t0 = time.perf_counter()
-            rank_chunks(snapshot, query, (), "dense", settings.top_k, settings.hybrid_depth, settings.rrf_k)
+            rank_chunks(store, query, "", "dense", settings.top_k, settings.hybrid_depth, settings.rrf_k)
             t1 = time.perf_counter()
-            tokens = query_tokens(question)
-            rank_chunks(snapshot, query, tokens, "hybrid", settings.top_k, settings.hybrid_depth, settings.rrf_k)
+            rank_chunks(store, query, question, "hybrid", settings.top_k, settings.hybrid_depth, settings.rrf_k)
             t2 = time.perf_counter()
             dense_ms.append((t1 - t0) * 1000)
             hybrid_ms.append((t2 - t1) * 1000)

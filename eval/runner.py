@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import re
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -247,11 +249,21 @@ def prepare_index(
 
     Returns the settings pointing at that index and the seconds spent building it.
     """
-    folder = cache_root / f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}"
-    settings = base.model_copy(
-        update={"index_dir": folder, "chunk_size": config.chunk_size, "chunk_overlap": config.chunk_overlap}
-    )
+    name = f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}"
+    folder = cache_root / (name if base.store == "embedded" else f"{name}-{base.store}")
+    update: dict[str, object] = {
+        "index_dir": folder,
+        "chunk_size": config.chunk_size,
+        "chunk_overlap": config.chunk_overlap,
+    }
+    if base.store == "milvus":
+        # One collection per index: a version owns every row of its collection.
+        update["milvus_collection"] = re.sub(r"\W", "_", name)
+    settings = base.model_copy(update=update)
     started = time.perf_counter()
+    if not folder.exists() and (cache_root / name).is_dir() and base.store != "embedded":
+        # The embedded index of the same data moves to the store with its vectors: nothing re-embedded.
+        shutil.copytree(cache_root / name, folder, ignore=shutil.ignore_patterns(".lock"))
     if not dataset.passages:
         index_paths(settings, [seeds], embedder)
     else:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TextIO
 
 from pydantic import ValidationError
 
@@ -19,7 +21,7 @@ from rag.errors import RagError
 from rag.generators import REGISTRY, Generators
 from rag.index import current_version, load_snapshot
 from rag.retrieval import RETRIEVERS
-from rag.service import index_paths, make_embedder, open_pipeline
+from rag.service import index_paths, make_embedder, open_pipeline, store_config
 from rag.types import Answer
 
 
@@ -85,14 +87,71 @@ def _print_answer(stream: AnswerStream) -> None:
         print(f"  [{n}] {citation.title} ({citation.doc_id}{dated}, {where})")
 
 
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+class ProgressLine:
+    """A build's progress on stderr: one line redrawn in place on a terminal (stage, count,
+    percent, rate, time left), plain lines every ``every_s`` seconds otherwise (logs, CI).
+    The rate counts only work done in this run, so resumed documents do not skew the ETA."""
+
+    def __init__(self, stream: TextIO | None = None, every_s: float = 10.0) -> None:
+        self._stream = stream or sys.stderr
+        self._tty = self._stream.isatty()
+        self._every_s = every_s
+        self._stage = ""
+        self._first: tuple[float, int] = (0.0, 0)
+        self._shown = 0.0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if stage != self._stage:
+            if self._tty and self._stage:
+                self._stream.write("\n")
+            self._stage, self._first, self._shown = stage, (now, done), 0.0
+        finished = total > 0 and done >= total
+        if not finished and now - self._shown < (0.25 if self._tty else self._every_s) and self._shown:
+            return
+        self._shown = now
+        line = f"{stage}"
+        if total:
+            line += f": {done:,}/{total:,} ({100 * done / total:.0f}%)"
+            started, first = self._first
+            rate = (done - first) / (now - started) if now > started and done > first else 0.0
+            if rate:
+                line += f", {rate:.1f}/s"
+                line += ", done" if finished else f", {_duration((total - done) / rate)} left"
+        else:
+            line += "..."
+        if self._tty:
+            self._stream.write("\r\x1b[2K" + line)
+        else:
+            self._stream.write(line + "\n")
+        self._stream.flush()
+
+    def close(self) -> None:
+        if self._tty and self._stage:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
 def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     paths = args.paths or [Path("seeds")]
-    result = index_paths(settings, paths, make_embedder(settings), rebuild=args.rebuild)
+    progress = ProgressLine()
+    try:
+        result = index_paths(settings, paths, make_embedder(settings), rebuild=args.rebuild, progress=progress)
+    finally:
+        progress.close()
     stats = result.stats
     print(
         f"indexed {settings.index_dir}: {len(stats.added)} added, {len(stats.updated)} updated, "
         f"{len(stats.removed)} removed, {len(stats.unchanged)} unchanged; {stats.chunks} chunks; "
         f"embedded {stats.embedded_texts} texts in {stats.embed_seconds:.1f} s"
+        + (f"; {stats.resumed} documents' vectors resumed from an interrupted run" if stats.resumed else "")
     )
     for path, reason in result.failed:
         print(f"skipped {path}: {reason}", file=sys.stderr)
@@ -116,14 +175,14 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_info(settings: Settings, _: argparse.Namespace) -> int:
-    snapshot = load_snapshot(settings.index_dir)
+    snapshot = load_snapshot(settings.index_dir, store_config(settings))
     m = snapshot.manifest
-    print(f"index: {settings.index_dir} ({current_version(settings.index_dir)})")
+    print(f"index: {settings.index_dir} ({current_version(settings.index_dir)}), store: {m.store}")
     print(f"embedding model: {m.embedding_model} ({m.dimension} dimensions)")
     print(f"chunking: {m.chunk_size} characters, {m.chunk_overlap} overlap; {len(snapshot.chunks)} chunks")
     print(f"documents: {len(snapshot.documents)}")
     for doc in snapshot.documents.values():
-        n_chunks = sum(1 for c in snapshot.chunks if c.doc_id == doc.doc_id)
+        n_chunks = snapshot.chunk_counts.get(doc.doc_id, 0)
         print(f"  {doc.doc_id}: {len(doc.text)} characters, {n_chunks} chunks, {len(doc.articles)} articles")
         for article in doc.articles:
             print(f"    - {article.title}")

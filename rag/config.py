@@ -92,6 +92,20 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="weight of the keyword ranking in fusion")
     reranker_model: str = Field(default="", description="cross-encoder to rerank with; empty: no reranking")
     rerank_depth: int = Field(default=20, ge=1, le=200, description="chunks the reranker rescores")
+    store: Literal["embedded", "milvus"] = Field(
+        default="embedded",
+        description="where chunks are stored and searched: embedded (FAISS and BM25 in the index folder) or milvus",
+    )
+    milvus_uri: str = Field(
+        default="", description="Milvus server (http://host:19530) or Milvus Lite folder; empty: <index_dir>/milvus.db"
+    )
+    milvus_token: str = Field(default="", description="Milvus credentials (user:password or an API key)")
+    milvus_collection: str = Field(default="rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    milvus_keywords: Literal["client", "milvus"] = Field(
+        default="client",
+        description="keyword search in Milvus: BM25 over this service's jieba tokens (client) or Milvus' own "
+        "jieba analyzer (milvus)",
+    )
     lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
     entity_binding: bool = Field(
         default=True,

@@ -39,6 +39,10 @@ class IndexMismatch(IndexStoreError):
     """The index was built with another embedding model, dimension or format."""
 
 
+class StoreUnavailable(IndexStoreError):
+    """The configured chunk store (a Milvus server) cannot be reached or refused a request."""
+
+
 class InvalidQuestion(RagError):
     """The question is empty, too long or otherwise unusable."""
 

@@ -26,17 +26,20 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, prefix: str = ".tmp-") -> None:
+def write_atomically(path: Path, data: bytes, prefix: str = ".tmp-", sync: bool = True) -> None:
     """``data`` at ``path`` whole or not at all: a temporary file beside it (named with
-    ``prefix``), fsync, rename, fsync of the folder."""
+    ``prefix``), fsync, rename, fsync of the folder. ``sync=False`` skips both fsyncs: whole
+    or absent after a crash of the process, not always after one of the machine."""
     handle, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    fsync_dir(path.parent)
+    if sync:
+        fsync_dir(path.parent)

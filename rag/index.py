@@ -25,34 +25,22 @@ import fcntl
 import functools
 import json
 import logging
-import math
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
 from rag.embedding import Vectors
-
-if TYPE_CHECKING:
-    import faiss
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
 from rag.fileio import fsync_dir, sha256_file, write_atomically
-from rag.lexical import (
-    LexicalIndex,
-    build_lexical,
-    chunk_tokens,
-    empty_lexical,
-    lexical_saved,
-    load_lexical,
-    save_lexical,
-)
+from rag.lexical import lexical_saved
 from rag.lexicon import Lexicon, empty_lexicon
+from rag.store import REBUILD_HINT, ChunkStore, EmbeddedStore, StoreConfig, open_store
 from rag.types import Article, Chunk, Document
 
 _log = logging.getLogger(__name__)
@@ -62,108 +50,6 @@ _CURRENT = "CURRENT"
 _LOCK = ".lock"
 _KEEP_OLD_VERSIONS = 1
 _BACKGROUND_SAMPLE = 256
-# Chosen from eval/bench_ann.py (README, "Benchmarks"): below this many chunks exact
-# search costs under ~8 ms a query (15 ms at 100k, 154 ms at 1M); IVF with 4*sqrt(n)
-# lists and nprobe 32 answered in 0.3 ms (100k) and 1.4 ms (1M) at recall@10 1.000,
-# where HNSW (M=32) fell to 0.82 at 1M.
-IVF_FROM = 50_000
-_IVF_NPROBE = 32
-REBUILD_HINT = "rebuild it with `rag index --rebuild` (or `make index`)"
-
-
-def index_type_for(count: int) -> str:
-    """Exact search while it is fast enough, an IVF index beyond (see eval/bench_ann.py)."""
-    return "flat" if count < IVF_FROM else "ivf"
-
-
-def _ivf_lists(count: int) -> int:
-    return max(1, int(4 * math.sqrt(count)))
-
-
-def _new_faiss_index(dimension: int, vectors: Vectors) -> faiss.Index:
-    """An index over ``vectors`` of the type their number calls for."""
-    import faiss
-
-    if index_type_for(len(vectors)) == "ivf":
-        quantizer = faiss.IndexFlatIP(dimension)
-        nlist = _ivf_lists(len(vectors))
-        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
-        # k-means on a fixed sample: enough points per list, the same index for the same data.
-        sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), 40 * nlist), replace=False)
-        index.train(vectors[np.sort(sample)])
-        index.add(vectors)
-        _prepare_ivf(index)
-        return index
-    flat = faiss.IndexFlatIP(dimension)
-    if len(vectors):
-        flat.add(vectors)
-    return flat
-
-
-def _prepare_ivf(index: faiss.IndexIVF) -> None:
-    """Search settings and the id map that reconstruction needs (neither is in the file)."""
-    index.nprobe = _IVF_NPROBE
-    index.make_direct_map()
-
-
-class FaissIndex:
-    """Inner-product search over unit vectors (cosine similarity).
-
-    The index type follows the corpus size (``index_type_for``): exact ``IndexFlatIP``
-    for small and medium corpora, ``IndexIVFFlat`` for large ones. Both keep the
-    vectors, so an update can carry them over.
-    """
-
-    def __init__(self, dimension: int, vectors: Vectors | None = None) -> None:
-        data = np.zeros((0, dimension), dtype=np.float32) if vectors is None else vectors
-        self._index: faiss.Index = _new_faiss_index(dimension, np.ascontiguousarray(data, dtype=np.float32))
-
-    @property
-    def kind(self) -> str:
-        return "ivf" if hasattr(self._index, "nprobe") else "flat"
-
-    @property
-    def dimension(self) -> int:
-        return int(self._index.d)
-
-    def __len__(self) -> int:
-        return int(self._index.ntotal)
-
-    def search(self, query: Vectors, k: int) -> list[tuple[int, float]]:
-        """The k best rows for one query vector, as (row, score), best first."""
-        if len(self) == 0 or k <= 0:
-            return []
-        scores, rows = self._index.search(query.reshape(1, -1).astype(np.float32), min(k, len(self)))
-        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
-
-    def vector(self, row: int) -> Vectors:
-        """The stored vector of one row."""
-        return np.asarray(self._index.reconstruct(row), dtype=np.float32)
-
-    def vectors(self) -> Vectors:
-        """All stored vectors, row-aligned with the chunk store."""
-        if len(self) == 0:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        return np.asarray(self._index.reconstruct_n(0, len(self)), dtype=np.float32)
-
-    def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self._index, str(path))
-
-    @classmethod
-    def load(cls, path: Path) -> FaissIndex:
-        import faiss
-
-        try:
-            raw = faiss.read_index(str(path))
-        except RuntimeError as exc:
-            raise IndexCorrupt(f"{path}: unreadable FAISS index; {REBUILD_HINT}") from exc
-        if hasattr(raw, "nprobe"):
-            _prepare_ivf(faiss.extract_index_ivf(raw))
-        loaded = cls(raw.d)
-        loaded._index = raw
-        return loaded
 
 
 @dataclass(frozen=True)
@@ -185,6 +71,7 @@ class Manifest:
     chunk_size: int
     chunk_overlap: int
     document_hashes: dict[str, str]
+    store: str = "embedded"
 
 
 @dataclass(frozen=True)
@@ -194,14 +81,14 @@ class Snapshot:
     manifest: Manifest
     documents: dict[str, Document]
     chunks: tuple[Chunk, ...]
-    chunk_index: FaissIndex
+    store: ChunkStore
     sentences: tuple[Sentence, ...]
     sentence_vectors: Vectors
     lexicon: Lexicon
-    lexical: LexicalIndex
 
     def chunk_vectors(self) -> Vectors:
-        return self.chunk_index.vectors()
+        """Every chunk's vector, row-aligned with ``chunks`` (read from the store)."""
+        return self.store.vectors(range(len(self.chunks)))
 
     @functools.cached_property
     def chunk_counts(self) -> dict[str, int]:
@@ -216,7 +103,7 @@ class Snapshot:
     def background_vectors(self) -> Vectors:
         """An even sample of chunk vectors: what an unrelated question scores against."""
         step = max(1, len(self.chunks) // _BACKGROUND_SAMPLE)
-        return np.ascontiguousarray(self.chunk_vectors()[::step][:_BACKGROUND_SAMPLE])
+        return np.ascontiguousarray(self.store.vectors(range(0, len(self.chunks), step)[:_BACKGROUND_SAMPLE]))
 
     def sentence_rows(self, chunk_row: int) -> range:
         """Rows of the sentences of one chunk (sentences are stored in chunk order)."""
@@ -226,17 +113,16 @@ class Snapshot:
         )
 
 
-def empty_snapshot(manifest: Manifest) -> Snapshot:
-    """An index with no documents."""
+def empty_snapshot(manifest: Manifest, store: ChunkStore | None = None) -> Snapshot:
+    """An index with no documents (in an empty embedded store unless one is given)."""
     return Snapshot(
         manifest=manifest,
         documents={},
         chunks=(),
-        chunk_index=FaissIndex(manifest.dimension),
+        store=store if store is not None else EmbeddedStore.empty(manifest.dimension),
         sentences=(),
         sentence_vectors=np.zeros((0, manifest.dimension), dtype=np.float32),
         lexicon=empty_lexicon(manifest.dimension),
-        lexical=empty_lexical(),
     )
 
 
@@ -256,11 +142,10 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     _write_jsonl(folder / "documents.jsonl", [asdict(d) for d in snapshot.documents.values()])
     _write_jsonl(folder / "chunks.jsonl", [asdict(c) for c in snapshot.chunks])
     _write_jsonl(folder / "sentences.jsonl", [asdict(s) for s in snapshot.sentences])
-    snapshot.chunk_index.save(folder / "chunks.faiss")
+    snapshot.store.save(folder)
     np.save(folder / "sentences.npy", snapshot.sentence_vectors)
     (folder / "lexicon.json").write_text(json.dumps(snapshot.lexicon.words, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "lexicon.npy", snapshot.lexicon.vectors)
-    save_lexical(snapshot.lexical, folder)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
     manifest = {**asdict(snapshot.manifest), "files": files}
     (folder / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
@@ -294,9 +179,9 @@ def current_version(index_dir: Path) -> Path | None:
 
 
 def has_lexical(index_dir: Path) -> bool:
-    """Whether the live version holds its keyword index (versions before it rebuild it on load)."""
+    """Whether the live version holds its keyword index (embedded versions before it rebuild it on load)."""
     folder = current_version(index_dir)
-    return folder is not None and lexical_saved(folder)
+    return folder is not None and (lexical_saved(folder) or read_manifest(folder)[0].store != "embedded")
 
 
 @contextlib.contextmanager
@@ -323,6 +208,7 @@ def save_snapshot(snapshot: Snapshot, index_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     write_atomically(index_dir / _CURRENT, (final.name + "\n").encode(), prefix=f".{_CURRENT}.")
+    snapshot.store.commit()
     _prune_old_versions(index_dir, keep=final.name)
     return final
 
@@ -385,8 +271,9 @@ def _document_from_row(row: dict[str, object]) -> Document:
     return Document(**row, articles=tuple(Article(**a) for a in articles))  # type: ignore[arg-type]
 
 
-def load_snapshot(index_dir: Path) -> Snapshot:
-    """Load the live version; clear errors for a missing, corrupt or outdated index."""
+def load_snapshot(index_dir: Path, stores: StoreConfig | None = None) -> Snapshot:
+    """Load the live version; clear errors for a missing, corrupt or outdated index. The
+    manifest says which store the version is in; ``stores`` says how Milvus is reached."""
     folder = current_version(index_dir)
     if folder is None:
         raise IndexMissing(f"no index at {index_dir}; build it with `rag index` (or `make index`)")
@@ -405,18 +292,7 @@ def load_snapshot(index_dir: Path) -> Snapshot:
         )
     except (ValueError, TypeError, OSError, AssertionError) as exc:
         raise IndexCorrupt(f"{folder}: unreadable chunk store; {REBUILD_HINT}") from exc
-    chunk_index = FaissIndex.load(folder / "chunks.faiss")
-    lexical = load_lexical(folder)
-    if lexical is None:
-        _log.warning("%s predates the keyword index; building it in memory (the next update saves it)", folder)
-        lexical = build_lexical(chunk_tokens(c) for c in chunks)
-    if (
-        len(chunk_index) != len(chunks)
-        or len(lexical) != len(chunks)
-        or len(sentence_vectors) != len(sentences)
-        or len(lexicon.words) != len(lexicon.vectors)
-    ):
+    if len(sentence_vectors) != len(sentences) or len(lexicon.words) != len(lexicon.vectors):
         raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
-    return Snapshot(
-        manifest, documents, chunks, chunk_index, sentences, sentence_vectors.astype(np.float32), lexicon, lexical
-    )
+    store = open_store(manifest.store, stores or StoreConfig(), index_dir, folder, chunks)
+    return Snapshot(manifest, documents, chunks, store, sentences, sentence_vectors.astype(np.float32), lexicon)

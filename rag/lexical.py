@@ -108,14 +108,19 @@ class LexicalIndex:
     def token_ids(self) -> dict[str, int]:
         return {token: n for n, token in enumerate(self.vocab)}
 
-    def search(self, tokens: Sequence[str], k: int) -> list[tuple[int, float]]:
-        """The k best rows for the query tokens, as (row, BM25 score), best first; only rows that match."""
+    def search(
+        self, tokens: Sequence[str], k: int, allowed: npt.NDArray[np.bool_] | None = None
+    ) -> list[tuple[int, float]]:
+        """The k best rows for the query tokens, as (row, BM25 score), best first; only rows that
+        match, and only ``allowed`` rows when a mask is given."""
         if self.bm25 is None or k <= 0:
             return []
         known = [self.token_ids[t] for t in dict.fromkeys(tokens) if t in self.token_ids]
         if not known:
             return []
         scores = self.bm25.get_scores(known)
+        if allowed is not None:
+            scores = np.where(allowed, scores, 0.0)
         k = min(k, int(np.count_nonzero(scores)))
         if k == 0:
             return []

@@ -17,7 +17,6 @@ from rag.embedding import Embedder, Vectors
 from rag.entities import question_names
 from rag.errors import InvalidQuestion
 from rag.index import Snapshot
-from rag.lexical import query_tokens
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
 from rag.text import invalid_character
@@ -122,9 +121,8 @@ class Pipeline:
         wanted = max(top_k, options.rerank_depth) if reranker else top_k
         # Keyword search uses the question's own words: adding the translated keywords of an
         # English question (rag.lexicon) pulled in the wrong chunk on the seed set.
-        tokens = query_tokens(question)
         hits = rank_chunks(
-            self._snapshot, query, tokens, mode, wanted, options.depth, options.rrf_k, options.lexical_weight
+            self._snapshot.store, query, question, mode, wanted, options.depth, options.rrf_k, options.lexical_weight
         )
         if reranker:
             texts = [passage_text(self._snapshot.chunks[row]) for row, _ in hits]

@@ -10,11 +10,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal, Protocol, get_args
 
-import numpy as np
-
 from rag.embedding import Vectors
 from rag.errors import ConfigError
-from rag.index import Snapshot
+from rag.store import ChunkStore, Where, with_cosines
 
 RetrieverName = Literal["dense", "lexical", "hybrid"]
 RETRIEVERS: tuple[str, ...] = get_args(RetrieverName)
@@ -33,52 +31,28 @@ def check_retriever(name: str) -> RetrieverName:
     return name  # type: ignore[return-value]
 
 
-def reciprocal_rank_fusion(
-    rankings: Sequence[Sequence[int]], k: int, weights: Sequence[float] | None = None
-) -> list[int]:
-    """Rows ordered by the sum of weight / (k + rank) over the rankings (rank from 1); ties keep first-seen order."""
-    fused: dict[int, float] = {}
-    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
-        for rank, row in enumerate(ranking, start=1):
-            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
-    return sorted(fused, key=lambda row: -fused[row])
-
-
-def dense_scores(snapshot: Snapshot, query: Vectors, rows: Sequence[int]) -> list[float]:
-    """Cosine similarity of the query to each row's chunk vector."""
-    if not rows:
-        return []
-    vectors = np.stack([snapshot.chunk_index.vector(row) for row in rows])
-    return [float(s) for s in vectors @ query]
-
-
 def rank_chunks(
-    snapshot: Snapshot,
+    store: ChunkStore,
     query: Vectors,
-    tokens: Sequence[str],
+    question: str,
     mode: RetrieverName,
     top_k: int,
     depth: int,
     rrf_k: int,
     lexical_weight: float = 1.0,
+    where: Where | None = None,
 ) -> list[tuple[int, float]]:
     """The top_k chunk rows for a question, as (row, dense similarity), best first.
 
     ``hybrid`` fuses the ``depth`` best rows of each retriever by reciprocal rank; when
-    no question token is in the corpus vocabulary it is the dense ranking.
+    no question keyword is in the corpus it is the dense ranking.
     """
     if mode == "dense":
-        return snapshot.chunk_index.search(query, top_k)
-    lexical = [row for row, _ in snapshot.lexical.search(tokens, depth if mode == "hybrid" else top_k)]
+        return store.dense_search(query, top_k, where)
     if mode == "lexical":
-        rows = lexical[:top_k]
-    else:
-        dense = snapshot.chunk_index.search(query, max(depth, top_k))
-        if not lexical:
-            return dense[:top_k]
-        rankings = [[row for row, _ in dense], lexical]
-        rows = reciprocal_rank_fusion(rankings, rrf_k, [1.0, lexical_weight])[:top_k]
-    return list(zip(rows, dense_scores(snapshot, query, rows), strict=True))
+        rows = [row for row, _ in store.keyword_search(question, top_k, where)]
+        return with_cosines(store, query, rows)
+    return store.hybrid_search(query, question, top_k, depth, rrf_k, lexical_weight, where)
 
 
 def rerank(

@@ -12,9 +12,10 @@ from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder, resolve_model_path
 from rag.errors import IndexMissing
 from rag.index import Snapshot, check_compatible, has_lexical, load_snapshot, save_snapshot, writer_lock
-from rag.indexing import UpdateStats, missing_under, update_snapshot
+from rag.indexing import Progress, ResumeCache, UpdateStats, missing_under, update_snapshot
 from rag.loaders import load_paths
 from rag.pipeline import Pipeline, RetrievalOptions
+from rag.store import StoreConfig
 from rag.types import Document
 
 
@@ -50,11 +51,22 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
     return embedder
 
 
+def store_config(settings: Settings) -> StoreConfig:
+    """The store settings (RAG_STORE, RAG_MILVUS_*)."""
+    return StoreConfig(
+        settings.store,
+        settings.milvus_uri,
+        settings.milvus_token,
+        settings.milvus_collection,
+        settings.milvus_keywords,
+    )
+
+
 def _existing(settings: Settings, rebuild: bool) -> Snapshot | None:
     if rebuild:
         return None
     try:
-        snapshot = load_snapshot(settings.index_dir)
+        snapshot = load_snapshot(settings.index_dir, store_config(settings))
     except IndexMissing:
         return None
     check_compatible(snapshot.manifest, settings.embedding_model, None)
@@ -67,8 +79,15 @@ def index_documents(
     embedder: Embedder,
     drop: Callable[[Snapshot | None], set[str]] = lambda _: set(),
     rebuild: bool = False,
+    progress: Progress | None = None,
 ) -> tuple[UpdateStats, Path | None]:
-    """Add or replace documents, drop those ``drop`` picks from the old index, save atomically."""
+    """Add or replace documents, drop those ``drop`` picks from the old index, save atomically.
+
+    Vectors are kept as they are made (rag.indexing.ResumeCache), so a build that is
+    interrupted and run again embeds only what it had not reached."""
+    resume = ResumeCache(
+        settings.index_dir / ".resume", settings.embedding_model, settings.chunk_size, settings.chunk_overlap
+    )
     with writer_lock(settings.index_dir):
         old = _existing(settings, rebuild)
         if old is not None:
@@ -82,15 +101,33 @@ def index_documents(
             settings.chunk_overlap,
             drop=gone,
             lexicon_words=settings.lexicon_words,
+            stores=store_config(settings),
+            index_dir=settings.index_dir,
+            progress=progress,
+            resume=resume,
         )
         # A version written before the keyword index existed is rewritten once to persist it.
-        changed = stats.added or stats.updated or stats.removed or old is None or not has_lexical(settings.index_dir)
+        changed = (
+            stats.added
+            or stats.updated
+            or stats.removed
+            or old is None
+            or old.store.kind != settings.store
+            or not has_lexical(settings.index_dir)
+        )
+        if changed and progress is not None:
+            progress("writing the index", 0, 0)
         version = save_snapshot(snapshot, settings.index_dir) if changed else None
+        resume.clear()
     return stats, version
 
 
-def index_paths(settings: Settings, paths: list[Path], embedder: Embedder, rebuild: bool = False) -> IndexResult:
+def index_paths(
+    settings: Settings, paths: list[Path], embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+) -> IndexResult:
     """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
+    if progress is not None:
+        progress("reading files", 0, 0)
     report = load_paths(paths)
     found = [d.doc_id for d in report.documents]
     stats, version = index_documents(
@@ -99,13 +136,14 @@ def index_paths(settings: Settings, paths: list[Path], embedder: Embedder, rebui
         embedder,
         drop=lambda old: missing_under(old, paths, found),
         rebuild=rebuild,
+        progress=progress,
     )
     return IndexResult(stats, report.failed, version)
 
 
 def open_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     """Load the index (checking it matches the embedding model) and build a pipeline."""
-    snapshot = load_snapshot(settings.index_dir)
+    snapshot = load_snapshot(settings.index_dir, store_config(settings))
     check_compatible(snapshot.manifest, settings.embedding_model, None)
     embedder = embedder or make_embedder(settings)
     check_compatible(snapshot.manifest, settings.embedding_model, embedder.dimension)

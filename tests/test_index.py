@@ -11,9 +11,10 @@ import pytest
 
 from rag.embedding import HashEmbedder
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
-from rag.index import FaissIndex, check_compatible, current_version, load_snapshot, save_snapshot
+from rag.index import check_compatible, current_version, load_snapshot, save_snapshot
 from rag.indexing import split_sentences, update_snapshot
 from rag.loaders import parse_bytes
+from rag.store import FaissIndex
 from rag.types import Chunk, Document
 
 
@@ -41,7 +42,7 @@ def test_empty_index_search_returns_nothing() -> None:
 def test_each_document_finds_itself_first(hash_embedder: HashEmbedder) -> None:
     snapshot, _ = _build(hash_embedder)
     for doc in DOCS:
-        hits = snapshot.chunk_index.search(hash_embedder.embed_query(doc.text), 3)
+        hits = snapshot.store.dense_search(hash_embedder.embed_query(doc.text), 3)
         assert snapshot.chunks[hits[0][0]].doc_id == doc.doc_id
         assert hits[0][1] == pytest.approx(max(score for _, score in hits))
 
@@ -170,9 +171,9 @@ def test_sentences_split_on_chinese_and_english_punctuation() -> None:
 
 
 def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.index
+    import rag.store
 
-    monkeypatch.setattr(rag.index, "IVF_FROM", 500)
+    monkeypatch.setattr(rag.store, "IVF_FROM", 500)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((2000, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -257,3 +258,72 @@ def test_one_bad_text_fails_only_its_own_request_in_a_shared_batch() -> None:
     assert any(len(b) > 1 and "x\ud800" in b for b in batches)  # they did share a call
     assert isinstance(results.pop("x\ud800"), UnicodeEncodeError)
     assert results == {"warm": 4.0, "a": 1.0, "bb": 2.0, "ccc": 3.0, "dddd": 4.0}
+
+
+class _CrashingEmbedder(HashEmbedder):
+    """Embeds passages ``calls`` times, then fails as an interrupted build would."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__(64)
+        self.calls = calls
+        self.embedded: list[str] = []
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]):  # type: ignore[no-untyped-def]
+        if self.calls == 0:
+            raise KeyboardInterrupt
+        self.calls -= 1
+        self.embedded.extend(texts)
+        return super().embed_passages(texts, spans)
+
+
+def test_an_interrupted_build_resumes_without_re_embedding_finished_documents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rag.indexing
+    from rag.config import Settings
+    from rag.service import index_documents
+
+    monkeypatch.setattr(rag.indexing, "_EMBED_GROUP", 1)  # one document per group
+    docs = [_doc(f"{n}.txt", f"第{n}篇文章：湘江边的第{n}个村庄修了新路。") for n in range(6)]
+    settings = Settings(index_dir=tmp_path / "index", embedding_model="hash-64", chunk_size=200, chunk_overlap=20)
+    seen: list[tuple[str, int, int]] = []
+    with pytest.raises(KeyboardInterrupt):
+        index_documents(settings, docs, _CrashingEmbedder(calls=4), progress=lambda *a: seen.append(a))
+    assert ("embedding chunks", 4, 6) in seen and current_version(settings.index_dir) is None
+    again = _CrashingEmbedder(calls=99)
+    stats, version = index_documents(settings, docs, again)
+    assert version is not None and stats.resumed == 4 and len(stats.added) == 6
+    assert len(again.embedded) == 2 and all(("第4篇" in t or "第5篇" in t) for t in again.embedded)
+    resumed = load_snapshot(settings.index_dir)
+    clean, _ = update_snapshot(None, docs, HashEmbedder(64), 200, 20)
+    np.testing.assert_allclose(resumed.chunk_vectors(), clean.chunk_vectors(), atol=1e-6)
+    np.testing.assert_allclose(resumed.sentence_vectors, clean.sentence_vectors, atol=1e-6)
+    assert not (settings.index_dir / ".resume").exists()  # emptied once the version is live
+
+
+def test_the_index_command_shows_progress_with_rate_and_time_left() -> None:
+    import io
+
+    from rag.cli import ProgressLine
+
+    class _Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    plain = io.StringIO()
+    progress = ProgressLine(plain, every_s=0.0)
+    progress("reading files", 0, 0)
+    for done in (0, 50, 100):
+        progress("embedding chunks", done, 100)
+    lines = plain.getvalue().splitlines()
+    assert lines[0] == "reading files..." and "\r" not in plain.getvalue()
+    assert lines[-1].startswith("embedding chunks: 100/100 (100%)") and "/s, done" in lines[-1]
+    terminal = _Terminal()
+    progress = ProgressLine(terminal)
+    progress("embedding chunks", 0, 1000)
+    time.sleep(0.3)
+    progress("embedding chunks", 400, 1000)
+    progress.close()
+    drawn = terminal.getvalue()
+    assert drawn.count("\r\x1b[2K") == 2 and drawn.endswith("\n")
+    assert "400/1,000 (40%)" in drawn and "left" in drawn

@@ -18,8 +18,9 @@ from rag.indexing import update_snapshot
 from rag.lexical import build_lexical, extend_lexical, load_lexical, query_tokens, save_lexical, tokenize
 from rag.loaders import parse_bytes
 from rag.pipeline import Pipeline, RetrievalOptions
-from rag.retrieval import RETRIEVERS, rank_chunks, reciprocal_rank_fusion
+from rag.retrieval import RETRIEVERS, rank_chunks
 from rag.service import index_documents
+from rag.store import reciprocal_rank_fusion
 from rag.types import Document
 
 
@@ -102,16 +103,16 @@ def test_every_mode_returns_dense_similarities(hash_embedder: HashEmbedder) -> N
     query = hash_embedder.embed_query(question)
     vectors = snapshot.chunk_vectors()
     for mode in RETRIEVERS:
-        hits = rank_chunks(snapshot, query, query_tokens(question), mode, 3, depth=10, rrf_k=60)  # type: ignore[arg-type]
+        hits = rank_chunks(snapshot.store, query, question, mode, 3, depth=10, rrf_k=60)  # type: ignore[arg-type]
         assert hits, mode
         for row, score in hits:
             assert score == pytest.approx(float(vectors[row] @ query), abs=1e-5)
-    lexical = rank_chunks(snapshot, query, query_tokens(question), "lexical", 3, depth=10, rrf_k=60)
+    lexical = rank_chunks(snapshot.store, query, question, "lexical", 3, depth=10, rrf_k=60)
     assert snapshot.chunks[lexical[0][0]].doc_id == "wages.txt"
     # no question word in the corpus: hybrid is exactly the dense ranking
     english = hash_embedder.embed_query("unrelated words")
-    dense = rank_chunks(snapshot, english, (), "dense", 3, depth=10, rrf_k=60)
-    assert rank_chunks(snapshot, english, query_tokens("unrelated words"), "hybrid", 3, 10, 60) == dense
+    dense = rank_chunks(snapshot.store, english, "", "dense", 3, depth=10, rrf_k=60)
+    assert rank_chunks(snapshot.store, english, "unrelated words", "hybrid", 3, 10, 60) == dense
 
 
 def test_index_versions_carry_the_keyword_index_and_old_ones_still_load(
@@ -120,7 +121,7 @@ def test_index_versions_carry_the_keyword_index_and_old_ones_still_load(
     snapshot, _ = update_snapshot(None, DOCS, hash_embedder, chunk_size=200, chunk_overlap=20)
     folder = save_snapshot(snapshot, tmp_path)
     assert (folder / "bm25.token_ids.npy").exists()
-    assert load_snapshot(tmp_path).lexical.search(query_tokens("紧缺工种"), 1)[0][0] == 2
+    assert load_snapshot(tmp_path).store.keyword_search("紧缺工种", 1)[0][0] == 2
     # a version written before the keyword index existed: rebuilt in memory on load
     manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     for name in [n for n in manifest["files"] if n.startswith("bm25.")]:
@@ -128,7 +129,7 @@ def test_index_versions_carry_the_keyword_index_and_old_ones_still_load(
         del manifest["files"][name]
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     old = load_snapshot(tmp_path)
-    assert old.lexical.search(query_tokens("紧缺工种"), 1)[0][0] == 2
+    assert old.store.keyword_search("紧缺工种", 1)[0][0] == 2
     # the next index run, even with nothing new, persists it
     settings = Settings(index_dir=tmp_path, embedding_model=hash_embedder.name, chunk_size=200, chunk_overlap=20)
     _, version = index_documents(settings, DOCS, hash_embedder)
@@ -142,9 +143,9 @@ def test_incremental_update_segments_only_new_chunks(hash_embedder: HashEmbedder
     docs = [c.doc_id for c in second.chunks]
     assert "air.txt" not in docs
     for question, doc_id in (("农民工工资", "wages.txt"), ("紧缺工种", "jobs.txt"), ("museum", "museum.txt")):
-        row = second.lexical.search(query_tokens(question), 1)[0][0]
+        row = second.store.keyword_search(question, 1)[0][0]
         assert second.chunks[row].doc_id == doc_id
-    assert second.lexical.search(query_tokens("空气质量"), 3) == []
+    assert second.store.keyword_search("空气质量", 3) == []
 
 
 class _Reversed:

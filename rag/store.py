@@ -1,0 +1,377 @@
+"""Where chunks are stored and searched: one protocol, an embedded store and Milvus.
+
+A store holds what retrieval searches: each chunk's vector, its keyword index and the
+metadata filters read (document id, publication day). Rows are the positions of the
+chunks in an index version (``Snapshot.chunks``); every store answers in rows, so the
+answer path never knows which store it reads.
+
+- ``EmbeddedStore`` (the default, nothing to start): FAISS for vectors and BM25 over
+  jieba tokens (rag.lexical), saved inside the index version folder.
+- ``rag.milvus.MilvusStore`` (``RAG_STORE=milvus``): a Milvus collection, Milvus Lite
+  embedded in a local folder or any Milvus server; the version folder keeps only the
+  keys of its rows.
+
+Versions stay the unit of consistency: a writer builds the next version's store with
+``updated`` (readers of the current one see no change), saves the version, switches
+``CURRENT`` to it and only then calls ``commit``, which lets the store reclaim the rows
+the new version dropped.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, get_args
+
+import numpy as np
+import numpy.typing as npt
+
+from rag.embedding import Vectors
+from rag.errors import ConfigError, IndexCorrupt
+from rag.lexical import (
+    LexicalIndex,
+    build_lexical,
+    chunk_tokens,
+    extend_lexical,
+    load_lexical,
+    query_tokens,
+    save_lexical,
+)
+from rag.types import Chunk
+
+if TYPE_CHECKING:
+    import faiss
+
+StoreName = Literal["embedded", "milvus"]
+STORES: tuple[str, ...] = get_args(StoreName)
+REBUILD_HINT = "rebuild it with `rag index --rebuild` (or `make index`)"
+Hit = tuple[int, float]
+
+
+@dataclass(frozen=True)
+class Where:
+    """A filter on chunks: only these documents, only publication days in a range (YYYY-MM-DD,
+    inclusive; chunks of undated documents never pass a date bound)."""
+
+    doc_ids: frozenset[str] | None = None
+    published_from: str = ""
+    published_to: str = ""
+
+    def is_empty(self) -> bool:
+        return self.doc_ids is None and not self.published_from and not self.published_to
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """Which store a new index is written to, and how Milvus is reached."""
+
+    kind: StoreName = "embedded"
+    milvus_uri: str = ""  # empty: Milvus Lite in <index_dir>/milvus.db
+    milvus_token: str = ""
+    milvus_collection: str = "rag_chunks"
+    milvus_keywords: Literal["client", "milvus"] = "client"
+
+    def uri(self, index_dir: Path) -> str:
+        return self.milvus_uri or str((index_dir / "milvus.db").resolve())
+
+
+class ChunkStore(Protocol):
+    """Stores chunk vectors, keywords and metadata; answers searches in rows of the version."""
+
+    @property
+    def kind(self) -> str: ...
+
+    def __len__(self) -> int: ...
+
+    def dense_search(self, query: Vectors, k: int, where: Where | None = None) -> list[Hit]:
+        """The k rows most similar to a unit query vector, as (row, cosine), best first."""
+        ...
+
+    def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
+        """The k rows that best match the question's keywords (BM25), best first; only rows that match."""
+        ...
+
+    def hybrid_search(
+        self, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
+        where: Where | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        """The ``depth`` best rows of each search fused by reciprocal rank; (row, cosine), best first."""
+        ...
+
+    def vectors(self, rows: Sequence[int]) -> Vectors:
+        """The stored vectors of these rows, in that order."""
+        ...
+
+    def updated(self, keep: Sequence[int], chunks: Sequence[Chunk], vectors: Vectors) -> ChunkStore:
+        """The next version's store: this one's ``keep`` rows (in that order) then the new
+        chunks, which are ``chunks[len(keep):]`` with their ``vectors``. ``chunks`` is the
+        next version's whole chunk list. This store and its readers see no change."""
+        ...
+
+    def save(self, folder: Path) -> None:
+        """Write what the version folder keeps of this store."""
+        ...
+
+    def commit(self) -> None:
+        """Called once the version holding this store is live: reclaim rows no version needs."""
+        ...
+
+
+def reciprocal_rank_fusion(
+    rankings: Sequence[Sequence[int]], k: int, weights: Sequence[float] | None = None
+) -> list[int]:
+    """Rows ordered by the sum of weight / (k + rank) over the rankings (rank from 1); ties keep first-seen order."""
+    fused: dict[int, float] = {}
+    for ranking, weight in zip(rankings, weights or [1.0] * len(rankings), strict=True):
+        for rank, row in enumerate(ranking, start=1):
+            fused[row] = fused.get(row, 0.0) + weight / (k + rank)
+    return sorted(fused, key=lambda row: -fused[row])
+
+
+def fused_search(
+    store: ChunkStore, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
+    where: Where | None = None,
+) -> list[Hit]:  # fmt: skip
+    """Hybrid search from a store's own dense and keyword searches; the dense ranking alone
+    when no keyword of the question is in the corpus."""
+    dense = store.dense_search(query, max(depth, k), where)
+    lexical = [row for row, _ in store.keyword_search(question, depth, where)]
+    if not lexical:
+        return dense[:k]
+    rows = reciprocal_rank_fusion([[row for row, _ in dense], lexical], rrf_k, [1.0, lexical_weight])[:k]
+    return with_cosines(store, query, rows)
+
+
+def with_cosines(store: ChunkStore, query: Vectors, rows: Sequence[int]) -> list[Hit]:
+    """Rows with their cosine similarity to the query (from the stored vectors)."""
+    if not rows:
+        return []
+    return list(zip(rows, (float(s) for s in store.vectors(rows) @ query), strict=True))
+
+
+# Chosen from eval/bench_ann.py (README, "Benchmarks"): below this many chunks exact
+# search costs under ~8 ms a query (15 ms at 100k, 154 ms at 1M); IVF with 4*sqrt(n)
+# lists and nprobe 32 answered in 0.3 ms (100k) and 1.4 ms (1M) at recall@10 1.000,
+# where HNSW (M=32) fell to 0.82 at 1M.
+IVF_FROM = 50_000
+_IVF_NPROBE = 32
+
+
+def index_type_for(count: int) -> str:
+    """Exact search while it is fast enough, an IVF index beyond (see eval/bench_ann.py)."""
+    return "flat" if count < IVF_FROM else "ivf"
+
+
+def _ivf_lists(count: int) -> int:
+    return max(1, int(4 * math.sqrt(count)))
+
+
+def _new_faiss_index(dimension: int, vectors: Vectors) -> faiss.Index:
+    """An index over ``vectors`` of the type their number calls for."""
+    import faiss
+
+    if index_type_for(len(vectors)) == "ivf":
+        quantizer = faiss.IndexFlatIP(dimension)
+        nlist = _ivf_lists(len(vectors))
+        index = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        # k-means on a fixed sample: enough points per list, the same index for the same data.
+        sample = np.random.default_rng(0).choice(len(vectors), min(len(vectors), 40 * nlist), replace=False)
+        index.train(vectors[np.sort(sample)])
+        index.add(vectors)
+        _prepare_ivf(index)
+        return index
+    flat = faiss.IndexFlatIP(dimension)
+    if len(vectors):
+        flat.add(vectors)
+    return flat
+
+
+def _prepare_ivf(index: faiss.IndexIVF) -> None:
+    """Search settings and the id map that reconstruction needs (neither is in the file)."""
+    index.nprobe = _IVF_NPROBE
+    index.make_direct_map()
+
+
+class FaissIndex:
+    """Inner-product search over unit vectors (cosine similarity).
+
+    The index type follows the corpus size (``index_type_for``): exact ``IndexFlatIP``
+    for small and medium corpora, ``IndexIVFFlat`` for large ones. Both keep the
+    vectors, so an update can carry them over.
+    """
+
+    def __init__(self, dimension: int, vectors: Vectors | None = None) -> None:
+        data = np.zeros((0, dimension), dtype=np.float32) if vectors is None else vectors
+        self._index: faiss.Index = _new_faiss_index(dimension, np.ascontiguousarray(data, dtype=np.float32))
+
+    @property
+    def kind(self) -> str:
+        return "ivf" if hasattr(self._index, "nprobe") else "flat"
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def search(self, query: Vectors, k: int, allowed: npt.NDArray[np.int64] | None = None) -> list[tuple[int, float]]:
+        """The k best rows for one query vector, as (row, score), best first; only ``allowed`` rows when given."""
+        if len(self) == 0 or k <= 0 or (allowed is not None and len(allowed) == 0):
+            return []
+        import faiss
+
+        params: faiss.SearchParameters | None = None
+        if allowed is not None:
+            params = faiss.SearchParametersIVF() if self.kind == "ivf" else faiss.SearchParameters()
+            if isinstance(params, faiss.SearchParametersIVF):
+                params.nprobe = _IVF_NPROBE
+            selector = faiss.IDSelectorBatch(allowed)  # must outlive the search
+            params.sel = selector
+        query_row = query.reshape(1, -1).astype(np.float32)
+        scores, rows = self._index.search(query_row, min(k, len(self)), params=params)
+        return [(int(r), float(s)) for r, s in zip(rows[0], scores[0], strict=True) if r >= 0]
+
+    def vector(self, row: int) -> Vectors:
+        """The stored vector of one row."""
+        return np.asarray(self._index.reconstruct(row), dtype=np.float32)
+
+    def vectors(self) -> Vectors:
+        """All stored vectors, row-aligned with the chunk store."""
+        if len(self) == 0:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        return np.asarray(self._index.reconstruct_n(0, len(self)), dtype=np.float32)
+
+    def save(self, path: Path) -> None:
+        import faiss
+
+        faiss.write_index(self._index, str(path))
+
+    @classmethod
+    def load(cls, path: Path) -> FaissIndex:
+        import faiss
+
+        try:
+            raw = faiss.read_index(str(path))
+        except RuntimeError as exc:
+            raise IndexCorrupt(f"{path}: unreadable FAISS index; {REBUILD_HINT}") from exc
+        if hasattr(raw, "nprobe"):
+            _prepare_ivf(faiss.extract_index_ivf(raw))
+        loaded = cls(raw.d)
+        loaded._index = raw
+        return loaded
+
+
+class EmbeddedStore:
+    """FAISS vectors and a BM25 keyword index in this process, saved in the version folder."""
+
+    kind = "embedded"
+
+    def __init__(self, dense: FaissIndex, lexical: LexicalIndex, chunks: Sequence[Chunk]) -> None:
+        if not (len(dense) == len(lexical) == len(chunks)):
+            raise IndexCorrupt(f"vectors ({len(dense)}), keywords ({len(lexical)}) and chunks ({len(chunks)}) disagree")
+        self.dense = dense
+        self.lexical = lexical
+        self._chunks = chunks
+
+    @classmethod
+    def empty(cls, dimension: int) -> EmbeddedStore:
+        return cls(FaissIndex(dimension), build_lexical(()), ())
+
+    @classmethod
+    def load(cls, folder: Path, chunks: Sequence[Chunk]) -> EmbeddedStore:
+        dense = FaissIndex.load(folder / "chunks.faiss")
+        lexical = load_lexical(folder)
+        if lexical is None:  # a version written before the keyword index: built in memory
+            lexical = build_lexical(chunk_tokens(c) for c in chunks)
+        if len(dense) != len(chunks) or len(lexical) != len(chunks):
+            raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
+        return cls(dense, lexical, chunks)
+
+    def __len__(self) -> int:
+        return len(self.dense)
+
+    @functools.cached_property
+    def _doc_ids(self) -> npt.NDArray[np.str_]:
+        return np.array([c.doc_id for c in self._chunks], dtype=str)
+
+    @functools.cached_property
+    def _published(self) -> npt.NDArray[np.str_]:
+        return np.array([c.published for c in self._chunks], dtype="U10")
+
+    def _allowed(self, where: Where | None) -> npt.NDArray[np.bool_] | None:
+        if where is None or where.is_empty() or len(self) == 0:
+            return None
+        mask = np.ones(len(self), dtype=bool)
+        if where.doc_ids is not None:
+            mask &= np.isin(self._doc_ids, sorted(where.doc_ids))
+        if where.published_from:
+            mask &= (self._published != "") & (self._published >= where.published_from)
+        if where.published_to:
+            mask &= (self._published != "") & (self._published <= where.published_to)
+        return mask
+
+    def dense_search(self, query: Vectors, k: int, where: Where | None = None) -> list[Hit]:
+        mask = self._allowed(where)
+        return self.dense.search(query, k, None if mask is None else np.flatnonzero(mask).astype(np.int64))
+
+    def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
+        return self.lexical.search(query_tokens(question), k, self._allowed(where))
+
+    def hybrid_search(
+        self, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
+        where: Where | None = None,
+    ) -> list[Hit]:  # fmt: skip
+        return fused_search(self, query, question, k, depth, rrf_k, lexical_weight, where)
+
+    def vectors(self, rows: Sequence[int]) -> Vectors:
+        if len(rows) == 0:
+            return np.zeros((0, self.dense.dimension), dtype=np.float32)
+        return np.stack([self.dense.vector(int(row)) for row in rows])
+
+    def updated(self, keep: Sequence[int], chunks: Sequence[Chunk], vectors: Vectors) -> EmbeddedStore:
+        new = chunks[len(keep) :]
+        if len(new) != len(vectors):
+            raise ValueError(f"{len(new)} new chunks but {len(vectors)} vectors")
+        kept = self.dense.vectors()[np.asarray(keep, dtype=np.int64)] if len(keep) else None
+        parts = [v for v in (kept, np.asarray(vectors, dtype=np.float32)) if v is not None and len(v)]
+        stacked = np.concatenate(parts) if parts else np.zeros((0, self.dense.dimension), dtype=np.float32)
+        lexical = extend_lexical(self.lexical, keep, [chunk_tokens(c) for c in new])
+        return EmbeddedStore(FaissIndex(self.dense.dimension, stacked), lexical, chunks)
+
+    def save(self, folder: Path) -> None:
+        self.dense.save(folder / "chunks.faiss")
+        save_lexical(self.lexical, folder)
+
+    def commit(self) -> None:
+        """Nothing to reclaim: superseded versions are pruned with their folders."""
+
+
+def check_store(name: str) -> StoreName:
+    """``name`` if it is a store, else a ConfigError that lists them."""
+    if name not in STORES:
+        raise ConfigError(f"unknown store {name!r}; choose one of: {', '.join(STORES)}")
+    return name  # type: ignore[return-value]
+
+
+def new_store(config: StoreConfig, index_dir: Path, dimension: int) -> ChunkStore:
+    """An empty store of the configured kind (for a new index, or one moving to another store)."""
+    if config.kind == "milvus":
+        from rag.milvus import MilvusStore
+
+        return MilvusStore.create(config, index_dir, dimension)
+    return EmbeddedStore.empty(dimension)
+
+
+def open_store(kind: str, config: StoreConfig, index_dir: Path, folder: Path, chunks: Sequence[Chunk]) -> ChunkStore:
+    """The store of a saved version (``kind`` is what its manifest records)."""
+    if kind == "milvus":
+        from rag.milvus import MilvusStore
+
+        return MilvusStore.open(config, index_dir, folder, chunks)
+    if kind != "embedded":
+        raise IndexCorrupt(f"{folder}: unknown store {kind!r}; {REBUILD_HINT}")
+    return EmbeddedStore.load(folder, chunks)
