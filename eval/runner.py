@@ -250,6 +250,8 @@ def prepare_index(
     Returns the settings pointing at that index and the seconds spent building it.
     """
     name = f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}"
+    if base.embedding_precision != "fp32":
+        name += f"-{base.embedding_precision}"
     folder = cache_root / (name if base.store == "embedded" else f"{name}-{base.store}")
     update: dict[str, object] = {
         "index_dir": folder,

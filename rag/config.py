@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         description="what embeds questions: onnx (exported once, about 3x faster here), torch, or auto "
         "(onnx when onnxruntime is installed and its vectors agree with torch's)",
     )
+    embedding_precision: Literal["fp32", "int8"] = Field(
+        default="fp32",
+        description="embedding weights: fp32, or int8 (onnxruntime dynamic quantisation; an index records "
+        "which, and must be rebuilt to change it)",
+    )
     chunk_size: int = Field(default=300, ge=20, le=4000)
     chunk_overlap: int = Field(default=60, ge=0)
     top_k: int = Field(default=5, ge=1, le=50)
@@ -116,6 +121,13 @@ class Settings(BaseSettings):
     # far the best passage must stand out from the corpus (see rag.generators.extractive).
     abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
     abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
+
+    @property
+    def embedding_id(self) -> str:
+        """The embedding model as an index records it (with its precision unless fp32)."""
+        from rag.embedding import embedding_id
+
+        return embedding_id(self.embedding_model, self.embedding_precision)
 
     def api_key_set(self) -> frozenset[str]:
         """The read-write API keys."""

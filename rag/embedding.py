@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -165,8 +166,20 @@ class QueryBatcher:
             waiting.set_result(vector)
 
 
+def embedding_id(model: str, precision: str) -> str:
+    """What an index records as its embedding model: the name, and the precision unless fp32
+    (int8 vectors are not fp32 vectors: an index of one is not searched with the other)."""
+    return model if precision == "fp32" else f"{model}+{precision}"
+
+
 class SentenceTransformerEmbedder:
-    """Any sentence-transformers model; uses its ``query``/``passage`` prompts if it has them."""
+    """Any sentence-transformers model; uses its ``query``/``passage`` prompts if it has them.
+
+    With onnxruntime (``query_runtime`` auto or onnx) the model is exported to ONNX once,
+    checked against PyTorch and recorded as verified (rag.models.onnx); from then on it
+    loads from the export and its tokenizer file alone, without PyTorch. ``precision``
+    int8 runs an int8 quantisation of that export (ONNX only).
+    """
 
     def __init__(
         self,
@@ -176,15 +189,23 @@ class SentenceTransformerEmbedder:
         threads: int = 0,
         query_runtime: str = "torch",
         onnx_dir: Path | None = None,
+        precision: str = "fp32",
     ) -> None:
+        if precision not in ("fp32", "int8"):
+            raise ModelError(f"unknown embedding precision {precision!r}; choose fp32 or int8")
+        if precision == "int8" and query_runtime == "torch":
+            raise ModelError("RAG_EMBEDDING_PRECISION=int8 runs on onnxruntime; set RAG_QUERY_RUNTIME to auto or onnx")
         self._name = name
         self._path = path
         self._batch_size = batch_size
         self._threads = threads
         self._query_runtime = query_runtime
         self._onnx_dir = onnx_dir
+        self._precision = precision
         self._model: SentenceTransformer | None = None
         self._onnx: OnnxQueryEncoder | None = None
+        self._prompts: dict[str, str] = {}
+        self._ready = False
         self._queries = QueryBatcher(self._encode_queries)
 
     @property
@@ -193,13 +214,32 @@ class SentenceTransformerEmbedder:
         return "onnx" if self._onnx is not None else "torch"
 
     @property
+    def torch_loaded(self) -> bool:
+        """Whether the PyTorch model is in memory (not once a verified export serves)."""
+        return self._model is not None
+
+    @property
     def name(self) -> str:
-        return self._name
+        """The model's name, with the precision when it is not fp32 (what an index records)."""
+        return embedding_id(self._name, self._precision)
 
     def warm_up(self) -> None:
         """Load the model (once); the constructor stays cheap."""
-        if self._model is not None:
+        if self._ready:
             return
+        if self._query_runtime != "torch":
+            self._onnx = self._verified_encoder()
+        if self._onnx is None:
+            self._load_torch()
+            if self._query_runtime != "torch":
+                self._onnx = self._onnx_encoder()
+        if self._model is not None and not self._prompts:
+            self._prompts = {str(k): str(v or "") for k, v in self._model.prompts.items()}
+        self._ready = True
+
+    def _load_torch(self) -> SentenceTransformer:
+        if self._model is not None:
+            return self._model
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -213,15 +253,41 @@ class SentenceTransformerEmbedder:
                 "Set RAG_EMBEDDING_MODEL to a local sentence-transformers folder, or to a hub "
                 "name on a machine with internet access."
             ) from exc
-        if self._query_runtime != "torch":
-            self._onnx = self._onnx_encoder()
+        return self._model
+
+    def _target(self) -> Path:
+        from rag.models.onnx import INT8_FILE, ONNX_FILE
+
+        assert self._onnx_dir is not None
+        return self._onnx_dir / (INT8_FILE if self._precision == "int8" else ONNX_FILE)
+
+    def _verified_encoder(self) -> OnnxQueryEncoder | None:
+        """The export a previous load checked, loaded without PyTorch; None when there is none."""
+        import importlib.util
+
+        if self._onnx_dir is None or importlib.util.find_spec("onnxruntime") is None:
+            return None
+        from rag.models.onnx import OnnxQueryEncoder, TokenizerFile, read_verified
+
+        target = self._target()
+        verified = read_verified(target)
+        if verified is None:
+            return None
+        try:
+            tokenizer = TokenizerFile(Path(verified.model_folder), verified.max_seq_length)
+            encoder = OnnxQueryEncoder(target, tokenizer, self._threads or os.cpu_count() or 1)
+        except ModelError as exc:
+            logger.warning("the verified export %s does not load (%s); checking it again", target, exc)
+            return None
+        self._prompts = dict(verified.prompts)
+        return encoder
 
     def _onnx_encoder(self) -> OnnxQueryEncoder | None:
         """The onnxruntime query encoder, exported once and checked against PyTorch, or None.
 
         ``auto`` falls back to PyTorch (with a log line) when onnxruntime is missing, the
-        model does not mean-pool, or the vectors disagree; ``onnx`` makes that an error.
-        An unreadable or disagreeing export is exported again, once.
+        model does not mean-pool, or the vectors disagree; ``onnx`` (and int8) make that an
+        error. An unreadable or disagreeing export is exported again, once.
         """
         import importlib.util
 
@@ -235,80 +301,112 @@ class SentenceTransformerEmbedder:
         elif not mean_pooling_model(self.model):
             problem = f"{self._name} does not mean-pool, and only mean pooling is exported"
         else:
-            target = self._onnx_dir / ONNX_FILE
+            target = self._target()
             for attempt in range(2):
                 if attempt or not target.exists():
-                    problem = self._export(target)
+                    problem = self._export(self._onnx_dir / ONNX_FILE, fresh=bool(attempt))
                     if problem:
                         break
                 encoder, problem = self._checked_encoder(target)
                 if encoder is not None:
                     return encoder
-        if self._query_runtime == "onnx":
+        if self._query_runtime == "onnx" or self._precision != "fp32":
             self._model = None  # not loaded: the next warm_up tries again, and fails again
-            raise ModelError(f"RAG_QUERY_RUNTIME=onnx: {problem}")
+            setting = "RAG_QUERY_RUNTIME=onnx" if self._precision == "fp32" else "RAG_EMBEDDING_PRECISION=int8"
+            raise ModelError(f"{setting}: {problem}")
         logger.warning("query vectors from PyTorch: %s", problem)
         return None
 
-    def _export(self, target: Path) -> str:
-        """Export the loaded model's transformer to ``target``; the problem, if it failed."""
-        from rag.models.onnx import export_onnx
-
+    def _model_folder(self) -> Path:
         transformer: Any = self.model[0]
+        return Path(str(transformer.auto_model.name_or_path))
+
+    def _export(self, fp32: Path, fresh: bool) -> str:
+        """Export the loaded model's transformer (and quantise it for int8); the problem, if it failed."""
+        from rag.models.onnx import export_onnx, quantize_int8
+
         try:
-            target.unlink(missing_ok=True)
-            export_onnx(Path(str(transformer.auto_model.name_or_path)), target)
+            if fresh or not fp32.exists() or fp32 == self._target():
+                fp32.unlink(missing_ok=True)
+                export_onnx(self._model_folder(), fp32)
+            if self._precision == "int8":
+                quantize_int8(fp32, self._target())
         except (OSError, RuntimeError, ValueError, ImportError) as exc:
             return f"the ONNX export failed: {exc.__class__.__name__}: {exc}"
         return ""
 
     def _checked_encoder(self, target: Path) -> tuple[OnnxQueryEncoder | None, str]:
-        """The encoder over ``target`` if its vectors agree with PyTorch's, else why not."""
-        import os
-
-        from rag.models.onnx import MIN_AGREEMENT, PROBES, OnnxQueryEncoder
+        """The encoder over ``target`` if its vectors agree with PyTorch's, else why not; an
+        encoder that agrees is recorded as verified, so later loads skip PyTorch."""
+        from rag.models.onnx import (
+            MIN_AGREEMENT,
+            MIN_AGREEMENT_INT8,
+            PROBES,
+            OnnxQueryEncoder,
+            TokenizerFile,
+            Verified,
+            write_verified,
+        )
 
         probes = list(PROBES)
+        max_length = int(self.model.max_seq_length or 512)
         try:
-            encoder = OnnxQueryEncoder(
-                target,
-                self.model.tokenizer,
-                int(self.model.max_seq_length or 512),
-                self._threads or os.cpu_count() or 1,
-            )
+            tokenizer = TokenizerFile(self._model_folder(), max_length)
+            encoder = OnnxQueryEncoder(target, tokenizer, self._threads or os.cpu_count() or 1)
             agreement = min(
-                encoder.agreement(self._encode(probes, "query"), probes, self._prompt("query")),
-                encoder.agreement(self._encode(probes, None), probes, ""),
+                encoder.agreement(
+                    self._torch_encode(probes, "query"), probes, str(self.model.prompts.get("query") or "")
+                ),
+                encoder.agreement(self._torch_encode(probes, None), probes, ""),
             )
         except (ModelError, RuntimeError, ValueError) as exc:
             return None, f"the ONNX export at {target} is unusable: {exc}"
-        if agreement < MIN_AGREEMENT:
+        bar = MIN_AGREEMENT if self._precision == "fp32" else MIN_AGREEMENT_INT8
+        if agreement < bar:
             return None, f"the ONNX export's vectors agree with PyTorch's only to cosine {agreement:.6f}"
+        prompts = {str(k): str(v) for k, v in self.model.prompts.items()}
+        verified = Verified(agreement, target.stat().st_size, str(self._model_folder()), max_length, prompts)
+        write_verified(target, verified)
         return encoder, ""
 
-    def _prompt(self, name: str) -> str:
+    def _torch_prompt(self, name: str) -> str:
         return str(self.model.prompts.get(name) or "")
 
+    def _prompt(self, name: str) -> str:
+        """A prompt by name ("" when the model has none); call once warm."""
+        return str(self._prompts.get(name) or "")
+
     def _encode_queries(self, texts: list[str]) -> Vectors:
-        self.warm_up()
-        if self._onnx is not None:
-            return self._onnx.encode(texts, self._prompt("query"))
         return self._encode(texts, "query")
 
     @property
     def model(self) -> SentenceTransformer:
-        self.warm_up()
-        assert self._model is not None
-        return self._model
+        """The PyTorch model, loaded on first use (a verified ONNX export never needs it)."""
+        return self._load_torch()
 
     @property
     def dimension(self) -> int:
+        self.warm_up()
+        if self._onnx is not None:
+            return self._onnx.dimension
         dim = self.model.get_embedding_dimension()
         if dim is None:
             raise ModelError(f"embedding model {self._name!r} does not report its dimension")
         return int(dim)
 
     def _encode(self, texts: list[str], prompt: str | None, batch_size: int | None = None) -> Vectors:
+        """Unit vectors of the texts with a prompt (by name), on ONNX when it is loaded."""
+        self.warm_up()
+        size = batch_size or self._batch_size
+        if self._onnx is not None:
+            prefix = self._prompt(prompt) if prompt else ""
+            if not texts:
+                return np.zeros((0, self._onnx.dimension), dtype=np.float32)
+            parts = [self._onnx.encode(texts[n : n + size], prefix) for n in range(0, len(texts), size)]
+            return np.concatenate(parts)
+        return self._torch_encode(texts, prompt, size)
+
+    def _torch_encode(self, texts: list[str], prompt: str | None, batch_size: int | None = None) -> Vectors:
         prompt_name = prompt if prompt in self.model.prompts else None
         vectors = self.model.encode(
             texts,
@@ -363,15 +461,13 @@ class SentenceTransformerEmbedder:
         if not texts:
             empty = np.zeros((0, self.dimension), dtype=np.float32)
             return empty, empty
+        self.warm_up()
         prompt = self._prompt("passage")
         passages, token_vectors = self._passage_tokens(texts, prompt)
         span_vectors: list[Vectors | None] = []
         fallback: list[tuple[int, str]] = []
         for text, text_spans, tokens_all in zip(texts, spans, token_vectors, strict=True):
-            encoded = self.model.tokenizer(
-                prompt + text, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
-            )
-            offsets = np.asarray(encoded["offset_mapping"]).reshape(-1, 2)
+            offsets = self._offsets(prompt + text)
             tokens = tokens_all[: len(offsets)]
             for start, end in text_spans:
                 a, b = start + len(prompt), end + len(prompt)
@@ -387,15 +483,19 @@ class SentenceTransformerEmbedder:
         stacked = np.stack([v for v in span_vectors if v is not None]) if span_vectors else passages[:0]
         return passages, _unit(stacked)
 
+    def _offsets(self, text: str) -> npt.NDArray[np.int64]:
+        """Each token's character offsets in ``text``, as the model truncates it."""
+        if self._onnx is not None:
+            return self._onnx.tokenizer.offsets(text)
+        encoded = self.model.tokenizer(
+            text, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length
+        )
+        return np.asarray(encoded["offset_mapping"], dtype=np.int64).reshape(-1, 2)
+
     def embed_terms(self, texts: list[str]) -> Vectors:
         """Term vectors without a prompt (it would double the tokens of a short word)."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        self.warm_up()
-        if self._onnx is not None:
-            return np.concatenate(
-                [self._onnx.encode(texts[n : n + _TERM_BATCH]) for n in range(0, len(texts), _TERM_BATCH)]
-            )
         return self._encode(texts, None, batch_size=_TERM_BATCH)
 
 

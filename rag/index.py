@@ -8,7 +8,8 @@ Layout of ``index_dir``::
                        each document's content hash, each file's sha256
         documents.jsonl, chunks.jsonl, sentences.jsonl
         chunks.faiss   IndexFlatIP over the chunk vectors (cosine on unit vectors)
-        sentences.npy  sentence vectors, used to pick the answer sentence
+        sentences.npy  sentence vectors (float16), used to pick the answer sentence;
+                       memory-mapped: only the rows questions read are in memory
         lexicon.npy    vectors of the corpus's Chinese words (see rag.lexicon)
         bm25.*         the keyword index and each chunk's tokens (see rag.lexical)
 
@@ -31,6 +32,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -83,7 +85,7 @@ class Snapshot:
     chunks: tuple[Chunk, ...]
     store: ChunkStore
     sentences: tuple[Sentence, ...]
-    sentence_vectors: Vectors
+    sentence_vectors: npt.NDArray[np.floating[Any]]  # float16 on disk, mapped; float32 while building
     lexicon: Lexicon
 
     def chunk_vectors(self) -> Vectors:
@@ -143,7 +145,7 @@ def _write_version(snapshot: Snapshot, folder: Path) -> None:
     _write_jsonl(folder / "chunks.jsonl", [asdict(c) for c in snapshot.chunks])
     _write_jsonl(folder / "sentences.jsonl", [asdict(s) for s in snapshot.sentences])
     snapshot.store.save(folder)
-    np.save(folder / "sentences.npy", snapshot.sentence_vectors)
+    np.save(folder / "sentences.npy", np.asarray(snapshot.sentence_vectors, dtype=np.float16))
     (folder / "lexicon.json").write_text(json.dumps(snapshot.lexicon.words, ensure_ascii=False), encoding="utf-8")
     np.save(folder / "lexicon.npy", snapshot.lexicon.vectors)
     files = {p.name: sha256_file(p) for p in sorted(folder.iterdir())}
@@ -261,7 +263,8 @@ def check_compatible(manifest: Manifest, embedding_model: str, dimension: int | 
     if manifest.embedding_model != embedding_model or (dimension is not None and manifest.dimension != dimension):
         raise IndexMismatch(
             f"the index was built with {manifest.embedding_model!r} ({manifest.dimension} dimensions) but the "
-            f"configured embedding model is {embedding_model!r}; set RAG_EMBEDDING_MODEL back, or {REBUILD_HINT}"
+            f"configured embedding model is {embedding_model!r}; set RAG_EMBEDDING_MODEL (and "
+            f"RAG_EMBEDDING_PRECISION) back, or {REBUILD_HINT}"
         )
 
 
@@ -285,7 +288,7 @@ def load_snapshot(index_dir: Path, stores: StoreConfig | None = None) -> Snapsho
         documents = {doc.doc_id: doc for doc in map(_document_from_row, _read_jsonl(folder / "documents.jsonl"))}
         chunks = tuple(Chunk(**c) for c in _read_jsonl(folder / "chunks.jsonl"))  # type: ignore[arg-type]
         sentences = tuple(Sentence(**s) for s in _read_jsonl(folder / "sentences.jsonl"))  # type: ignore[arg-type]
-        sentence_vectors = np.load(folder / "sentences.npy")
+        sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
         lexicon = Lexicon(
             tuple(json.loads((folder / "lexicon.json").read_text(encoding="utf-8"))),
             np.load(folder / "lexicon.npy").astype(np.float32),
@@ -295,4 +298,4 @@ def load_snapshot(index_dir: Path, stores: StoreConfig | None = None) -> Snapsho
     if len(sentence_vectors) != len(sentences) or len(lexicon.words) != len(lexicon.vectors):
         raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
     store = open_store(manifest.store, stores or StoreConfig(), index_dir, folder, chunks)
-    return Snapshot(manifest, documents, chunks, store, sentences, sentence_vectors.astype(np.float32), lexicon)
+    return Snapshot(manifest, documents, chunks, store, sentences, sentence_vectors, lexicon)

@@ -189,7 +189,8 @@ def load_lexical(folder: Path) -> LexicalIndex | None:
     import bm25s
 
     try:
-        ids = np.load(folder / IDS_FILE).astype(np.int32)
+        # Token ids are read only when an update carries chunks over: mapped, not loaded.
+        ids = np.load(folder / IDS_FILE, mmap_mode="r")
         offsets = np.load(folder / OFFSETS_FILE).astype(np.int64)
         bm25, vocab = None, ()
         if len(offsets) > 1:
@@ -198,6 +199,6 @@ def load_lexical(folder: Path) -> LexicalIndex | None:
             vocab = tuple(token for token, _ in by_id)
     except (ValueError, OSError, KeyError) as exc:
         raise IndexCorrupt(f"{folder}: unreadable keyword index") from exc
-    if len(offsets) == 0 or offsets[-1] != len(ids) or (len(ids) and int(ids.max()) >= len(vocab)):
+    if len(offsets) == 0 or offsets[-1] != len(ids) or ids.dtype != np.int32:
         raise IndexCorrupt(f"{folder}: the keyword index's token ids and offsets disagree")
     return LexicalIndex(vocab, ids, offsets, bm25)

@@ -250,7 +250,7 @@ class MilvusStore:
             return []
         found = self._call(
             "search", [np.asarray(query, dtype=np.float32).tolist()], anns_field="vec", limit=self._limit(k),
-            filter=filter_expression(where), search_params={"metric_type": "IP"},
+            filter=filter_expression(where), search_params={"metric_type": "IP"}, output_fields=["gen"],
         )  # fmt: skip
         return self._rows(found, k)
 
@@ -266,7 +266,7 @@ class MilvusStore:
             return []
         found = self._call(
             "search", [text], anns_field=_KEYWORD_FIELDS[self._config.milvus_keywords], limit=self._limit(k),
-            filter=filter_expression(where), search_params={"metric_type": "BM25"},
+            filter=filter_expression(where), search_params={"metric_type": "BM25"}, output_fields=["gen"],
         )  # fmt: skip
         return self._rows(found, k)
 
@@ -291,7 +291,7 @@ class MilvusStore:
                 limit=self._limit(depth), expr=expr,
             ),
         ]  # fmt: skip
-        found = self._call("hybrid_search", requests, RRFRanker(rrf_k), limit=self._limit(k))
+        found = self._call("hybrid_search", requests, RRFRanker(rrf_k), limit=self._limit(k), output_fields=["gen"])
         return with_cosines(self, query, [row for row, _ in self._rows(found, k)])
 
     def vectors(self, rows: Sequence[int]) -> Vectors:

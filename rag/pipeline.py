@@ -50,7 +50,7 @@ def score_sentences(snapshot: Snapshot, query: Vectors, chunk_rows: list[int]) -
     located = [(rank, n) for rank, row in enumerate(chunk_rows) for n in snapshot.sentence_rows(row)]
     if not located:
         return ()
-    sims = snapshot.sentence_vectors[[n for _, n in located]] @ query
+    sims = snapshot.sentence_vectors[[n for _, n in located]].astype(np.float32) @ query
     scored = []
     for (rank, n), sim in zip(located, sims, strict=True):
         sentence = snapshot.sentences[n]

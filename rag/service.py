@@ -46,6 +46,7 @@ def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         settings.embedding_threads,
         query_runtime=settings.query_runtime,
         onnx_dir=onnx_folder(settings.cache_dir, settings.embedding_model, path),
+        precision=settings.embedding_precision,
     )
     embedder.warm_up()
     return embedder
@@ -69,7 +70,7 @@ def _existing(settings: Settings, rebuild: bool) -> Snapshot | None:
         snapshot = load_snapshot(settings.index_dir, store_config(settings))
     except IndexMissing:
         return None
-    check_compatible(snapshot.manifest, settings.embedding_model, None)
+    check_compatible(snapshot.manifest, settings.embedding_id, None)
     return snapshot
 
 
@@ -86,12 +87,12 @@ def index_documents(
     Vectors are kept as they are made (rag.indexing.ResumeCache), so a build that is
     interrupted and run again embeds only what it had not reached."""
     resume = ResumeCache(
-        settings.index_dir / ".resume", settings.embedding_model, settings.chunk_size, settings.chunk_overlap
+        settings.index_dir / ".resume", settings.embedding_id, settings.chunk_size, settings.chunk_overlap
     )
     with writer_lock(settings.index_dir):
         old = _existing(settings, rebuild)
         if old is not None:
-            check_compatible(old.manifest, settings.embedding_model, embedder.dimension)
+            check_compatible(old.manifest, settings.embedding_id, embedder.dimension)
         gone = drop(old)
         snapshot, stats = update_snapshot(
             old,
@@ -144,9 +145,9 @@ def index_paths(
 def open_pipeline(settings: Settings, embedder: Embedder | None = None) -> Pipeline:
     """Load the index (checking it matches the embedding model) and build a pipeline."""
     snapshot = load_snapshot(settings.index_dir, store_config(settings))
-    check_compatible(snapshot.manifest, settings.embedding_model, None)
+    check_compatible(snapshot.manifest, settings.embedding_id, None)
     embedder = embedder or make_embedder(settings)
-    check_compatible(snapshot.manifest, settings.embedding_model, embedder.dimension)
+    check_compatible(snapshot.manifest, settings.embedding_id, embedder.dimension)
     return Pipeline(embedder, snapshot, settings.max_question_chars, retrieval_options(settings))
 
 

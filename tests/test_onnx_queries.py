@@ -80,3 +80,41 @@ def test_passages_and_their_sentence_spans_agree_with_pytorch(
     assert onnx_spans.shape == torch_spans.shape == (sum(map(len, spans)), 384)
     assert (onnx_passages * torch_passages).sum(axis=1).min() > 0.9999
     assert (onnx_spans * torch_spans).sum(axis=1).min() > 0.9999
+
+
+def test_the_tokenizer_file_gives_transformers_ids_and_offsets(torch_embedder: SentenceTransformerEmbedder) -> None:
+    from rag.models.onnx import TokenizerFile
+
+    reference = torch_embedder.model.tokenizer
+    folder = Path(str(torch_embedder.model[0].auto_model.name_or_path))
+    tokenizer = TokenizerFile(folder, 512)
+    texts = ["query: " + q for q in QUESTIONS]
+    ids, mask = tokenizer.batch(texts)
+    want = reference(texts, padding=True, truncation=True, max_length=512, return_tensors="np")
+    np.testing.assert_array_equal(mask, want["attention_mask"])
+    np.testing.assert_array_equal(ids * mask, want["input_ids"] * mask)
+    for text in texts:
+        offsets = reference(text, return_offsets_mapping=True, truncation=True, max_length=512)["offset_mapping"]
+        np.testing.assert_array_equal(tokenizer.offsets(text), np.asarray(offsets).reshape(-1, 2))
+
+
+def test_a_verified_export_loads_without_pytorch_and_int8_is_recorded_apart(
+    real_embedder: SentenceTransformerEmbedder, model_dir: Path, model_cache: Path
+) -> None:
+    from rag.config import Settings
+    from rag.service import make_embedder
+
+    assert real_embedder.query_runtime == "onnx"
+    again = make_embedder(Settings(cache_dir=model_cache))
+    assert again.query_runtime == "onnx" and not again.torch_loaded
+    np.testing.assert_allclose(again.embed_queries(QUESTIONS), real_embedder.embed_queries(QUESTIONS), atol=1e-6)
+    passages, spans = again.embed_passages(QUESTIONS[:3], [[(0, 5)]] * 3)
+    assert passages.shape == (3, 384) and spans.shape == (3, 384) and not again.torch_loaded
+
+    int8 = make_embedder(Settings(cache_dir=model_cache, embedding_precision="int8"))
+    assert int8.name == f"{DEFAULT_MODEL_NAME}+int8" and int8.query_runtime == "onnx"
+    agreement = (int8.embed_queries(QUESTIONS) * real_embedder.embed_queries(QUESTIONS)).sum(axis=1)
+    assert 0.95 < agreement.min() < 0.9999  # quantised weights move the vectors a little
+    assert not make_embedder(Settings(cache_dir=model_cache, embedding_precision="int8")).torch_loaded
+    with pytest.raises(ModelError, match="onnxruntime"):
+        SentenceTransformerEmbedder(DEFAULT_MODEL_NAME, str(model_dir), query_runtime="torch", precision="int8")

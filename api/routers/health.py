@@ -30,7 +30,7 @@ async def health(request: Request, state: StateDep) -> JSONResponse:
         detail=state.not_ready,
         documents=len(snapshot.documents) if snapshot else 0,
         chunks=len(snapshot.chunks) if snapshot else 0,
-        embedding_model=settings.embedding_model,
+        embedding_model=settings.embedding_id,
         generator=state.generators.default if state.generators else settings.generator,
         generators=state.generators.available if state.generators else [],
     )
