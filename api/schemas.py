@@ -116,6 +116,18 @@ class Health(BaseModel):
     generators: list[str]
 
 
+class IndexStatus(BaseModel):
+    """The index update running now (uploads and deletes run one at a time)."""
+
+    busy: bool
+    document: str = Field(description="the file being indexed or removed (the last one once idle)")
+    stage: str = Field(description="queued, reading, embedding chunks, indexing vectors and keywords, writing")
+    done: int = Field(description="new chunks embedded so far")
+    total: int = Field(description="new chunks to embed (0 while it is not known)")
+    elapsed_s: float
+    queued: int = Field(description="updates running or waiting, this one included")
+
+
 class ErrorBody(BaseModel):
     """Every error response: a machine-readable code and a message that says what to do."""
 

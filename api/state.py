@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from api.work import Slots, WriteQueue
+from api.work import IndexProgress, Slots, WriteQueue
 from rag.answering import Answerer, AnswerStream, Query
 from rag.config import Settings
 from rag.embedding import Embedder
@@ -32,6 +32,7 @@ class AppState:
     writes: WriteQueue = field(init=False)
     answers: Slots = field(init=False)
     uploads: UploadFolder = field(init=False)
+    progress: IndexProgress = field(init=False)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -42,6 +43,7 @@ class AppState:
         self.writes = WriteQueue(settings.max_pending_writes)
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
         self.uploads = UploadFolder(settings.documents_dir)
+        self.progress = IndexProgress()
 
     def answerer(self) -> Answerer:
         """The answer path over the current pipeline, or 503 (through IndexMissing) while there is no index."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -45,6 +46,11 @@ class WriteQueue:
                 )
             self._admitted += 1
 
+    @property
+    def admitted(self) -> int:
+        """Updates running or waiting."""
+        return self._admitted
+
     def _leave(self, _: object) -> None:
         with self._lock:
             self._admitted -= 1
@@ -75,6 +81,35 @@ class WriteQueue:
     def shutdown(self) -> None:
         """Finish the running write; drop queued ones."""
         self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+class IndexProgress:
+    """How far the running index update is, for ``GET /api/index/status`` (the page polls it
+    while an upload is indexed). Written by the writer thread, read by requests."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: dict[str, Any] = {"busy": False, "document": "", "stage": "", "done": 0, "total": 0}
+        self._started = 0.0
+
+    def start(self, document: str) -> None:
+        with self._lock:
+            self._state = {"busy": True, "document": document, "stage": "queued", "done": 0, "total": 0}
+            self._started = time.monotonic()
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        """A rag.indexing.Progress: the stage, and chunks embedded of those to embed."""
+        with self._lock:
+            self._state.update(stage=stage, done=done, total=total)
+
+    def finish(self) -> None:
+        with self._lock:
+            self._state = {"busy": False, "document": self._state["document"], "stage": "", "done": 0, "total": 0}
+
+    def status(self) -> dict[str, Any]:
+        with self._lock:
+            elapsed = time.monotonic() - self._started if self._state["busy"] else 0.0
+            return {**self._state, "elapsed_s": round(elapsed, 1)}
 
 
 class Slots:

@@ -43,6 +43,7 @@ def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
     """In one process: ask latency over the seed questions, and embedding throughput."""
     from rag.answering import Answerer, Query
     from rag.config import Settings
+    from rag.embedding import SentenceTransformerEmbedder
     from rag.generators import Generators
     from rag.indexing import embedding_inputs, split_sentences, update_snapshot
     from rag.loaders import load_paths
@@ -73,6 +74,7 @@ def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
         snapshot, stats = update_snapshot(None, documents, embedder, settings.chunk_size, settings.chunk_overlap)
         chunks = list(snapshot.chunks)
         texts, spans = embedding_inputs(chunks, [split_sentences(c) for c in chunks])
+        assert isinstance(embedder, SentenceTransformerEmbedder)
         model = embedder.model
         int8 = make_embedder(settings.model_copy(update={"embedding_precision": "int8"}))
         raw_seconds = pipeline_seconds = int8_seconds = float("inf")

@@ -1,39 +1,60 @@
-"""Query latency as the corpus grows: the seed page, CMRC 2018, and CRUD-RAG news at 1k/5k/20k.
+"""Query latency and serving memory as the corpus grows: the seed page, CMRC 2018, and
+CRUD-RAG news at 1k/5k/20k, in the configured store and embedding precision.
 
-``python -m eval.bench_scale [--news 1000,5000,20000]``. Indexes live under
-``eval/.indexes/`` and are kept between runs: the news index grows in batches of 500
-documents, each saved atomically, so an interrupted build resumes where it stopped and
-a finished one is not embedded again. The report says how long each build step took
-(this run's embedding only; reused steps show 0).
+``python -m eval.bench_scale [--news 1000,5000,20000]`` (``RAG_STORE=milvus``,
+``RAG_EMBEDDING_PRECISION=int8`` to measure those). Indexes live under ``eval/.indexes/``
+and are kept between runs; an interrupted news build resumes from the vectors it had made
+(rag.indexing.ResumeCache). The report says how long each build step took (this run's
+embedding only; reused steps show 0).
 
-Latency is measured in-process with the seed questions as queries: retrieval alone
-(embed + search) and retrieval plus the extractive answer.
+Each corpus is measured in a fresh process that only serves (``--measure FOLDER``): its
+peak RSS is what a server of that index needs, not what building it took. Latency uses
+the seed questions as queries: retrieval alone (embed + search), and retrieval plus the
+extractive answer.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 from eval.data import ROOT, SEED_DOCS, load_seed, load_shared
 from eval.metrics import percentile
-from eval.runner import Config, passage_documents, prepare_index
+from eval.runner import Config, index_settings, passage_documents, prepare_index
 from rag.answering import Answerer, Query
+from rag.cli import ProgressLine
 from rag.config import Settings
 from rag.generators import Generators
 from rag.service import index_documents, make_embedder, open_pipeline
 
 SHARED = ROOT.parent / "shared" / "data"
 INDEXES = ROOT / "eval" / ".indexes"
-BATCH = 500
 
 
-def _latency(settings: Settings, embedder: object, questions: list[str]) -> dict[str, float]:
-    pipeline = open_pipeline(settings, embedder)  # type: ignore[arg-type]
+def _questions() -> list[str]:
+    return [q.question for q in load_seed().questions]
+
+
+def _measure(settings: Settings) -> dict[str, float]:
+    """In a fresh process: load the index as a server does, time the seed questions, report peak RSS."""
+    command = [sys.executable, "-m", "eval.bench_scale", "--measure", str(settings.index_dir)]
+    env = {**os.environ, "RAG_STORE": settings.store, "RAG_MILVUS_COLLECTION": settings.milvus_collection}
+    env.update({"RAG_CHUNK_SIZE": str(settings.chunk_size), "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap)})
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def _latency(settings: Settings, questions: list[str]) -> dict[str, float]:
+    started = time.perf_counter()
+    pipeline = open_pipeline(settings)
     pipeline.warm_up()
+    load_s = time.perf_counter() - started
     answerer = Answerer(pipeline, Generators(settings), settings)
     retrieval_ms, answer_ms = [], []
     for question in questions[:5]:
@@ -52,6 +73,7 @@ def _latency(settings: Settings, embedder: object, questions: list[str]) -> dict
         "retrieval_p95_ms": percentile(retrieval_ms, 95),
         "answer_p50_ms": percentile(answer_ms, 50),
         "answer_p95_ms": percentile(answer_ms, 95),
+        "load_s": load_s,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
@@ -59,13 +81,14 @@ def _latency(settings: Settings, embedder: object, questions: list[str]) -> dict
 def _write_table(rows: list[dict[str, object]]) -> str:
     """The Markdown table so far, written to eval/reports/bench_scale.md (and .json)."""
     lines = [
-        "| corpus | documents | chunks | build this run (s) | retrieval p50 / p95 ms "
-        "| retrieval + answer p50 / p95 ms | peak RSS MB |",
-        "|---|---|---|---|---|---|---|",
+        "| corpus | store | documents | chunks | build this run (s) | load (s) | retrieval p50 / p95 ms "
+        "| retrieval + answer p50 / p95 ms | serving peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
-            f"| {row['corpus']} | {row['documents']:,} | {row['chunks']:,} | {row['build_s']:.0f} | "
+            f"| {row['corpus']} | {row['store']} | {row['documents']:,} | {row['chunks']:,} | {row['build_s']:.0f} | "
+            f"{row['load_s']:.1f} | "
             f"{row['retrieval_p50_ms']:.1f} / {row['retrieval_p95_ms']:.1f} | "
             f"{row['answer_p50_ms']:.1f} / {row['answer_p95_ms']:.1f} | {row['peak_rss_mb']:.0f} |"
         )
@@ -81,34 +104,39 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--news", default="1000,5000,20000", help="news corpus sizes, ascending")
     parser.add_argument("--skip-cmrc", action="store_true")
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the serving process
     args = parser.parse_args()
     base = Settings()
+    if args.measure:
+        measured = _latency(base.model_copy(update={"index_dir": args.measure}), _questions())
+        print(json.dumps(measured))
+        return 0
     embedder = make_embedder(base)
-    questions = [q.question for q in load_seed().questions]
     config = Config(chunk_size=base.chunk_size, chunk_overlap=base.chunk_overlap)
     rows: list[dict[str, object]] = []
 
     seed_settings, seconds = prepare_index(load_seed(), config, base, embedder, INDEXES, SEED_DOCS)
-    rows.append({"corpus": "seed page", "build_s": seconds, **_latency(seed_settings, embedder, questions)})
+    store = f"{base.store}, {base.embedding_precision}"
+    rows.append({"corpus": "seed page", "store": store, "build_s": seconds, **_measure(seed_settings)})
     _write_table(rows)
     if not args.skip_cmrc:
         cmrc = load_shared(SHARED / "cmrc2018")
         cmrc_settings, seconds = prepare_index(cmrc, config, base, embedder, INDEXES, SEED_DOCS)
-        rows.append({"corpus": "CMRC 2018", "build_s": seconds, **_latency(cmrc_settings, embedder, questions)})
+        rows.append({"corpus": "CMRC 2018", "store": store, "build_s": seconds, **_measure(cmrc_settings)})
         _write_table(rows)
 
     news = load_shared(SHARED / "crud-news")
-    news_settings = base.model_copy(update={"index_dir": INDEXES / f"crud-news-{base.chunk_size}-{base.chunk_overlap}"})
+    news_settings = index_settings(base, INDEXES, "crud-news", base.chunk_size, base.chunk_overlap)
     done = 0
     for size in sorted(int(x) for x in args.news.split(",") if x):
         started = time.perf_counter()
         documents = passage_documents(news.name, news.passages[done:size])
-        for start in range(0, len(documents), BATCH):
-            index_documents(news_settings, documents[start : start + BATCH], embedder)
-            print(f"news: {done + start + len(documents[start : start + BATCH])} documents indexed", flush=True)
+        progress = ProgressLine()
+        index_documents(news_settings, documents, embedder, progress=progress)
+        progress.close()
         seconds = time.perf_counter() - started
         done = size
-        rows.append({"corpus": f"news {size:,}", "build_s": seconds, **_latency(news_settings, embedder, questions)})
+        rows.append({"corpus": f"news {size:,}", "store": store, "build_s": seconds, **_measure(news_settings)})
         _write_table(rows)  # each row as it completes: a long run that is stopped keeps what it measured
 
     print(_write_table(rows))

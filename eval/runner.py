@@ -24,7 +24,7 @@ from eval.metrics import (
 )
 from rag.answering import Answerer, Query
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder
+from rag.embedding import Embedder
 from rag.errors import RagError
 from rag.generators import Generators
 from rag.loaders import content_hash, parse_text
@@ -236,11 +236,28 @@ def passage_documents(name: str, passages: Sequence[Passage]) -> list[Document]:
     ]
 
 
+def index_settings(base: Settings, cache_root: Path, data: str, chunk_size: int, chunk_overlap: int) -> Settings:
+    """Settings for an eval index of ``data`` under ``cache_root``: one folder per chunking,
+    embedding precision and store. A store's index starts as a copy of the embedded one of
+    the same data when there is one, which then moves there with its vectors (nothing re-embedded)."""
+    name = f"{data}-{chunk_size}-{chunk_overlap}"
+    if base.embedding_precision != "fp32":
+        name += f"-{base.embedding_precision}"
+    folder = cache_root / (name if base.store == "embedded" else f"{name}-{base.store}")
+    update: dict[str, object] = {"index_dir": folder, "chunk_size": chunk_size, "chunk_overlap": chunk_overlap}
+    if base.store == "milvus":
+        # One collection per index: a version owns every row of its collection.
+        update["milvus_collection"] = re.sub(r"\W", "_", name)
+    if not folder.exists() and (cache_root / name).is_dir() and base.store != "embedded":
+        shutil.copytree(cache_root / name, folder, ignore=shutil.ignore_patterns(".lock", ".resume"))
+    return base.model_copy(update=update)
+
+
 def prepare_index(
     dataset: Dataset,
     config: Config,
     base: Settings,
-    embedder: SentenceTransformerEmbedder,
+    embedder: Embedder,
     cache_root: Path,
     seeds: Path,
     batch_documents: int = 500,
@@ -249,23 +266,8 @@ def prepare_index(
 
     Returns the settings pointing at that index and the seconds spent building it.
     """
-    name = f"{dataset.name}-{config.chunk_size}-{config.chunk_overlap}"
-    if base.embedding_precision != "fp32":
-        name += f"-{base.embedding_precision}"
-    folder = cache_root / (name if base.store == "embedded" else f"{name}-{base.store}")
-    update: dict[str, object] = {
-        "index_dir": folder,
-        "chunk_size": config.chunk_size,
-        "chunk_overlap": config.chunk_overlap,
-    }
-    if base.store == "milvus":
-        # One collection per index: a version owns every row of its collection.
-        update["milvus_collection"] = re.sub(r"\W", "_", name)
-    settings = base.model_copy(update=update)
+    settings = index_settings(base, cache_root, dataset.name, config.chunk_size, config.chunk_overlap)
     started = time.perf_counter()
-    if not folder.exists() and (cache_root / name).is_dir() and base.store != "embedded":
-        # The embedded index of the same data moves to the store with its vectors: nothing re-embedded.
-        shutil.copytree(cache_root / name, folder, ignore=shutil.ignore_patterns(".lock"))
     if not dataset.passages:
         index_paths(settings, [seeds], embedder)
     else:
@@ -275,7 +277,7 @@ def prepare_index(
     return settings, time.perf_counter() - started
 
 
-def in_process_asker(settings: Settings, embedder: SentenceTransformerEmbedder) -> InProcessAsker:
+def in_process_asker(settings: Settings, embedder: Embedder) -> InProcessAsker:
     """A warmed-up in-process asker over the index in ``settings``."""
     pipeline = open_pipeline(settings, embedder)
     pipeline.warm_up()

@@ -57,6 +57,18 @@ class Settings(BaseSettings):
         description="what embeds questions: onnx (exported once, about 3x faster here), torch, or auto "
         "(onnx when onnxruntime is installed and its vectors agree with torch's)",
     )
+    embedding_url: str = Field(
+        default="",
+        description="an OpenAI-compatible embeddings server (http://host:7997/v1) that embeds instead of the "
+        "local model; RAG_EMBEDDING_MODEL is the model name sent to it",
+    )
+    embedding_api_key: str = Field(default="", description="its bearer token, if it wants one")
+    embedding_query_prompt: str | None = Field(
+        default=None, description="prefix of questions sent to the embeddings server; unset: 'query: ' for e5 models"
+    )
+    embedding_passage_prompt: str | None = Field(
+        default=None, description="prefix of passages sent to it; unset: 'passage: ' for e5 models"
+    )
     embedding_precision: Literal["fp32", "int8"] = Field(
         default="fp32",
         description="embedding weights: fp32, or int8 (onnxruntime dynamic quantisation; an index records "

@@ -173,8 +173,10 @@ def _embed_documents(
     starts = np.concatenate([[0], np.cumsum([len(c) for c in per_document], dtype=np.int64)]).astype(int)
     group: list[int] = []
 
+    reported = 0
+
     def embed_group() -> None:
-        nonlocal done, texts
+        nonlocal done, texts, reported
         if not group:
             return
         chunks = [c for n in group for c in per_document[n]]
@@ -193,9 +195,12 @@ def _embed_documents(
         texts += len(chunks) + s_at
         done += len(chunks)
         group.clear()
+        reported = done
         if progress is not None:
             progress(EMBEDDING, done, total)
 
+    if progress is not None and total:
+        progress(EMBEDDING, 0, total)
     for n, doc in enumerate(documents):
         s_count = sum(len(chunk_spans[i]) for i in range(starts[n], starts[n + 1]))
         cached = resume.get(doc, len(per_document[n]), s_count, dimension) if resume is not None else None
@@ -208,8 +213,8 @@ def _embed_documents(
         if sum(len(per_document[g]) for g in group) >= _EMBED_GROUP:
             embed_group()
     embed_group()
-    if progress is not None and total:
-        progress(EMBEDDING, total, total)
+    if progress is not None and total and reported != total:
+        progress(EMBEDDING, total, total)  # the last documents were resumed: nothing reported them
     chunk_parts = [r[0] for r in results if r is not None and len(r[0])]
     sentence_parts = [r[1] for r in results if r is not None and len(r[1])]
     return _Embedded(

@@ -36,8 +36,26 @@ def onnx_folder(cache_dir: Path, model_name: str, model_path: str) -> Path:
     return cache_dir / "onnx" / f"{slug}-{digest}"
 
 
-def make_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """The configured embedder, loaded (the embedded default is provisioned on first use)."""
+def make_embedder(settings: Settings) -> Embedder:
+    """The configured embedder, loaded: the embeddings server when RAG_EMBEDDING_URL is set,
+    else the local model (the embedded default is provisioned on first use)."""
+    if settings.embedding_url:
+        from rag.remote_embedding import RemoteEmbedder, e5_prompts
+
+        query, passage = e5_prompts(settings.embedding_model)
+        remote = RemoteEmbedder(
+            settings.embedding_url,
+            settings.embedding_model,
+            settings.embedding_api_key,
+            timeout_s=settings.openai_timeout_s,
+            retries=settings.openai_retries,
+            prompts=(
+                query if settings.embedding_query_prompt is None else settings.embedding_query_prompt,
+                passage if settings.embedding_passage_prompt is None else settings.embedding_passage_prompt,
+            ),
+        )
+        remote.warm_up()
+        return remote
     path = resolve_model_path(settings.embedding_model, settings.cache_dir)
     embedder = SentenceTransformerEmbedder(
         settings.embedding_model,

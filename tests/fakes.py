@@ -127,22 +127,34 @@ def sse_chunks(pieces: list[str]) -> list[bytes]:
 @contextlib.contextmanager
 def fake_llm_server(replies: dict[str, str], delay_s: float = 0.0, piece_s: float = 0.05) -> Iterator[str]:
     """tests/fake_llm_server.py as a real process on a free loopback port; yields its /v1 base URL."""
+    options = ["--replies", json.dumps(replies), "--delay", str(delay_s), "--piece", str(piece_s)]
+    with _server_process("tests.fake_llm_server", options) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def embedding_server(*options: str) -> Iterator[str]:
+    """tests/embedding_server.py as a real process on a free loopback port; yields its /v1 base URL."""
+    with _server_process("tests.embedding_server", list(options)) as base:
+        yield base
+
+
+@contextlib.contextmanager
+def _server_process(module: str, options: list[str], start_s: float = 60) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    command = [sys.executable, "-m", "tests.fake_llm_server", "--port", str(port)]
     root = Path(__file__).resolve().parent.parent
-    options = ["--replies", json.dumps(replies), "--delay", str(delay_s), "--piece", str(piece_s)]
-    server = subprocess.Popen([*command, *options], cwd=root)
+    server = subprocess.Popen([sys.executable, "-m", module, "--port", str(port), *options], cwd=root)
     base = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + start_s
         while True:
             with contextlib.suppress(httpx.TransportError):
                 if httpx.get(f"{base}/models", timeout=2).status_code == 200:
                     break
             if server.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the fake LLM server did not start")
+                raise RuntimeError(f"{module} did not start")
             time.sleep(0.1)
         yield base
     finally:

@@ -122,3 +122,43 @@ def test_a_publication_day_is_kept_and_shown_with_the_citation(docs_client: tupl
     assert client.post("/api/documents", files=files).json()["published"] == "2023-09-30"
     bad = client.post("/api/documents", json={"name": "x.md", "text": BRIDGE, "published": "May 1st"})
     assert bad.status_code == 422
+
+
+def test_index_status_reports_an_upload_while_it_is_indexed(
+    docs_client: tuple[TestClient, Settings], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+    import time
+
+    import api.routers.documents
+    from rag.embedding import InterruptibleEmbedder
+
+    class _Slow(InterruptibleEmbedder):
+        """The upload's embedder, a second slower per passage batch: time to watch the upload."""
+
+        def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]):  # type: ignore[no-untyped-def]
+            time.sleep(1.0)
+            return super().embed_passages(texts, spans)
+
+    client, _ = docs_client
+    idle = client.get("/api/index/status").json()
+    assert idle["busy"] is False and idle["queued"] == 0
+    monkeypatch.setattr(api.routers.documents, "InterruptibleEmbedder", _Slow)
+    answers: list[int] = []
+    upload = threading.Thread(
+        target=lambda: answers.append(client.post("/api/documents", json={"name": "b.md", "text": BRIDGE}).status_code)
+    )
+    upload.start()
+    seen = []
+    while upload.is_alive():
+        seen.append(client.get("/api/index/status").json())
+        time.sleep(0.05)
+    upload.join()
+    assert answers == [201]
+    busy = [s for s in seen if s["busy"]]
+    assert busy and all(s["document"] == "b.md" and s["queued"] == 1 for s in busy)
+    assert {"embedding chunks", "loading the new index"} <= {s["stage"] for s in busy}
+    embedding = [s for s in busy if s["stage"] == "embedding chunks"]
+    assert all(0 <= s["done"] <= s["total"] and s["total"] >= 1 for s in embedding)
+    after = client.get("/api/index/status").json()
+    assert after["busy"] is False and after["document"] == "b.md"

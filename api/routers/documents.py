@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from api.deps import StateDep
 from api.errors import DocumentExists, DocumentNotFound, InvalidBody, UploadTooLarge
-from api.schemas import DocumentInfo, DocumentList, ErrorBody, TextDocument
+from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, TextDocument
 from api.state import AppState
 from rag.embedding import InterruptibleEmbedder
 from rag.errors import IndexMissing, LoaderError, RagError
@@ -163,14 +163,25 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
         if (folder / filename).exists() and not replace:
             raise DocumentExists(f"{filename} already exists; send it with ?replace=true to replace it")
         embedder = InterruptibleEmbedder(state.embedder, stop)
-        state.uploads.put(
-            filename, doc_id, data, document.content_hash,
-            lambda: index_documents(state.settings, [document], embedder),
-        )  # fmt: skip
-        _reload(state)
+        state.progress.start(filename)
+        try:
+            state.uploads.put(
+                filename, doc_id, data, document.content_hash,
+                lambda: index_documents(state.settings, [document], embedder, progress=state.progress.update),
+            )  # fmt: skip
+            state.progress.update("loading the new index", 0, 0)
+            _reload(state)
+        finally:
+            state.progress.finish()
         return _info(state.pipeline, doc_id)
 
     return await state.writes.run(job, request)
+
+
+@router.get("/api/index/status", response_model=IndexStatus)
+async def index_status(state: StateDep) -> IndexStatus:
+    """How far the running upload or delete is: the page polls this while a file is indexed."""
+    return IndexStatus(**state.progress.status(), queued=state.writes.admitted)
 
 
 @router.delete("/api/documents/{doc_id:path}", status_code=204, responses=_ERRORS)

@@ -29,6 +29,8 @@ const TEXT = {
     chooseFile: "Choose a file first.",
     uploading: "Uploading… {0}%",
     indexing: "Indexing…",
+    indexingStage: "Indexing {0}: {1}…",
+    indexingCount: "Indexing {0}: {1} {2}/{3}",
     uploaded: "Added {0}: {1} passages.",
     deleted: "Deleted {0}.",
     confirmDelete: "Delete {0} from the index?",
@@ -68,6 +70,14 @@ const TEXT = {
     chooseFile: "请先选择文件。",
     uploading: "上传中… {0}%",
     indexing: "正在建立索引…",
+    indexingStage: "正在为 {0} 建立索引：{1}…",
+    indexingCount: "正在为 {0} 建立索引：{1} {2}/{3}",
+    "stage:queued": "排队中",
+    "stage:embedding chunks": "嵌入段落",
+    "stage:adding new words to the lexicon": "更新词表",
+    "stage:indexing vectors and keywords": "建立向量和关键词索引",
+    "stage:writing the index": "写入索引",
+    "stage:loading the new index": "加载新索引",
     uploaded: "已添加 {0}：{1} 个段落。",
     deleted: "已删除 {0}。",
     confirmDelete: "从索引中删除 {0}？",
@@ -448,6 +458,24 @@ async function deleteDocument(doc) {
   }
 }
 
+/** The running index update (GET /api/index/status) on the status line and the bar. */
+async function showIndexing(status, progress) {
+  let state;
+  try {
+    state = await (await request("/api/index/status")).json();
+  } catch (_) {
+    return; // the upload's own answer will say what went wrong
+  }
+  if (!state.busy || !state.stage) return;
+  const stage = t(`stage:${state.stage}`).replace(/^stage:/, "");
+  if (state.total > 0) {
+    progress.value = Math.round((100 * state.done) / state.total);
+    status.textContent = t("indexingCount", state.document, stage, state.done, state.total);
+  } else {
+    status.textContent = t("indexingStage", state.document, stage);
+  }
+}
+
 /** Upload with XMLHttpRequest: fetch cannot report upload progress. */
 function upload(file, replace = false) {
   const status = $("upload-status");
@@ -464,12 +492,20 @@ function upload(file, replace = false) {
     progress.value = Math.round((100 * event.loaded) / event.total);
     status.textContent = t("uploading", progress.value);
   };
+  let polling = null;
   xhr.upload.onload = () => {
     progress.value = 100;
     status.textContent = t("indexing");
+    // The file is sent; the server now embeds it. Show how far that is until it answers.
+    polling = window.setInterval(() => showIndexing(status, progress), 700);
+  };
+  const stopPolling = () => {
+    if (polling !== null) window.clearInterval(polling);
+    polling = null;
   };
   return new Promise((resolve) => {
     xhr.onload = async () => {
+      stopPolling();
       progress.hidden = true;
       let body = {};
       try {
@@ -494,6 +530,7 @@ function upload(file, replace = false) {
       resolve();
     };
     xhr.onerror = () => {
+      stopPolling();
       progress.hidden = true;
       status.textContent = t("serverDown");
       resolve();
