@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
+from rag.store import Where
 from rag.types import Answer, Usage
 
 
@@ -38,6 +39,15 @@ class AskRequest(BaseModel):
     history: list[Message] = Field(
         default_factory=list, description="earlier turns, oldest first (the last RAG_MAX_HISTORY_TURNS are read)"
     )
+    documents: list[str] | None = Field(
+        default=None, max_length=1000, description="search only these documents (ids from GET /api/documents)"
+    )
+    published_from: date | None = Field(default=None, description="search only documents published on or after")
+    published_to: date | None = Field(default=None, description="search only documents published on or before")
+
+    def where(self) -> Where | None:
+        """The filter the request asks for, if any."""
+        return Where.of(self.documents, self.published_from, self.published_to)
 
 
 class CitationModel(BaseModel):
@@ -121,7 +131,10 @@ class IndexStatus(BaseModel):
 
     busy: bool
     document: str = Field(description="the file being indexed or removed (the last one once idle)")
-    stage: str = Field(description="queued, reading, embedding chunks, indexing vectors and keywords, writing")
+    stage: str = Field(
+        description="starting, embedding chunks, adding new words to the lexicon, indexing vectors and keywords, "
+        "writing the index, loading the new index, or removing (a delete); empty when idle"
+    )
     done: int = Field(description="new chunks embedded so far")
     total: int = Field(description="new chunks to embed (0 while it is not known)")
     elapsed_s: float

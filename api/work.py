@@ -93,8 +93,9 @@ class IndexProgress:
         self._started = 0.0
 
     def start(self, document: str) -> None:
+        """An update of ``document`` begins (updates run one at a time)."""
         with self._lock:
-            self._state = {"busy": True, "document": document, "stage": "queued", "done": 0, "total": 0}
+            self._state = {"busy": True, "document": document, "stage": "starting", "done": 0, "total": 0}
             self._started = time.monotonic()
 
     def update(self, stage: str, done: int, total: int) -> None:
@@ -103,10 +104,12 @@ class IndexProgress:
             self._state.update(stage=stage, done=done, total=total)
 
     def finish(self) -> None:
+        """The update ended, saved or not."""
         with self._lock:
             self._state = {"busy": False, "document": self._state["document"], "stage": "", "done": 0, "total": 0}
 
     def status(self) -> dict[str, Any]:
+        """The update running now, as ``GET /api/index/status`` reports it."""
         with self._lock:
             elapsed = time.monotonic() - self._started if self._state["busy"] else 0.0
             return {**self._state, "elapsed_s": round(elapsed, 1)}

@@ -37,6 +37,7 @@ from rag.generators import Call, ChatGenerator, Generator, Generators
 from rag.generators.extractive import ExtractiveGenerator, evidence_draft
 from rag.grounding import Verifier
 from rag.pipeline import Pipeline, Retrieval, validate_question
+from rag.store import Where
 from rag.types import Answer, GenerationRequest
 
 MAX_TOP_K = 50
@@ -58,6 +59,7 @@ class Query:
     depth: int = 0
     preview: bool = True
     as_of: date | None = None  # the day relative dates (去年4月) are counted from; None: today
+    where: Where | None = None  # only these documents or publication days
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class Answerer:
         if history:
             question = standalone_question(question, history, _chat(generator, call), settings.max_question_chars)
             timings["rewrite_ms"] = _ms(started)
-        retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth, query.as_of)
+        retrieval = self._pipeline.retrieve(question, top_k, query.retriever, query.depth, query.as_of, query.where)
         timings.update({k: round(v, 2) for k, v in retrieval.timings_ms.items()})
         request = retrieval.request
         if not settings.entity_binding:

@@ -22,6 +22,7 @@ from rag.generators import REGISTRY, Generators
 from rag.index import current_version, load_snapshot
 from rag.retrieval import RETRIEVERS
 from rag.service import index_paths, make_embedder, open_pipeline, store_config
+from rag.store import Where
 from rag.types import Answer
 
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="YYYY-MM-DD that 去年, 上个月 count from (default: today)",
     )
+    ask.add_argument("--document", action="append", help="search only this document (repeat for more)")
+    ask.add_argument("--since", type=date.fromisoformat, help="only documents published on or after YYYY-MM-DD")
+    ask.add_argument("--until", type=date.fromisoformat, help="only documents published on or before YYYY-MM-DD")
     sub.add_parser("info", help="describe the index")
     for plugin in entry_points(group="rag.commands"):
         # Other packages (the eval harness) add subcommands without rag importing them.
@@ -164,7 +168,7 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     answerer = Answerer(open_pipeline(settings), Generators(settings), settings)
     query = Query(
         args.question, top_k=args.top_k, generator=args.generator, retriever=args.retriever, preview=False,
-        as_of=args.as_of,
+        as_of=args.as_of, where=Where.of(args.document, args.since, args.until),
     )  # fmt: skip
     stream = answerer.open(query)
     if args.json:

@@ -19,6 +19,10 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "rag"
 
 
+StoreName = Literal["embedded", "milvus"]
+Precision = Literal["fp32", "int8"]
+
+
 class Settings(BaseSettings):
     """Every tunable of the service; built once in an entry point and passed down."""
 
@@ -69,7 +73,7 @@ class Settings(BaseSettings):
     embedding_passage_prompt: str | None = Field(
         default=None, description="prefix of passages sent to it; unset: 'passage: ' for e5 models"
     )
-    embedding_precision: Literal["fp32", "int8"] = Field(
+    embedding_precision: Precision = Field(
         default="fp32",
         description="embedding weights: fp32, or int8 (onnxruntime dynamic quantisation; an index records "
         "which, and must be rebuilt to change it)",
@@ -109,7 +113,7 @@ class Settings(BaseSettings):
     lexical_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="weight of the keyword ranking in fusion")
     reranker_model: str = Field(default="", description="cross-encoder to rerank with; empty: no reranking")
     rerank_depth: int = Field(default=20, ge=1, le=200, description="chunks the reranker rescores")
-    store: Literal["embedded", "milvus"] = Field(
+    store: StoreName = Field(
         default="embedded",
         description="where chunks are stored and searched: embedded (FAISS and BM25 in the index folder) or milvus",
     )
@@ -118,11 +122,6 @@ class Settings(BaseSettings):
     )
     milvus_token: str = Field(default="", description="Milvus credentials (user:password or an API key)")
     milvus_collection: str = Field(default="rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
-    milvus_keywords: Literal["client", "milvus"] = Field(
-        default="client",
-        description="keyword search in Milvus: BM25 over this service's jieba tokens (client) or Milvus' own "
-        "jieba analyzer (milvus)",
-    )
     lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
     entity_binding: bool = Field(
         default=True,
@@ -157,4 +156,6 @@ class Settings(BaseSettings):
     def _overlap_below_size(self) -> Settings:
         if self.chunk_overlap >= self.chunk_size:
             raise ValueError("chunk_overlap must be smaller than chunk_size")
+        if self.embedding_url and self.embedding_precision != "fp32":
+            raise ValueError("embedding_precision applies to the local model, not to an embedding_url server")
         return self

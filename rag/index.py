@@ -201,6 +201,10 @@ def writer_lock(index_dir: Path) -> Iterator[None]:
 def save_snapshot(snapshot: Snapshot, index_dir: Path) -> Path:
     """Write a new version and switch ``CURRENT`` to it atomically; returns its folder."""
     index_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        previous = current_version(index_dir)
+    except IndexCorrupt:
+        previous = None
     tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=index_dir))
     try:
         _write_version(snapshot, tmp)
@@ -210,7 +214,7 @@ def save_snapshot(snapshot: Snapshot, index_dir: Path) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     write_atomically(index_dir / _CURRENT, (final.name + "\n").encode(), prefix=f".{_CURRENT}.")
-    snapshot.store.commit()
+    snapshot.store.commit(previous)
     _prune_old_versions(index_dir, keep=final.name)
     return final
 

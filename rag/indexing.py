@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import re
-import shutil
 import time
 import zipfile
 from collections.abc import Iterable
@@ -111,8 +111,8 @@ class ResumeCache:
 
     Each document's vectors are written (atomically) as soon as they are made, keyed by
     the embedding model, the chunker settings and the document's id and content hash; an
-    interrupted build run again takes them instead of embedding the document again. The
-    folder is emptied once a version goes live.
+    interrupted build run again takes them instead of embedding the document again. A
+    document's entry is dropped once a live version holds it.
     """
 
     def __init__(self, folder: Path, model: str, chunk_size: int, chunk_overlap: int) -> None:
@@ -140,8 +140,13 @@ class ResumeCache:
         np.savez(buffer, chunks=chunk_vectors, sentences=sentence_vectors)
         write_atomically(self._path(doc), buffer.getvalue(), prefix=".part-", sync=False)
 
-    def clear(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
+    def forget(self, documents: Iterable[Document]) -> None:
+        """Drop the entries of these documents (once a live version holds them); the folder
+        goes when it is empty. Entries of an interrupted build's other documents stay."""
+        for doc in documents:
+            self._path(doc).unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 @dataclass(frozen=True)
@@ -171,12 +176,21 @@ def _embed_documents(
     done, texts, resumed = 0, 0, 0
     results: list[tuple[Vectors, Vectors] | None] = [None] * len(documents)
     starts = np.concatenate([[0], np.cumsum([len(c) for c in per_document], dtype=np.int64)]).astype(int)
+    sentence_counts = [
+        sum(len(chunk_spans[i]) for i in range(starts[n], starts[n + 1])) for n in range(len(starts) - 1)
+    ]
+    # What an interrupted build already made, first: the progress starts from it, so the
+    # rate it shows is this run's.
+    if resume is not None:
+        for n, doc in enumerate(documents):
+            results[n] = resume.get(doc, len(per_document[n]), sentence_counts[n], dimension)
+            if results[n] is not None:
+                resumed += 1
+                done += len(per_document[n])
     group: list[int] = []
 
-    reported = 0
-
     def embed_group() -> None:
-        nonlocal done, texts, reported
+        nonlocal done, texts
         if not group:
             return
         chunks = [c for n in group for c in per_document[n]]
@@ -185,8 +199,7 @@ def _embed_documents(
         chunk_vectors, sentence_vectors = embedder.embed_passages(inputs, relative)
         c_at = s_at = 0
         for n in group:
-            c_count = len(per_document[n])
-            s_count = sum(len(chunk_spans[i]) for i in range(starts[n], starts[n + 1]))
+            c_count, s_count = len(per_document[n]), sentence_counts[n]
             found = (chunk_vectors[c_at : c_at + c_count], sentence_vectors[s_at : s_at + s_count])
             results[n] = found
             if resume is not None:
@@ -195,26 +208,18 @@ def _embed_documents(
         texts += len(chunks) + s_at
         done += len(chunks)
         group.clear()
-        reported = done
         if progress is not None:
             progress(EMBEDDING, done, total)
 
     if progress is not None and total:
-        progress(EMBEDDING, 0, total)
-    for n, doc in enumerate(documents):
-        s_count = sum(len(chunk_spans[i]) for i in range(starts[n], starts[n + 1]))
-        cached = resume.get(doc, len(per_document[n]), s_count, dimension) if resume is not None else None
-        if cached is not None:
-            results[n] = cached
-            resumed += 1
-            done += len(per_document[n])
+        progress(EMBEDDING, done, total)
+    for n in range(len(documents)):
+        if results[n] is not None:
             continue
         group.append(n)
         if sum(len(per_document[g]) for g in group) >= _EMBED_GROUP:
             embed_group()
     embed_group()
-    if progress is not None and total and reported != total:
-        progress(EMBEDDING, total, total)  # the last documents were resumed: nothing reported them
     chunk_parts = [r[0] for r in results if r is not None and len(r[0])]
     sentence_parts = [r[1] for r in results if r is not None and len(r[1])]
     return _Embedded(

@@ -8,23 +8,30 @@ from text) and both fused by reciprocal rank, with the filters as Milvus express
 Keys tie rows to versions. A write inserts the new chunks under fresh keys and the version
 folder records the keys it holds; a reader turns keys into its version's rows and skips
 keys it does not know (a newer writer's rows, between their insert and the reader's next
-reload). ``commit``, run once the new version is live, deletes the rows it dropped and
-whatever a crashed writer left behind. Each key is ``generation << 20 | n``, the generation
-a millisecond clock that only grows, so a crashed write's rows never collide with a later one's.
+reload). Deletes wait one version: ``commit``, run once a new version is live, deletes the
+rows that only the version before the replaced one held, and whatever a crashed writer left
+behind; the replaced version, still on disk and perhaps still being read, keeps every row.
+Each key is ``generation << 20 | n``, the generation a millisecond clock that only grows, so
+a crashed write's rows never collide with a later one's. One collection belongs to one
+index folder (an id in the folder, a property of the collection).
 
-Keyword search reads one of two BM25 fields (``RAG_MILVUS_KEYWORDS``): ``client`` indexes
-this service's own tokens (rag.lexical: jieba search mode and character bigrams, written out
-space-separated for Milvus' standard analyzer), ``milvus`` the raw text through Milvus' jieba
-analyzer. README "Stores" compares them on CMRC 2018.
+Keyword search is BM25 that Milvus computes over this service's own tokens (rag.lexical:
+jieba search mode and character bigrams), each written as a hex word (``client_keywords``)
+so that any Milvus analyzer splits them back unchanged: both stores match the same words.
+Milvus' own jieba analyzer on the raw text ranked worse on CMRC 2018 (keyword recall@1
+0.960 against 0.975; README "Stores").
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +40,7 @@ import numpy.typing as npt
 
 from rag.embedding import Vectors
 from rag.errors import IndexCorrupt, IndexMismatch, StoreUnavailable
+from rag.fileio import write_atomically
 from rag.lexical import chunk_tokens, query_tokens
 from rag.store import REBUILD_HINT, Hit, StoreConfig, Where, fused_search, with_cosines
 from rag.types import Chunk, passage_text
@@ -40,11 +48,15 @@ from rag.types import Chunk, passage_text
 _log = logging.getLogger(__name__)
 
 KEYS_FILE = "milvus.keys.npy"
+RETIRED_FILE = "milvus.retired.npy"
+META_FILE = "milvus.json"
+OWNER_FILE = "milvus.owner"
+_OWNER_PROPERTY = "rag_index"
 _GENERATION_SHIFT = 20
 _BATCH = 512
 _MAX_TEXT_BYTES = 65_535
 _MAX_LIMIT = 16_384
-_KEYWORD_FIELDS = {"client": "sparse_client", "milvus": "sparse_milvus"}
+_KEYWORDS = "sparse"
 _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
 
@@ -72,7 +84,13 @@ def _client(uri: str, token: str) -> Any:
             try:
                 _clients[(uri, token)] = MilvusClient(uri=uri, token=token)
             except Exception as exc:
-                raise StoreUnavailable(f"cannot reach Milvus at {uri}: {exc}") from exc
+                _log.warning("cannot reach Milvus at %s: %r", uri, exc)
+                if "lock" in repr(exc).lower():
+                    raise StoreUnavailable(
+                        f"another process has the Milvus Lite folder {uri} open (one process at a time): upload "
+                        "through the running server's API, or stop it first"
+                    ) from exc
+                raise StoreUnavailable(f"cannot reach Milvus at {uri} (RAG_MILVUS_URI); the log says why") from exc
         return _clients[(uri, token)]
 
 
@@ -86,9 +104,12 @@ def _fit(text: str, limit: int = _MAX_TEXT_BYTES) -> str:
 
 
 def client_keywords(tokens: Sequence[str]) -> str:
-    """Tokens as one string that Milvus' standard analyzer (``\\w+``) splits back into them:
-    a bigram's ``#`` marker becomes ``_``, which the analyzer keeps inside a word."""
-    return " ".join(t.replace("#", "_") for t in tokens)
+    """Tokens as one string of words that any of Milvus' analyzers splits back into them:
+    each token becomes 16 hex digits (64 bits of its hash). Milvus Lite's standard analyzer
+    keeps a run of Chinese characters whole while a server's splits it into characters,
+    and either may drop the ``#`` of a bigram token; a run of ASCII letters and digits is
+    one word to both."""
+    return " ".join(hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in tokens)
 
 
 def _literal(value: str) -> str:
@@ -132,6 +153,8 @@ class MilvusStore:
         self._collection = config.milvus_collection
         self._dimension = dimension
         self._keys = keys
+        # Rows the version before this one held and this one does not: deleted one
+        # version later, when no reader can still be on that version.
         self._retired = retired if retired is not None else np.zeros(0, dtype=np.int64)
         self._row_of = {int(key): row for row, key in enumerate(keys)}
 
@@ -140,46 +163,53 @@ class MilvusStore:
         """An empty view of the configured collection, which is created when missing."""
         uri = config.uri(index_dir)
         client = _client(uri, config.milvus_token)
+        owner = _owner(index_dir)
+        name = config.milvus_collection
         try:
-            if client.has_collection(config.milvus_collection):
-                cls._check_dimension(client, config.milvus_collection, dimension)
-            else:
-                cls._create_collection(client, config.milvus_collection, dimension)
-        except (IndexMismatch, StoreUnavailable):
-            raise
+            exists = client.has_collection(name)
+            if not exists:
+                cls._create_collection(client, name, dimension, owner)
         except Exception as exc:
-            raise StoreUnavailable(f"Milvus at {uri}: {exc}") from exc
-        return cls(client, config, dimension, np.zeros(0, dtype=np.int64))
+            _log.warning("Milvus at %s: %r", uri, exc)
+            raise StoreUnavailable(
+                f"Milvus at {uri} could not create the collection {name!r}; the log says why"
+            ) from exc
+        if exists:
+            cls._check_collection(client, name, dimension, owner, uri)
+        return cls(client, replace(config, milvus_uri=uri), dimension, np.zeros(0, dtype=np.int64))
 
     @classmethod
     def open(cls, config: StoreConfig, index_dir: Path, folder: Path, chunks: Sequence[Chunk]) -> MilvusStore:
         """The rows a saved version holds in the collection."""
         try:
             keys = np.load(folder / KEYS_FILE).astype(np.int64)
-            meta = json.loads((folder / "milvus.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+            meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
+            collection, dimension, made_at = str(meta["collection"]), int(meta["dimension"]), str(meta["uri"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"{folder}: unreadable Milvus keys; {REBUILD_HINT}") from exc
         if len(keys) != len(chunks):
             raise IndexCorrupt(f"{folder}: {len(keys)} Milvus keys for {len(chunks)} chunks; {REBUILD_HINT}")
-        config = StoreConfig(
-            "milvus", config.milvus_uri, config.milvus_token, str(meta["collection"]), config.milvus_keywords
-        )
+        config = StoreConfig("milvus", config.milvus_uri, config.milvus_token, collection)
         uri = config.uri(index_dir)
         client = _client(uri, config.milvus_token)
         try:
-            if not client.has_collection(config.milvus_collection):
-                raise IndexCorrupt(
-                    f"{folder}: Milvus at {uri} has no collection {config.milvus_collection!r}; {REBUILD_HINT}"
-                )
-            client.load_collection(config.milvus_collection)
-        except IndexCorrupt:
-            raise
+            exists = client.has_collection(collection)
+            if exists:
+                client.load_collection(collection)
         except Exception as exc:
-            raise StoreUnavailable(f"Milvus at {uri}: {exc}") from exc
-        return cls(client, config, int(meta["dimension"]), keys)
+            _log.warning("Milvus at %s: %r", uri, exc)
+            raise StoreUnavailable(f"Milvus at {uri} did not answer (RAG_MILVUS_URI); the log says why") from exc
+        if not exists:
+            elsewhere = f"; it was built in {made_at}" if made_at != uri else ""
+            raise IndexCorrupt(
+                f"{folder}: Milvus at {uri} has no collection {collection!r}{elsewhere}: set RAG_MILVUS_URI to that "
+                f"server, or {REBUILD_HINT}"
+            )
+        cls._check_collection(client, collection, dimension, _owner(index_dir), uri)
+        return cls(client, replace(config, milvus_uri=uri), dimension, keys)
 
     @staticmethod
-    def _create_collection(client: Any, name: str, dimension: int) -> None:
+    def _create_collection(client: Any, name: str, dimension: int, owner: str) -> None:
         from pymilvus import DataType, Function, FunctionType
 
         schema = client.create_schema(auto_id=False)
@@ -187,41 +217,47 @@ class MilvusStore:
         schema.add_field("gen", DataType.INT64)
         schema.add_field("doc_id", DataType.VARCHAR, max_length=2048)
         schema.add_field("published", DataType.VARCHAR, max_length=16)
-        schema.add_field(
-            "text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES, enable_analyzer=True,
-            analyzer_params={"tokenizer": "jieba"},
-        )  # fmt: skip
+        # The passage as shown (title and text): for tools that browse the collection.
+        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
         schema.add_field(
             "keywords", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES, enable_analyzer=True,
             analyzer_params={"tokenizer": "standard"},
         )  # fmt: skip
         schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dimension)
-        schema.add_field("sparse_milvus", DataType.SPARSE_FLOAT_VECTOR)
-        schema.add_field("sparse_client", DataType.SPARSE_FLOAT_VECTOR)
-        for source, target in (("text", "sparse_milvus"), ("keywords", "sparse_client")):
-            schema.add_function(
-                Function(
-                    name=f"bm25_{source}",
-                    function_type=FunctionType.BM25,
-                    input_field_names=[source],
-                    output_field_names=[target],
-                )
-            )
+        schema.add_field(_KEYWORDS, DataType.SPARSE_FLOAT_VECTOR)
+        bm25 = Function(
+            name="bm25", function_type=FunctionType.BM25, input_field_names=["keywords"], output_field_names=[_KEYWORDS]
+        )
+        schema.add_function(bm25)
         index = client.prepare_index_params()
         index.add_index("vec", index_type="FLAT", metric_type="IP")
-        for field in _KEYWORD_FIELDS.values():
-            index.add_index(field, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        client.create_collection(name, schema=schema, index_params=index, consistency_level="Strong")
+        index.add_index(_KEYWORDS, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+        client.create_collection(
+            name, schema=schema, index_params=index, consistency_level="Strong", properties={_OWNER_PROPERTY: owner}
+        )
 
     @staticmethod
-    def _check_dimension(client: Any, name: str, dimension: int) -> None:
-        fields = client.describe_collection(name).get("fields", [])
-        dims = [int(f.get("params", {}).get("dim", 0)) for f in fields if f.get("name") == "vec"]
-        if dims != [dimension]:
+    def _check_collection(client: Any, name: str, dimension: int, owner: str, uri: str) -> None:
+        """Refuse a collection of another index, another embedding dimension or another layout."""
+        try:
+            described = client.describe_collection(name)
+        except Exception as exc:
+            _log.warning("Milvus at %s: %r", uri, exc)
+            raise StoreUnavailable(f"Milvus at {uri} did not describe {name!r}; the log says why") from exc
+        fields = {f.get("name"): f for f in described.get("fields", [])}
+        dim = int(fields.get("vec", {}).get("params", {}).get("dim", 0))
+        other = "drop it or set RAG_MILVUS_COLLECTION to another name"
+        if dim != dimension:
             raise IndexMismatch(
-                f"the Milvus collection {name!r} holds {dims[0] if dims else 'no'}-dimensional vectors, the "
-                f"embedding model gives {dimension}; drop it or set RAG_MILVUS_COLLECTION to another name"
+                f"the Milvus collection {name!r} holds {dim or 'no'}-dimensional vectors, the embedding model "
+                f"gives {dimension}; {other}"
             )
+        if not {"id", "gen", "doc_id", "published", "keywords", _KEYWORDS} <= set(fields):
+            raise IndexMismatch(f"the Milvus collection {name!r} was not made by this version of the service; {other}")
+        found = str((described.get("properties") or {}).get(_OWNER_PROPERTY, ""))
+        if found != owner:
+            # Each version owns every row of its collection: two indexes in one would delete each other's rows.
+            raise IndexMismatch(f"the Milvus collection {name!r} belongs to another index folder; {other}")
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -243,8 +279,12 @@ class MilvusStore:
         try:
             return getattr(self._client, what)(self._collection, *args, **kwargs)
         except Exception as exc:
-            raise StoreUnavailable(f"Milvus {what} on {self._collection!r} failed: {exc}") from exc
+            _log.warning("Milvus %s on %r failed: %r", what, self._collection, exc)
+            raise StoreUnavailable(
+                f"Milvus {what} on {self._collection!r} failed (RAG_MILVUS_URI); the log says why"
+            ) from exc
 
+    # Searches name one small output field: without it Milvus returns every field of every hit.
     def dense_search(self, query: Vectors, k: int, where: Where | None = None) -> list[Hit]:
         if not len(self) or k <= 0:
             return []
@@ -254,19 +294,13 @@ class MilvusStore:
         )  # fmt: skip
         return self._rows(found, k)
 
-    def _keyword_query(self, question: str) -> str:
-        tokens = query_tokens(question)
-        if self._config.milvus_keywords == "client":
-            return client_keywords(tokens)
-        return " ".join(t for t in tokens if not t.startswith("#"))
-
     def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
-        text = self._keyword_query(question)
+        text = client_keywords(query_tokens(question))
         if not len(self) or k <= 0 or not text:
             return []
         found = self._call(
-            "search", [text], anns_field=_KEYWORD_FIELDS[self._config.milvus_keywords], limit=self._limit(k),
-            filter=filter_expression(where), search_params={"metric_type": "BM25"}, output_fields=["gen"],
+            "search", [text], anns_field=_KEYWORDS, limit=self._limit(k), filter=filter_expression(where),
+            search_params={"metric_type": "BM25"}, output_fields=["gen"],
         )  # fmt: skip
         return self._rows(found, k)
 
@@ -274,7 +308,7 @@ class MilvusStore:
         self, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
         where: Where | None = None,
     ) -> list[Hit]:  # fmt: skip
-        text = self._keyword_query(question)
+        text = client_keywords(query_tokens(question))
         if lexical_weight != 1.0 or not text or not len(self):
             # Milvus' RRF ranker has no weights; the weighted fusion runs here.
             return fused_search(self, query, question, k, depth, rrf_k, lexical_weight, where)
@@ -286,10 +320,7 @@ class MilvusStore:
                 [np.asarray(query, dtype=np.float32).tolist()], "vec", {"metric_type": "IP"},
                 limit=self._limit(max(depth, k)), expr=expr,
             ),
-            AnnSearchRequest(
-                [text], _KEYWORD_FIELDS[self._config.milvus_keywords], {"metric_type": "BM25"},
-                limit=self._limit(depth), expr=expr,
-            ),
+            AnnSearchRequest([text], _KEYWORDS, {"metric_type": "BM25"}, limit=self._limit(depth), expr=expr),
         ]  # fmt: skip
         found = self._call("hybrid_search", requests, RRFRanker(rrf_k), limit=self._limit(k), output_fields=["gen"])
         return with_cosines(self, query, [row for row, _ in self._rows(found, k)])
@@ -299,10 +330,19 @@ class MilvusStore:
         if not len(rows):
             return out
         keys = self._keys[np.asarray(rows, dtype=np.int64)]
-        where = {int(key): n for n, key in enumerate(keys)}
-        for batch in _batches(keys.tolist()):
+        unique = sorted({int(key) for key in keys})
+        found: dict[int, Vectors] = {}
+        for batch in _batches(unique):
             for item in self._call("get", ids=list(batch), output_fields=["vec"]):
-                out[where[int(item["id"])]] = np.asarray(item["vec"], dtype=np.float32)
+                found[int(item["id"])] = np.asarray(item["vec"], dtype=np.float32)
+        missing = [key for key in unique if key not in found]
+        if missing:
+            raise IndexCorrupt(
+                f"the Milvus collection {self._collection!r} lacks {len(missing)} rows this version holds; "
+                f"{REBUILD_HINT}"
+            )
+        for n, key in enumerate(keys):
+            out[n] = found[int(key)]
         return out
 
     def updated(self, keep: Sequence[int], chunks: Sequence[Chunk], vectors: Vectors) -> MilvusStore:
@@ -337,13 +377,44 @@ class MilvusStore:
         # The rows must be durable before a version names them.
         self._call("flush")
         np.save(folder / KEYS_FILE, self._keys)
-        meta = {"collection": self._collection, "dimension": self._dimension}
-        (folder / "milvus.json").write_text(json.dumps(meta), encoding="utf-8")
+        np.save(folder / RETIRED_FILE, self._retired)
+        meta = {"collection": self._collection, "dimension": self._dimension, "uri": self._uri()}
+        (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
-    def commit(self) -> None:
-        for batch in _batches(self._retired.tolist()):
-            self._call("delete", ids=list(batch))
-        generations = sorted({int(k) >> _GENERATION_SHIFT for k in self._keys})
-        # Rows of no generation this version holds: a replaced index, or a crashed write.
-        self._call("delete", filter=f"gen not in {generations}" if generations else "gen >= 0")
-        self._retired = np.zeros(0, dtype=np.int64)
+    def _uri(self) -> str:
+        """Where the collection is, without credentials."""
+        uri = self._config.milvus_uri
+        return uri.split("@", 1)[-1] if "://" in uri else uri
+
+    def commit(self, previous: Path | None) -> None:
+        """Delete what no reader can need any more: the rows the replaced version had retired
+        (only the version before it held them), and rows of generations neither this version
+        nor the replaced one holds (an index built anew, or a writer that crashed before its
+        version went live). A failure is logged: the rows stay, harmless, as no version names them."""
+        keep = set(self._keys.tolist())
+        retired = np.zeros(0, dtype=np.int64)
+        if previous is not None and (previous / KEYS_FILE).exists():
+            try:
+                keep |= set(np.load(previous / KEYS_FILE).tolist())
+                retired = np.load(previous / RETIRED_FILE)
+            except (OSError, ValueError) as exc:
+                _log.warning("%s: unreadable Milvus keys (%r); its rows are kept", previous, exc)
+                return
+        generations = sorted({key >> _GENERATION_SHIFT for key in keep})
+        try:
+            for batch in _batches([int(key) for key in retired if int(key) not in keep]):
+                self._call("delete", ids=list(batch))
+            self._call("delete", filter=f"gen not in {generations}" if generations else "gen >= 0")
+        except StoreUnavailable:
+            _log.warning("rows no version holds stay in %r until a later write", self._collection)
+
+
+def _owner(index_dir: Path) -> str:
+    """The index folder's id, made on first use: a collection names the index that owns it."""
+    path = index_dir / OWNER_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        index_dir.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, uuid.uuid4().hex.encode(), prefix=".owner-")
+        return path.read_text(encoding="utf-8").strip()

@@ -19,6 +19,7 @@ from rag.errors import InvalidQuestion
 from rag.index import Snapshot
 from rag.lexicon import KeywordTranslator
 from rag.retrieval import Reranker, RetrieverName, check_retriever, rank_chunks, rerank
+from rag.store import Where
 from rag.text import invalid_character
 from rag.timeline import bind, parse_comparison, parse_same_day
 from rag.types import Comparison, GenerationRequest, Passage, ScoredSentence, passage_text
@@ -115,14 +116,17 @@ class Pipeline:
     def options(self) -> RetrievalOptions:
         return self._options
 
-    def _rank(self, question: str, query: Vectors, mode: RetrieverName, top_k: int) -> list[tuple[int, float]]:
+    def _rank(
+        self, question: str, query: Vectors, mode: RetrieverName, top_k: int, where: Where | None = None
+    ) -> list[tuple[int, float]]:
         options = self._options
         reranker = options.reranker
         wanted = max(top_k, options.rerank_depth) if reranker else top_k
         # Keyword search uses the question's own words: adding the translated keywords of an
         # English question (rag.lexicon) pulled in the wrong chunk on the seed set.
+        store = self._snapshot.store
         hits = rank_chunks(
-            self._snapshot.store, query, question, mode, wanted, options.depth, options.rrf_k, options.lexical_weight
+            store, query, question, mode, wanted, options.depth, options.rrf_k, options.lexical_weight, where
         )
         if reranker:
             texts = [passage_text(self._snapshot.chunks[row]) for row, _ in hits]
@@ -130,29 +134,37 @@ class Pipeline:
         return hits[:top_k]
 
     def retrieve(
-        self, question: str, top_k: int, retriever: str | None = None, depth: int = 0, as_of: date | None = None
+        self,
+        question: str,
+        top_k: int,
+        retriever: str | None = None,
+        depth: int = 0,
+        as_of: date | None = None,
+        where: Where | None = None,
     ) -> Retrieval:
         """Embed the question, find its chunks (``retriever`` mode, default from options), score the
         sentences of the best, and find the names the question gives (rag.entities).
 
         ``depth`` chunks are ranked when it is more than ``top_k`` (for retrieval metrics);
         the request holds the best ``top_k``. Relative dates in the question (去年4月) are
-        resolved on ``as_of`` (default: today).
+        resolved on ``as_of`` (default: today). ``where`` limits the search to some documents
+        or publication days.
         """
         question = validate_question(question, self._max_question_chars)
+        where = self._checked(where)
         mode = check_retriever(retriever or self._options.retriever)
         t0 = time.perf_counter()
         asked = question_date(question, as_of or date.today())
         comparison = parse_comparison(question)
         if comparison is not None:
-            return self._compared(question, comparison, mode, asked, t0)
+            return self._compared(question, comparison, mode, asked, t0, where)
         wanted = max(top_k, depth)
-        if (same_day := self._same_day(question, mode)) is not None:
+        if (same_day := self._same_day(question, mode, where)) is not None:
             question, asked = same_day  # "X当天，…": what is asked, on the day X happened
         translation = self._translator.translate(question)
         query = self._embedder.embed_query(" ".join((question, *translation.query_terms())))
         t1 = time.perf_counter()
-        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted)
+        hits = self._rank(question, query, mode, max(wanted, _DATED_POOL) if asked else wanted, where)
         if asked:
             chunks = self._snapshot.chunks
             agreement = [date_agreement(asked, passage_text(chunks[row]), chunks[row].published) for row, _ in hits]
@@ -172,37 +184,57 @@ class Pipeline:
         )  # fmt: skip
         return Retrieval(request, timings, ranked)
 
+    def _checked(self, where: Where | None) -> Where | None:
+        """The filter, or a clear error when it can match nothing by mistake."""
+        if where is None:
+            return None
+        if where.doc_ids is not None and not where.doc_ids & self._snapshot.documents.keys():
+            raise InvalidQuestion(
+                f"none of the documents {sorted(where.doc_ids)} is indexed; GET /api/documents lists them"
+            )
+        if where.published_from and where.published_to and where.published_from > where.published_to:
+            raise InvalidQuestion(f"published_from {where.published_from} is after published_to {where.published_to}")
+        return where
+
     def _compared(
-        self, question: str, comparison: Comparison, mode: RetrieverName, asked: Ymd | None, started: float
+        self,
+        question: str,
+        comparison: Comparison,
+        mode: RetrieverName,
+        asked: Ymd | None,
+        started: float,
+        where: Where | None,
     ) -> Retrieval:
         """A question comparing events (rag.timeline): each event's passages, found on their
         own; those are the passages retrieved and cited. The names of one event are not in
         another's passage, so none is bound; the gate computes the answer, so no sentence is scored."""
-        passages, comparison = self._event_passages(comparison, mode)
+        passages, comparison = self._event_passages(comparison, mode, where)
         timings = {"embed_ms": 0.0, "search_ms": (time.perf_counter() - started) * 1000}
         request = GenerationRequest(question, passages, (), asked_date=asked, comparison=comparison)
         return Retrieval(request, timings, passages)
 
-    def _same_day(self, question: str, mode: RetrieverName) -> tuple[str, Ymd] | None:
+    def _same_day(self, question: str, mode: RetrieverName, where: Where | None) -> tuple[str, Ymd] | None:
         """For "X当天，…" (rag.timeline): what is asked and the day X happened, found in
         the passage that reports X; None for other questions, or when X cannot be dated to a day."""
         parsed = parse_same_day(question)
         if parsed is None:
             return None
         event, rest = parsed
-        hits = self._rank(event, self._embedder.embed_query(event), mode, _EVENT_PASSAGES)
+        hits = self._rank(event, self._embedder.embed_query(event), mode, _EVENT_PASSAGES, where)
         passages = [Passage(self._snapshot.chunks[row], score) for row, score in hits]
         dated = bind(event, passages, range(len(passages)))
         if isinstance(dated, str) or dated.when[2] is None:
             return None
         return rest, dated.when
 
-    def _event_passages(self, comparison: Comparison, mode: RetrieverName) -> tuple[tuple[Passage, ...], Comparison]:
+    def _event_passages(
+        self, comparison: Comparison, mode: RetrieverName, where: Where | None
+    ) -> tuple[tuple[Passage, ...], Comparison]:
         """The best passages for each event a question compares, taken in turns (every
         event's best first), and the comparison with each event's passage ranks."""
         queries = self._embedder.embed_queries(list(comparison.events))
         found = [
-            self._rank(event, query, mode, _EVENT_PASSAGES)
+            self._rank(event, query, mode, _EVENT_PASSAGES, where)
             for event, query in zip(comparison.events, queries, strict=True)
         ]
         order: list[int] = []

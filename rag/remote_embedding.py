@@ -21,9 +21,9 @@ import numpy as np
 
 from rag.embedding import QueryBatcher, Vectors
 from rag.errors import ModelError
+from rag.generators.openai_compat import RETRY_STATUS
 
 _log = logging.getLogger(__name__)
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 def embeddings_endpoint(url: str) -> str:
@@ -89,17 +89,22 @@ class RemoteEmbedder:
             try:
                 response = self._client.post(self._endpoint, json=payload)
             except httpx.HTTPError as exc:
-                problem = f"{exc.__class__.__name__}: {exc}"
+                problem = exc.__class__.__name__
+                _log.warning("embedding server %s: %r", self._endpoint, exc)
             else:
                 if response.status_code == 200:
                     return self._vectors(response, len(texts))
-                problem = f"HTTP {response.status_code}: {response.text[:200]}"
-                if response.status_code not in _RETRY_STATUS:
+                problem = f"HTTP {response.status_code}"
+                _log.warning(
+                    "embedding server %s: HTTP %s: %s", self._endpoint, response.status_code, response.text[:500]
+                )
+                if response.status_code not in RETRY_STATUS:
                     break
             if attempt < self._retries:
-                _log.warning("embedding server %s: %s; retrying", self._endpoint, problem)
                 time.sleep(min(8.0, 0.5 * 2**attempt))
-        raise ModelError(f"the embedding server at {self._endpoint} failed: {problem} (RAG_EMBEDDING_URL)")
+        raise ModelError(
+            f"the embedding server at {self._endpoint} failed: {problem} (RAG_EMBEDDING_URL; the log has its answer)"
+        )
 
     def _vectors(self, response: httpx.Response, count: int) -> list[list[float]]:
         try:
@@ -107,7 +112,8 @@ class RemoteEmbedder:
             rows = sorted(body["data"], key=lambda row: int(row["index"]))
             vectors = [[float(x) for x in row["embedding"]] for row in rows]
         except (ValueError, KeyError, TypeError) as exc:
-            raise ModelError(f"the embedding server at {self._endpoint} sent an unreadable answer: {exc}") from exc
+            _log.warning("embedding server %s: unreadable answer %r: %s", self._endpoint, exc, response.text[:500])
+            raise ModelError(f"the embedding server at {self._endpoint} sent an unreadable answer") from exc
         if len(vectors) != count or len({len(v) for v in vectors}) > 1:
             raise ModelError(f"the embedding server at {self._endpoint} sent {len(vectors)} vectors for {count} texts")
         return vectors

@@ -77,7 +77,6 @@ def store_config(settings: Settings) -> StoreConfig:
         settings.milvus_uri,
         settings.milvus_token,
         settings.milvus_collection,
-        settings.milvus_keywords,
     )
 
 
@@ -137,7 +136,7 @@ def index_documents(
         if changed and progress is not None:
             progress("writing the index", 0, 0)
         version = save_snapshot(snapshot, settings.index_dir) if changed else None
-        resume.clear()
+        resume.forget(documents)
     return stats, version
 
 

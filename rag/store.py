@@ -21,16 +21,18 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, get_args
+from typing import TYPE_CHECKING, Protocol, get_args
 
 import numpy as np
 import numpy.typing as npt
 
+from rag.config import StoreName
 from rag.embedding import Vectors
-from rag.errors import ConfigError, IndexCorrupt
+from rag.errors import IndexCorrupt
 from rag.lexical import (
     LexicalIndex,
     build_lexical,
@@ -45,7 +47,6 @@ from rag.types import Chunk
 if TYPE_CHECKING:
     import faiss
 
-StoreName = Literal["embedded", "milvus"]
 STORES: tuple[str, ...] = get_args(StoreName)
 REBUILD_HINT = "rebuild it with `rag index --rebuild` (or `make index`)"
 Hit = tuple[int, float]
@@ -63,6 +64,16 @@ class Where:
     def is_empty(self) -> bool:
         return self.doc_ids is None and not self.published_from and not self.published_to
 
+    @classmethod
+    def of(cls, doc_ids: Iterable[str] | None, published_from: date | None, published_to: date | None) -> Where | None:
+        """The filter a request asks for, or None when it asks for none."""
+        where = cls(
+            frozenset(doc_ids) if doc_ids is not None else None,
+            published_from.isoformat() if published_from else "",
+            published_to.isoformat() if published_to else "",
+        )
+        return None if where.is_empty() else where
+
 
 @dataclass(frozen=True)
 class StoreConfig:
@@ -72,7 +83,6 @@ class StoreConfig:
     milvus_uri: str = ""  # empty: Milvus Lite in <index_dir>/milvus.db
     milvus_token: str = ""
     milvus_collection: str = "rag_chunks"
-    milvus_keywords: Literal["client", "milvus"] = "client"
 
     def uri(self, index_dir: Path) -> str:
         return self.milvus_uri or str((index_dir / "milvus.db").resolve())
@@ -115,8 +125,10 @@ class ChunkStore(Protocol):
         """Write what the version folder keeps of this store."""
         ...
 
-    def commit(self) -> None:
-        """Called once the version holding this store is live: reclaim rows no version needs."""
+    def commit(self, previous: Path | None) -> None:
+        """Called once the version holding this store is live, with the version it replaced
+        (kept on disk, and possibly still read): reclaim rows neither of them holds. Never
+        raises: the new version is live whatever happens here."""
         ...
 
 
@@ -346,32 +358,40 @@ class EmbeddedStore:
         self.dense.save(folder / "chunks.faiss")
         save_lexical(self.lexical, folder)
 
-    def commit(self) -> None:
+    def commit(self, previous: Path | None) -> None:
         """Nothing to reclaim: superseded versions are pruned with their folders."""
 
 
-def check_store(name: str) -> StoreName:
-    """``name`` if it is a store, else a ConfigError that lists them."""
-    if name not in STORES:
-        raise ConfigError(f"unknown store {name!r}; choose one of: {', '.join(STORES)}")
-    return name  # type: ignore[return-value]
+def _new_milvus(config: StoreConfig, index_dir: Path, dimension: int) -> ChunkStore:
+    from rag.milvus import MilvusStore
+
+    return MilvusStore.create(config, index_dir, dimension)
+
+
+def _open_milvus(config: StoreConfig, index_dir: Path, folder: Path, chunks: Sequence[Chunk]) -> ChunkStore:
+    from rag.milvus import MilvusStore
+
+    return MilvusStore.open(config, index_dir, folder, chunks)
+
+
+# The stores by name: an empty one for a new index, and the one a saved version names.
+_NEW: dict[str, Callable[[StoreConfig, Path, int], ChunkStore]] = {
+    "embedded": lambda _config, _index_dir, dimension: EmbeddedStore.empty(dimension),
+    "milvus": _new_milvus,
+}
+_OPEN: dict[str, Callable[[StoreConfig, Path, Path, Sequence[Chunk]], ChunkStore]] = {
+    "embedded": lambda _config, _index_dir, folder, chunks: EmbeddedStore.load(folder, chunks),
+    "milvus": _open_milvus,
+}
 
 
 def new_store(config: StoreConfig, index_dir: Path, dimension: int) -> ChunkStore:
     """An empty store of the configured kind (for a new index, or one moving to another store)."""
-    if config.kind == "milvus":
-        from rag.milvus import MilvusStore
-
-        return MilvusStore.create(config, index_dir, dimension)
-    return EmbeddedStore.empty(dimension)
+    return _NEW[config.kind](config, index_dir, dimension)
 
 
 def open_store(kind: str, config: StoreConfig, index_dir: Path, folder: Path, chunks: Sequence[Chunk]) -> ChunkStore:
     """The store of a saved version (``kind`` is what its manifest records)."""
-    if kind == "milvus":
-        from rag.milvus import MilvusStore
-
-        return MilvusStore.open(config, index_dir, folder, chunks)
-    if kind != "embedded":
-        raise IndexCorrupt(f"{folder}: unknown store {kind!r}; {REBUILD_HINT}")
-    return EmbeddedStore.load(folder, chunks)
+    if kind not in _OPEN:
+        raise IndexCorrupt(f"{folder}: unknown store {kind!r} (known: {', '.join(_OPEN)}); {REBUILD_HINT}")
+    return _OPEN[kind](config, index_dir, folder, chunks)

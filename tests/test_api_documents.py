@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -162,3 +163,31 @@ def test_index_status_reports_an_upload_while_it_is_indexed(
     assert all(0 <= s["done"] <= s["total"] and s["total"] >= 1 for s in embedding)
     after = client.get("/api/index/status").json()
     assert after["busy"] is False and after["document"] == "b.md"
+
+
+def test_questions_can_be_limited_to_documents_and_publication_days(docs_client: tuple[TestClient, Settings]) -> None:
+    client, _ = docs_client
+    created = client.post("/api/documents", json={"name": "bridge.md", "text": BRIDGE, "published": "2031-05-01"})
+    bridge = created.json()["doc_id"]
+    seed = "seeds/hunan-daily-page.txt"
+    wages = "凤凰县为多少名农民工追回了拖欠工资？"
+
+    def ask(**limits: object) -> dict[str, Any]:
+        response = client.post("/api/ask", json={"question": wages, **limits})
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    assert "386" in ask()["answer"]
+    assert "386" in ask(documents=[seed])["answer"]
+    only_bridge = ask(documents=[bridge])
+    assert only_bridge["abstained"] and all(c["doc_id"] == bridge for c in only_bridge["citations"])
+    since = ask(published_from="2031-01-01")  # only the bridge article is that recent
+    assert since["abstained"] and all(c["doc_id"] == bridge for c in since["citations"])
+    bridges = client.post("/api/ask", json={"question": "凤凰县今年新建了几座跨江大桥？", "published_to": "2031-05-01"})
+    assert "3" in bridges.json()["answer"] and bridges.json()["citations"][0]["doc_id"] == bridge
+    for limits, problem in (
+        ({"documents": ["nothing.txt"]}, "GET /api/documents"),
+        ({"published_from": "2031-02-01", "published_to": "2031-01-01"}, "after"),
+    ):
+        refused = client.post("/api/ask", json={"question": wages, **limits})
+        assert refused.status_code == 422 and problem in refused.json()["message"]

@@ -293,14 +293,16 @@ def test_an_interrupted_build_resumes_without_re_embedding_finished_documents(
         index_documents(settings, docs, _CrashingEmbedder(calls=4), progress=lambda *a: seen.append(a))
     assert ("embedding chunks", 4, 6) in seen and current_version(settings.index_dir) is None
     again = _CrashingEmbedder(calls=99)
-    stats, version = index_documents(settings, docs, again)
+    seen.clear()
+    stats, version = index_documents(settings, docs, again, progress=lambda *a: seen.append(a))
+    assert seen[:2] == [("embedding chunks", 4, 6), ("embedding chunks", 5, 6)]  # the rate counts this run only
     assert version is not None and stats.resumed == 4 and len(stats.added) == 6
     assert len(again.embedded) == 2 and all(("第4篇" in t or "第5篇" in t) for t in again.embedded)
     resumed = load_snapshot(settings.index_dir)
     clean, _ = update_snapshot(None, docs, HashEmbedder(64), 200, 20)
     np.testing.assert_allclose(resumed.chunk_vectors(), clean.chunk_vectors(), atol=1e-6)
     np.testing.assert_allclose(resumed.sentence_vectors, clean.sentence_vectors, atol=1e-3)
-    assert not (settings.index_dir / ".resume").exists()  # emptied once the version is live
+    assert not (settings.index_dir / ".resume").exists()  # each entry dropped once the version is live
 
 
 def test_the_index_command_shows_progress_with_rate_and_time_left() -> None:

@@ -26,11 +26,21 @@ def _doc(doc_id: str, text: str, published: str = "") -> Document:
 
 
 DOCS = [
-    _doc("wages.txt", "凤凰县纪委为 386 名农民工追回拖欠工资 500 余万元。", "2024-03-01"),
+    _doc('wages "2024".txt', "凤凰县纪委为 386 名农民工追回拖欠工资 500 余万元。", "2024-03-01"),
     _doc("air.txt", "株洲市空气质量优良天数达到 326 天，创历史新高。", "2024-06-15"),
     _doc("jobs.txt", "郴州市发布 38 个紧缺工种，培训补助提高到每人 1800 元。", "2025-01-10"),
     _doc("museum.txt", "The Zixing museum opened in September 2010 and hosts student visits."),
 ]
+
+
+WAGES = 'wages "2024".txt'  # quotes: filters must escape document ids
+
+
+def _rows_in_milvus(stores: StoreConfig, index_dir: Path) -> int:
+    from rag.milvus import _client
+
+    client = _client(stores.uri(index_dir), "")
+    return int(client.query(stores.milvus_collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
 
 
 @pytest.fixture(params=STORES)
@@ -76,7 +86,7 @@ def test_keyword_search_matches_words_and_only_matching_chunks(
 ) -> None:
     snapshot = _build(hash_embedder, stores, tmp_path)
     for question, doc_id in (
-        ("农民工的工资追回了多少？", "wages.txt"),
+        ("农民工的工资追回了多少？", WAGES),
         ("紧缺工种", "jobs.txt"),
         ("museum", "museum.txt"),
     ):
@@ -95,7 +105,7 @@ def test_every_mode_ranks_with_dense_similarities_and_hybrid_falls_back_to_dense
     vectors = snapshot.chunk_vectors()
     for mode in RETRIEVERS:
         hits = rank_chunks(snapshot.store, query, question, mode, 3, depth=10, rrf_k=60)  # type: ignore[arg-type]
-        assert _doc_ids(snapshot, hits)[0] == "wages.txt", mode
+        assert _doc_ids(snapshot, hits)[0] == WAGES, mode
         for row, score in hits:
             assert score == pytest.approx(float(vectors[row] @ query), abs=1e-4)
     english = hash_embedder.embed_query("unrelated words")
@@ -103,7 +113,7 @@ def test_every_mode_ranks_with_dense_similarities_and_hybrid_falls_back_to_dense
     assert rank_chunks(snapshot.store, english, "unrelated words", "hybrid", 3, 10, 60) == dense
     # the weighted fusion (Milvus' ranker has no weights) ranks the same way here
     weighted = rank_chunks(snapshot.store, query, question, "hybrid", 3, 10, 60, lexical_weight=2.0)
-    assert _doc_ids(snapshot, weighted)[0] == "wages.txt"
+    assert _doc_ids(snapshot, weighted)[0] == WAGES
 
 
 def test_filters_by_document_and_publication_day(
@@ -116,14 +126,14 @@ def test_filters_by_document_and_publication_day(
     assert set(_doc_ids(snapshot, store.dense_search(query, 10, only))) == {"air.txt", "museum.txt"}
     assert store.keyword_search("农民工工资", 5, only) == []
     in_2024 = Where(published_from="2024-01-01", published_to="2024-12-31")
-    assert set(_doc_ids(snapshot, store.dense_search(query, 10, in_2024))) == {"wages.txt", "air.txt"}
+    assert set(_doc_ids(snapshot, store.dense_search(query, 10, in_2024))) == {WAGES, "air.txt"}
     # an undated document never passes a date bound
     since_june = Where(published_from="2024-06-01")
     assert set(_doc_ids(snapshot, store.dense_search(query, 10, since_june))) == {"air.txt", "jobs.txt"}
     hybrid = store.hybrid_search(query, "农民工工资", 5, 10, 60, 1.0, since_june)
     assert set(_doc_ids(snapshot, hybrid)) <= {"air.txt", "jobs.txt"}
-    quoted = Where(doc_ids=frozenset({'odd "name".txt'}))
-    assert store.dense_search(query, 5, quoted) == []
+    quoted = Where(doc_ids=frozenset({WAGES, 'no "such".txt'}))
+    assert set(_doc_ids(snapshot, store.dense_search(query, 5, quoted))) == {WAGES}
 
 
 def test_update_replaces_and_deletes_documents_and_readers_keep_their_version(
@@ -156,19 +166,36 @@ def test_a_write_that_never_went_live_leaves_the_last_version_and_is_cleaned_up(
     # a writer that stored its rows and then crashed before saving its version
     _build(hash_embedder, stores, tmp_path, [_doc("lost.txt", "孤儿文档讲述洞庭湖的候鸟。")], old=first)
     live = load_snapshot(tmp_path, stores)
-    assert len(live.store) == 4
+    if stores.kind == "milvus":
+        assert _rows_in_milvus(stores, tmp_path) == 5  # the crashed write's row is in the collection...
+    assert len(live.store) == 4  # ...but not in the version, and no search returns it
     assert live.store.keyword_search("洞庭湖候鸟", 3) == []
-    assert live.store.dense_search(hash_embedder.embed_query("孤儿文档讲述洞庭湖的候鸟。"), 10)
-    assert "lost.txt" not in _doc_ids(live, live.store.dense_search(hash_embedder.embed_query("洞庭湖"), 10))
+    hits = live.store.dense_search(hash_embedder.embed_query("孤儿文档讲述洞庭湖的候鸟。"), 10)
+    assert len(hits) == 4 and {row for row, _ in hits} == set(range(4))
     # the next write that goes live reclaims the crashed write's rows
     third = _build(hash_embedder, stores, tmp_path, [_doc("new.txt", "新的文档。")], old=live)
     save_snapshot(third, tmp_path)
     if stores.kind == "milvus":
-        from rag.milvus import _client
+        assert _rows_in_milvus(stores, tmp_path) == len(third.chunks) == 5
 
-        client = _client(stores.uri(tmp_path), "")
-        count = client.query(stores.milvus_collection, filter="", output_fields=["count(*)"])[0]["count(*)"]
-        assert count == len(third.chunks) == 5
+
+def test_a_replaced_version_keeps_working_until_the_next_one(
+    stores: StoreConfig, tmp_path: Path, hash_embedder: HashEmbedder
+) -> None:
+    first = _build(hash_embedder, stores, tmp_path)
+    save_snapshot(first, tmp_path)
+    second = _build(hash_embedder, stores, tmp_path, [], old=first, drop=("air.txt",))
+    save_snapshot(second, tmp_path)
+    # a server still on the first version (it has not reloaded yet) finds what it held
+    assert _doc_ids(first, first.store.keyword_search("空气质量", 3)) == ["air.txt"]
+    assert first.chunk_vectors().shape == (4, hash_embedder.dimension)
+    assert second.store.keyword_search("空气质量", 3) == []
+    third = _build(hash_embedder, stores, tmp_path, [_doc("new.txt", "新的文档。")], old=second)
+    save_snapshot(third, tmp_path)
+    if stores.kind == "milvus":  # two versions on: the dropped document's rows are gone
+        assert _rows_in_milvus(stores, tmp_path) == len(third.chunks) == 4
+    rows = [0, 2, 0, 3]  # repeated rows read the same vector twice
+    np.testing.assert_allclose(third.store.vectors(rows), third.chunk_vectors()[rows], atol=1e-6)
 
 
 def test_the_service_serves_the_configured_store_and_moves_an_index_without_re_embedding(
@@ -191,8 +218,11 @@ def test_the_service_serves_the_configured_store_and_moves_an_index_without_re_e
     assert load_snapshot(settings.index_dir, StoreConfig(milvus_uri=milvus["milvus_uri"])).store.kind == "milvus"
 
 
-def test_milvus_refuses_a_collection_of_another_dimension(tmp_path: Path) -> None:
+def test_milvus_refuses_a_collection_of_another_dimension_or_another_index(tmp_path: Path) -> None:
     stores = StoreConfig("milvus", milvus_uri=str(tmp_path / "milvus.db"), milvus_collection="dims")
-    _build(HashEmbedder(64), stores, tmp_path)
+    _build(HashEmbedder(64), stores, tmp_path / "index")
     with pytest.raises(IndexMismatch, match="RAG_MILVUS_COLLECTION"):
-        _build(HashEmbedder(32), stores, tmp_path)
+        _build(HashEmbedder(32), stores, tmp_path / "index")
+    # a second index folder on the same collection would delete the first one's rows
+    with pytest.raises(IndexMismatch, match="another index folder"):
+        _build(HashEmbedder(64), stores, tmp_path / "other-index")

@@ -32,6 +32,7 @@ def query_of(body: AskRequest, preview: bool = True) -> Query:
         retriever=body.retriever,
         preview=preview,
         as_of=body.as_of,
+        where=body.where(),
     )
 
 

@@ -198,10 +198,16 @@ async def delete_document(doc_id: str, request: Request, state: StateDep) -> Res
         folder = state.settings.documents_dir.resolve()
         name = source.name if source.parent == folder else None
         embedder = InterruptibleEmbedder(state.embedder, stop)
-        state.uploads.delete(
-            name, doc_id, lambda: index_documents(state.settings, [], embedder, drop=lambda _: {doc_id})
-        )
-        _reload(state)
+        state.progress.start(doc_id)
+        try:
+            state.progress.update("removing", 0, 0)
+            state.uploads.delete(
+                name, doc_id, lambda: index_documents(state.settings, [], embedder, drop=lambda _: {doc_id})
+            )
+            state.progress.update("loading the new index", 0, 0)
+            _reload(state)
+        finally:
+            state.progress.finish()
 
     await state.writes.run(job, request)
     return Response(status_code=204)

@@ -72,7 +72,8 @@ const TEXT = {
     indexing: "正在建立索引…",
     indexingStage: "正在为 {0} 建立索引：{1}…",
     indexingCount: "正在为 {0} 建立索引：{1} {2}/{3}",
-    "stage:queued": "排队中",
+    "stage:starting": "开始",
+    "stage:removing": "删除",
     "stage:embedding chunks": "嵌入段落",
     "stage:adding new words to the lexicon": "更新词表",
     "stage:indexing vectors and keywords": "建立向量和关键词索引",
@@ -458,22 +459,20 @@ async function deleteDocument(doc) {
   }
 }
 
-/** The running index update (GET /api/index/status) on the status line and the bar. */
-async function showIndexing(status, progress) {
+/** The running index update (GET /api/index/status) as [status line, bar percent], or null. */
+async function indexingText() {
   let state;
   try {
     state = await (await request("/api/index/status")).json();
   } catch (_) {
-    return; // the upload's own answer will say what went wrong
+    return null; // the upload's own answer will say what went wrong
   }
-  if (!state.busy || !state.stage) return;
+  if (!state.busy || !state.stage) return null;
   const stage = t(`stage:${state.stage}`).replace(/^stage:/, "");
   if (state.total > 0) {
-    progress.value = Math.round((100 * state.done) / state.total);
-    status.textContent = t("indexingCount", state.document, stage, state.done, state.total);
-  } else {
-    status.textContent = t("indexingStage", state.document, stage);
+    return [t("indexingCount", state.document, stage, state.done, state.total), Math.round((100 * state.done) / state.total)];
   }
+  return [t("indexingStage", state.document, stage), 100];
 }
 
 /** Upload with XMLHttpRequest: fetch cannot report upload progress. */
@@ -493,13 +492,18 @@ function upload(file, replace = false) {
     status.textContent = t("uploading", progress.value);
   };
   let polling = null;
+  let finished = false;
   xhr.upload.onload = () => {
     progress.value = 100;
     status.textContent = t("indexing");
     // The file is sent; the server now embeds it. Show how far that is until it answers.
-    polling = window.setInterval(() => showIndexing(status, progress), 700);
+    polling = window.setInterval(async () => {
+      const shown = await indexingText();
+      if (shown && !finished) [status.textContent, progress.value] = shown;
+    }, 700);
   };
   const stopPolling = () => {
+    finished = true; // a poll still in flight must not overwrite the upload's answer
     if (polling !== null) window.clearInterval(polling);
     polling = null;
   };

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     import httpx
 
 CHAT_TIMEOUT_S = 10.0
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class OpenAICompatGenerator:
         while True:
             try:
                 with self._client.stream("POST", "/chat/completions", json=payload, timeout=timeout) as response:
-                    if response.status_code in _RETRY_STATUS and attempt < retries:
+                    if response.status_code in RETRY_STATUS and attempt < retries:
                         raise _Retry(f"HTTP {response.status_code}")
                     if response.status_code in (400, 422) and "stream_options" in payload:
                         # A server that refuses the usage option answers without it.

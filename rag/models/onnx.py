@@ -175,7 +175,7 @@ class TokenizerFile:
         try:
             self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError, Exception) as exc:  # tokenizers raises its own exception type
+        except Exception as exc:  # tokenizers raises its own exception type, besides OSError and ValueError
             raise ModelError(f"cannot read the tokenizer in {folder}: {exc}") from exc
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length)
