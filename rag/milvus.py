@@ -24,6 +24,7 @@ Milvus' own jieba analyzer on the raw text ranked worse on CMRC 2018 (keyword re
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -81,17 +82,30 @@ def _client(uri: str, token: str) -> Any:
                 ) from exc
             if uri.endswith(".db"):
                 logging.getLogger("grpc._server").addFilter(_QuietUnimplemented())
+            if uri.endswith(".db") and _locked(Path(uri) / "LOCK"):
+                raise StoreUnavailable(
+                    f"another process has the Milvus Lite folder {uri} open (one process at a time): add documents "
+                    "through the running server's API, or stop it first"
+                )
             try:
                 _clients[(uri, token)] = MilvusClient(uri=uri, token=token)
             except Exception as exc:
                 _log.warning("cannot reach Milvus at %s: %r", uri, exc)
-                if "lock" in repr(exc).lower():
-                    raise StoreUnavailable(
-                        f"another process has the Milvus Lite folder {uri} open (one process at a time): upload "
-                        "through the running server's API, or stop it first"
-                    ) from exc
                 raise StoreUnavailable(f"cannot reach Milvus at {uri} (RAG_MILVUS_URI); the log says why") from exc
         return _clients[(uri, token)]
+
+
+def _locked(lock: Path) -> bool:
+    """Whether another process holds Milvus Lite's lock on its folder (it allows one)."""
+    try:
+        with lock.open("a") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False  # no folder yet: Milvus Lite makes it
+    return False
 
 
 def _fit(text: str, limit: int = _MAX_TEXT_BYTES) -> str:

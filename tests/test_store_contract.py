@@ -226,3 +226,25 @@ def test_milvus_refuses_a_collection_of_another_dimension_or_another_index(tmp_p
     # a second index folder on the same collection would delete the first one's rows
     with pytest.raises(IndexMismatch, match="another index folder"):
         _build(HashEmbedder(64), stores, tmp_path / "other-index")
+
+
+def test_a_milvus_lite_folder_open_in_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from rag.errors import StoreUnavailable
+
+    folder = tmp_path / "busy.db"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"from pymilvus import MilvusClient; MilvusClient({str(folder)!r}); print('open')"
+         "; import time; time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "open"
+        stores = StoreConfig("milvus", milvus_uri=str(folder), milvus_collection="busy")
+        with pytest.raises(StoreUnavailable, match="another process has the Milvus Lite folder"):
+            _build(HashEmbedder(64), stores, tmp_path / "index")
+    finally:
+        holder.kill()
+        holder.communicate()
