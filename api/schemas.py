@@ -122,6 +122,7 @@ class Health(BaseModel):
     documents: int
     chunks: int
     embedding_model: str
+    store: str = Field(description="where the index's chunks are searched: embedded or milvus")
     generator: str
     generators: list[str]
 

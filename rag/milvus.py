@@ -200,7 +200,7 @@ class MilvusStore:
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
             collection, dimension, made_at = str(meta["collection"]), int(meta["dimension"]), str(meta["uri"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexCorrupt(f"{folder}: unreadable Milvus keys; {REBUILD_HINT}") from exc
+            raise IndexCorrupt(f"{folder}: unreadable {KEYS_FILE} or {META_FILE}; {REBUILD_HINT}") from exc
         if len(keys) != len(chunks):
             raise IndexCorrupt(f"{folder}: {len(keys)} Milvus keys for {len(chunks)} chunks; {REBUILD_HINT}")
         config = StoreConfig("milvus", config.milvus_uri, config.milvus_token, collection)

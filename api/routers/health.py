@@ -31,6 +31,7 @@ async def health(request: Request, state: StateDep) -> JSONResponse:
         documents=len(snapshot.documents) if snapshot else 0,
         chunks=len(snapshot.chunks) if snapshot else 0,
         embedding_model=settings.embedding_id,
+        store=snapshot.manifest.store if snapshot else settings.store,
         generator=state.generators.default if state.generators else settings.generator,
         generators=state.generators.available if state.generators else [],
     )
