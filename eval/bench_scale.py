@@ -43,6 +43,10 @@ def _questions() -> list[str]:
 
 def _measure(settings: Settings) -> dict[str, float]:
     """In a fresh process: load the index as a server does, time the seed questions, report peak RSS."""
+    if settings.store == "milvus":
+        from rag.milvus import close_all
+
+        close_all()  # Milvus Lite opens a folder in one process at a time
     command = [sys.executable, "-m", "eval.bench_scale", "--measure", str(settings.index_dir)]
     env = {**os.environ, "RAG_STORE": settings.store, "RAG_MILVUS_COLLECTION": settings.milvus_collection}
     env.update({"RAG_CHUNK_SIZE": str(settings.chunk_size), "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap)})

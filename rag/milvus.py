@@ -24,6 +24,7 @@ Milvus' own jieba analyzer on the raw text ranked worse on CMRC 2018 (keyword re
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import json
@@ -93,6 +94,20 @@ def _client(uri: str, token: str) -> Any:
                 _log.warning("cannot reach Milvus at %s: %r", uri, exc)
                 raise StoreUnavailable(f"cannot reach Milvus at {uri} (RAG_MILVUS_URI); the log says why") from exc
         return _clients[(uri, token)]
+
+
+def close_all() -> None:
+    """Close this process's Milvus clients and stop its Milvus Lite servers, freeing their
+    folders for another process (a benchmark's serving process, say)."""
+    with _clients_lock:
+        for (uri, _), client in list(_clients.items()):
+            with contextlib.suppress(Exception):
+                client.close()
+            if uri.endswith(".db"):
+                from milvus_lite.server_manager import server_manager_instance
+
+                server_manager_instance.release_server(uri)
+        _clients.clear()
 
 
 def _locked(lock: Path) -> bool:
