@@ -3,6 +3,8 @@ Lite, the real Milvus code path through pymilvus and gRPC, in a temporary folder
 
 from __future__ import annotations
 
+import os
+import uuid
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,7 +47,11 @@ def _rows_in_milvus(stores: StoreConfig, index_dir: Path) -> int:
 
 @pytest.fixture(params=STORES)
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> StoreConfig:
-    return StoreConfig(request.param, milvus_uri=str(tmp_path / "milvus.db"), milvus_collection="contract")
+    """Each store; Milvus is Milvus Lite in a temporary folder, or the server RAG_TEST_MILVUS_URI
+    names (http://host:19530), with a collection of its own per test."""
+    server = os.environ.get("RAG_TEST_MILVUS_URI", "")
+    collection = f"contract_{uuid.uuid4().hex}" if server else "contract"
+    return StoreConfig(request.param, milvus_uri=server or str(tmp_path / "milvus.db"), milvus_collection=collection)
 
 
 def _build(
