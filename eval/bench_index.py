@@ -28,15 +28,26 @@ def _peak_rss_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+# `rag index`, then this process's peak RSS (VmHWM: ru_maxrss of children is the largest
+# child's, and Linux counts a parent's peak at fork into it).
+_INDEX_AND_PEAK = (
+    "import sys; from rag.cli import main; code = main(['index', sys.argv[1]]); "
+    "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM')][0]); "
+    "sys.exit(code)"
+)
+
+
 def cold_build(cache_dir: Path) -> dict[str, float]:
     """A new process indexes the seed page into an empty folder: imports, model load, embedding, save."""
     with tempfile.TemporaryDirectory() as index_dir:
         env = {**os.environ, "RAG_INDEX_DIR": index_dir, "RAG_CACHE_DIR": str(cache_dir)}
-        rag = Path(sys.executable).parent / "rag"
         started = time.perf_counter()
-        subprocess.run([str(rag), "index", str(SEEDS)], env=env, check=True, capture_output=True, cwd=ROOT)
+        done = subprocess.run(
+            [sys.executable, "-c", _INDEX_AND_PEAK, str(SEEDS)], env=env, check=True, capture_output=True,
+            text=True, cwd=ROOT,
+        )  # fmt: skip
         seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN)}
+    return {"seconds": seconds, "peak_rss_mb": int(done.stdout.strip().splitlines()[-1]) / 1024}
 
 
 def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
@@ -133,7 +144,12 @@ def main() -> int:
         ("pipeline / raw", f"{ratio:.2f}", ">= 0.9"),
         ("pipeline embedding with int8 weights (chunks/s)", f"{warm['int8_chunks_per_s']:.1f}", ""),
         ("int8 pipeline / raw fp32", f"{warm['int8_chunks_per_s'] / warm['raw_chunks_per_s']:.2f}", ">= 2.5"),
-        ("peak RSS of the ask process (MB)", f"{warm['peak_rss_mb']:.0f}", "< 1500"),
+        # Serving memory is bench_scale's: this process also holds PyTorch and both ONNX sessions.
+        (
+            "peak RSS of this process: PyTorch and fp32 + int8 sessions for the comparison (MB)",
+            f"{warm['peak_rss_mb']:.0f}",
+            "",
+        ),
     ]
     table = ["| measure | value | target |", "|---|---|---|"] + [f"| {a} | {b} | {c} |" for a, b, c in rows]
     print("\n".join(table))
