@@ -88,8 +88,13 @@ def _client(uri: str, token: str) -> Any:
                     f"another process has the Milvus Lite folder {uri} open (one process at a time): add documents "
                     "through the running server's API, or stop it first"
                 )
+            # Milvus Lite's in-process server refuses pymilvus' 10 s keepalive pings ("too_many_pings",
+            # logged at error level by gRPC); on loopback, in one process, they serve nothing.
+            lite = {"grpc.keepalive_time_ms": 3_600_000, "grpc.keepalive_permit_without_calls": False}
             try:
-                _clients[(uri, token)] = MilvusClient(uri=uri, token=token)
+                _clients[(uri, token)] = MilvusClient(
+                    uri=uri, token=token, grpc_options=lite if uri.endswith(".db") else {}
+                )
             except Exception as exc:
                 _log.warning("cannot reach Milvus at %s: %r", uri, exc)
                 raise StoreUnavailable(f"cannot reach Milvus at {uri} (RAG_MILVUS_URI); the log says why") from exc
