@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from api import errors
+from api.observability import Metrics, RequestContext
 from api.routers import ask, documents, health, openai, page
 from api.security import LOOPBACK_HOSTS, Policy, RequestGuard
 from api.state import AppState
@@ -57,12 +58,17 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     """Build the app; pass a pipeline to skip loading (tests), or settings to configure it."""
     resolved = settings or Settings()
 
+    metrics = Metrics()
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
         state = AppState(resolved, pipeline, embedder=pipeline.embedder) if pipeline else _load(resolved)
+        state.metrics = metrics
+        metrics.watch(state)
         try:
             yield {"app": state}
         finally:
+            state.stopping.set()
             state.writes.shutdown()
 
     app = FastAPI(
@@ -74,6 +80,7 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
     )
     errors.install(app)
     app.add_middleware(RequestGuard, policy=policy(resolved))
+    app.add_middleware(RequestContext, metrics=metrics)  # outermost: every response gets an id
     _offline_docs(app)
     app.include_router(health.router)
     app.include_router(ask.router)

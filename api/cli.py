@@ -110,12 +110,18 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     # Leave descriptors for the index, models and logs; past the cap uvicorn answers 503.
     connections = max(8, min(settings.max_connections, files - 64))
     limiter = RateLimitFilter()
-    for name in ("asyncio", "uvicorn.error", "uvicorn.access"):
+    for name in ("asyncio", "uvicorn.error"):  # not rag.access: each line names its own request
         logging.getLogger(name).addFilter(limiter)
+    from api.observability import log_config
+
     options: dict[str, Any] = {
         "host": args.host,
         "port": args.port,
         "log_level": args.log_level,
+        "log_config": log_config(settings.log_format, args.log_level),
+        "access_log": False,  # api.observability writes the access lines, with request ids
+        # SIGTERM: stop accepting, let answers in progress (streams included) finish, then exit.
+        "timeout_graceful_shutdown": settings.shutdown_timeout_s,
         "limit_concurrency": connections,
         "timeout_keep_alive": 5,
         "http": _protocol(settings.header_timeout_s),

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.observability import UNEXPECTED, request_id
 from rag.errors import (
     Busy,
     GeneratorError,
@@ -69,11 +70,12 @@ def status_for(exc: RagError) -> tuple[int, str]:
 
 
 def _body(code: str, message: str, status: int, request: Request | None = None) -> JSONResponse:
+    rid = request_id.get()  # the same id is in the X-Request-ID header and the log lines
     if request is not None and request.url.path.startswith("/v1/"):
         # OpenAI clients read {"error": {"message", "type", "code"}}.
         error = {"message": message, "type": "invalid_request_error" if status < 500 else "server_error"}
-        return JSONResponse({"error": {**error, "code": code, "param": None}}, status_code=status)
-    return JSONResponse({"error": code, "message": message}, status_code=status)
+        return JSONResponse({"error": {**error, "code": code, "param": None, "request_id": rid}}, status_code=status)
+    return JSONResponse({"error": code, "message": message, "request_id": rid}, status_code=status)
 
 
 def install(app: FastAPI) -> None:
@@ -102,4 +104,4 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error", exc_info=exc)
-        return _body("internal_error", "the server hit an unexpected error; see its log", 500, request)
+        return _body("internal_error", UNEXPECTED, 500, request)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
+from api.observability import Metrics
 from api.work import IndexProgress, Slots, WriteQueue
 from rag.answering import Answerer, AnswerStream, Query
 from rag.config import Settings
@@ -29,6 +31,8 @@ class AppState:
     not_ready: str = ""
     embedder: Embedder | None = None
     generators: Generators | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set when shutdown begins
     writes: WriteQueue = field(init=False)
     answers: Slots = field(init=False)
     uploads: UploadFolder = field(init=False)
@@ -67,4 +71,5 @@ class AppState:
             raise
         if give_back is not None:
             stream.on_close(give_back)
+        stream.on_answer(lambda answer: self.metrics.record_answer(answer, stream.generator))
         return stream

@@ -142,3 +142,8 @@ class Slots:
                     self._held -= 1
 
         return give_back
+
+    @property
+    def in_use(self) -> int:
+        """Slots held now."""
+        return self._held

@@ -44,7 +44,7 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def server_process(
-    env: dict[str, str], log: Path, ready_s: float = 180, open_files: int = 0
+    env: dict[str, str], log: Path, ready_s: float = 180, open_files: int = 0, log_level: str = "warning"
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``rag serve`` as a real process on a free loopback port; yields its base URL and process
     once ready. ``open_files``: its hard limit on open files (as ``ulimit -n``), if set."""
@@ -58,7 +58,7 @@ def server_process(
 
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", "warning"],
+            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", log_level],
             env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,
@@ -86,9 +86,9 @@ def server_process(
 
 
 @contextlib.contextmanager
-def running_server(env: dict[str, str], log: Path, ready_s: float = 180) -> Iterator[str]:
+def running_server(env: dict[str, str], log: Path, ready_s: float = 180, log_level: str = "warning") -> Iterator[str]:
     """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
-    with server_process(env, log, ready_s) as (base, _):
+    with server_process(env, log, ready_s, log_level=log_level) as (base, _):
         yield base
 
 

@@ -103,9 +103,25 @@ class AnswerStream:
         self.question = question  # as searched, after the conversation
         self.retrieval = retrieval  # every passage retrieved, to the query's depth
         self.generator = generator
-        self._events = events
+        self._events = self._watched(events)
         self._cancelled = cancelled or threading.Event()
         self._on_close: list[Callable[[], None]] = []
+        self._on_answer: list[Callable[[Answer], None]] = []
+
+    def _watched(self, events: EventStream) -> EventStream:
+        """The events, telling ``on_answer`` callbacks the final answer as it passes."""
+        try:
+            for event in events:
+                if isinstance(event, Done):
+                    for callback in self._on_answer:
+                        callback(event.answer)
+                yield event
+        finally:
+            events.close()
+
+    def on_answer(self, callback: Callable[[Answer], None]) -> None:
+        """Call ``callback`` with the final answer when it is reached (not when the stream is cut)."""
+        self._on_answer.append(callback)
 
     def on_close(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` once the stream is closed (a slot the answer held, say)."""

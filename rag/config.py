@@ -46,6 +46,12 @@ class Settings(BaseSettings):
         default="", description="generators a server offers, comma-separated; empty: its default and extractive"
     )
     max_request_bytes: int = Field(default=4 * 2**20, ge=1024, description="largest request body but uploads")
+    shutdown_timeout_s: float = Field(
+        default=30.0, ge=0, description="on SIGTERM, how long answers in progress may run before they are cut"
+    )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="rag serve's log lines: text, or one JSON object per line"
+    )
     max_pending_writes: int = Field(default=8, ge=1, description="uploads and deletes queued before 503")
     max_pending_answers: int = Field(
         default=6, ge=1, description="language-model answers running or queued before 503 (extractive: unbounded)"

@@ -158,7 +158,7 @@ def test_index_status_reports_an_upload_while_it_is_indexed(
     assert answers == [201]
     busy = [s for s in seen if s["busy"]]
     assert busy and all(s["document"] == "b.md" and s["queued"] == 1 for s in busy)
-    assert {"embedding chunks", "loading the new index"} <= {s["stage"] for s in busy}
+    assert "embedding chunks" in {s["stage"] for s in busy}  # the later stages may pass between two polls
     embedding = [s for s in busy if s["stage"] == "embedding chunks"]
     assert all(0 <= s["done"] <= s["total"] and s["total"] >= 1 for s in embedding)
     after = client.get("/api/index/status").json()

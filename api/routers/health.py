@@ -1,9 +1,10 @@
-"""GET (or HEAD) /api/health: liveness and readiness."""
+"""Health and metrics: /api/health (what is served), the live and ready probes, /metrics."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from api.deps import StateDep
 from api.schemas import Health
@@ -36,3 +37,28 @@ async def health(request: Request, state: StateDep) -> JSONResponse:
         generators=state.generators.available if state.generators else [],
     )
     return JSONResponse(body.model_dump(), status_code=status)
+
+
+@router.get("/api/health/live", include_in_schema=True)
+@router.head("/api/health/live", include_in_schema=False)
+async def live() -> JSONResponse:
+    """Liveness: the process answers (restart it when this fails). Never waits for a thread."""
+    return JSONResponse({"status": "ok"})
+
+
+@router.get("/api/health/ready", responses={503: {"description": "not ready: no index, or shutting down"}})
+@router.head("/api/health/ready", include_in_schema=False)
+async def ready(state: StateDep) -> JSONResponse:
+    """Readiness: questions can be asked now (route traffic here only then): 503 while there
+    is no index or the server is shutting down."""
+    if state.pipeline is None:
+        return JSONResponse({"status": "not ready", "detail": state.not_ready or "no index"}, status_code=503)
+    if state.stopping.is_set():
+        return JSONResponse({"status": "not ready", "detail": "shutting down"}, status_code=503)
+    return JSONResponse({"status": "ready"})
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(state: StateDep) -> Response:
+    """Prometheus metrics of this process (api.observability)."""
+    return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
