@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,10 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.observability import Metrics, RequestContext
 from api.routers import ask, documents, health, openai, page
+from api.routers.documents import UPLOADS_LOCK
 from api.security import LOOPBACK_HOSTS, Policy, RequestGuard
 from api.state import AppState
 from rag.config import Settings
 from rag.errors import IndexMissing, IndexStoreError, RagError
+from rag.index import live_version, writer_lock
 from rag.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -29,20 +32,37 @@ def _load(settings: Settings) -> AppState:
     from rag.service import make_embedder, open_pipeline
 
     embedder = make_embedder(settings)
+    version = live_version(settings.index_dir)
     try:
         pipeline = open_pipeline(settings, embedder)
     except IndexStoreError as exc:
         logger.warning("not ready: %s", exc)
         state = AppState(settings, None, str(exc), embedder)
         if isinstance(exc, IndexMissing):  # nothing was ever indexed: an interrupted first upload is undone
-            state.uploads.recover({})
+            with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too
+                state.uploads.recover({})
         return state
     pipeline.warm_up()
-    state = AppState(settings, pipeline, embedder=embedder)
+    state = AppState(settings, pipeline, embedder=embedder, version=version)
     # A change to the uploads that a crash interrupted is finished or undone before serving.
-    state.uploads.recover(dict(pipeline.snapshot.manifest.document_hashes))
+    with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too
+        state.uploads.recover(dict(pipeline.snapshot.manifest.document_hashes))
     _warm_default_generator(state)
     return state
+
+
+async def _watch_index(state: AppState) -> None:
+    """Serve the newest index: every RAG_INDEX_POLL_S, load the live version if another
+    process (``rag index``, another worker) made a new one live. This process's own uploads
+    reload as they finish."""
+    while True:
+        await asyncio.sleep(state.settings.index_poll_s)
+        if state.writes.admitted:
+            continue
+        try:
+            await asyncio.to_thread(state.reload_if_changed)
+        except Exception:  # the watcher must outlive any one failure
+            logger.exception("reloading the index failed")
 
 
 def _warm_default_generator(state: AppState) -> None:
@@ -62,13 +82,19 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, AppState]]:
-        state = AppState(resolved, pipeline, embedder=pipeline.embedder) if pipeline else _load(resolved)
+        if pipeline:
+            state = AppState(resolved, pipeline, embedder=pipeline.embedder, version=live_version(resolved.index_dir))
+        else:
+            state = _load(resolved)
         state.metrics = metrics
         metrics.watch(state)
+        watcher = asyncio.create_task(_watch_index(state)) if resolved.index_poll_s > 0 else None
         try:
             yield {"app": state}
         finally:
             state.stopping.set()
+            if watcher is not None:
+                watcher.cancel()
             state.writes.shutdown()
 
     app = FastAPI(

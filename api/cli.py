@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import ipaddress
 import logging
+import os
 import resource
+import tempfile
 import time
 from typing import Any
 
@@ -78,15 +81,25 @@ def raise_open_file_limit() -> int:
     return soft
 
 
-def _protocol(header_timeout_s: float) -> type:
-    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request has not
-    arrived in ``header_timeout_s`` (idle and half-sent connections would stay forever)."""
+def _protocol() -> type:
+    """uvicorn's HTTP/1.1 protocol, closing a connection whose first request has not arrived
+    within RAG_HEADER_TIMEOUT_S (idle and half-sent connections would stay forever). A class
+    of this module, not of a closure: ``--workers`` sends it to each worker by name."""
+    return TimedH11Protocol
+
+
+try:  # uvicorn is a dependency of the service, not of this module's importers
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(H11Protocol):
+        @staticmethod
+        @functools.cache
+        def _timeout_s() -> float:
+            return Settings().header_timeout_s
+
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._first_request_timer = self.loop.call_later(header_timeout_s, self._no_request_in_time)
+            self._first_request_timer = self.loop.call_later(self._timeout_s(), self._no_request_in_time)
 
         def _no_request_in_time(self) -> None:
             if self.cycle is None and not self.transport.is_closing():
@@ -96,7 +109,8 @@ def _protocol(header_timeout_s: float) -> type:
             self._first_request_timer.cancel()
             super().connection_lost(exc)
 
-    return TimedH11Protocol
+except ImportError:  # pragma: no cover
+    pass
 
 
 def serve(settings: Settings, args: argparse.Namespace) -> int:
@@ -109,9 +123,6 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
     files = raise_open_file_limit()
     # Leave descriptors for the index, models and logs; past the cap uvicorn answers 503.
     connections = max(8, min(settings.max_connections, files - 64))
-    limiter = RateLimitFilter()
-    for name in ("asyncio", "uvicorn.error"):  # not rag.access: each line names its own request
-        logging.getLogger(name).addFilter(limiter)
     from api.observability import log_config
 
     options: dict[str, Any] = {
@@ -124,10 +135,18 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         "timeout_graceful_shutdown": settings.shutdown_timeout_s,
         "limit_concurrency": connections,
         "timeout_keep_alive": 5,
-        "http": _protocol(settings.header_timeout_s),
+        "http": _protocol(),
         "h11_max_incomplete_event_size": 64 * 1024,
     }
-    uvicorn.run(create_app(settings), **options)
+    if args.workers > 1:
+        # Each worker builds its app from the same settings (the environment) and serves the
+        # newest index version (api.app watches for it); uploads are serialised across them.
+        # Their metrics are summed through files in a folder of this run (api.observability).
+        with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics:
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
+            uvicorn.run("api.app:create_app", factory=True, workers=args.workers, **options)
+    else:
+        uvicorn.run(create_app(settings), **options)
     return 0
 
 
@@ -137,4 +156,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     parser.add_argument("--host", default="127.0.0.1", help="address to bind; other than loopback needs API keys")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes serving the same index (each loads the model: memory x N)"
+    )
     parser.set_defaults(handler=serve)

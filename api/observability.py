@@ -14,13 +14,14 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import time
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -77,6 +78,7 @@ class _StateCollector(Collector):
             ("rag_index_ready", "1 when questions can be asked", 1 if snapshot else 0),
             ("rag_llm_answers_in_flight", "Language-model answers running or waiting", state.answers.in_use),
             ("rag_index_updates_queued", "Uploads and deletes running or waiting", state.writes.admitted),
+            ("rag_worker_pid", "The id of the process that answered this scrape (rag serve --workers)", os.getpid()),
         )
         for name, documentation, value in gauges:
             yield GaugeMetricFamily(name, documentation, value)
@@ -87,6 +89,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._state: _StateCollector | None = None
         ProcessCollector(registry=self.registry)
         self.requests = Counter(
             "rag_http_requests", "HTTP requests by route, method and status", ["route", "method", "status"],
@@ -112,10 +115,26 @@ class Metrics:
     def watch(self, state: AppState) -> None:
         """Report the state's index and queues at every scrape; each offered generator's
         series exist from the start (at zero), so an alert sees a rate, not an absent series."""
-        self.registry.register(_StateCollector(state))
+        self._state = _StateCollector(state)
+        self.registry.register(self._state)
         for generator in state.generators.available if state.generators else ():
             self.tokens_per_second.labels(generator)
             self.answers.labels(generator, "answered", "")
+
+    def render(self) -> bytes:
+        """The scrape, in Prometheus' text format. Under ``rag serve --workers`` the counters
+        and histograms are every worker's together (prometheus-client's multiprocess mode,
+        which the serve command turns on); the gauges and process metrics are the answering worker's."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return generate_latest(self.registry)
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        ProcessCollector(registry=registry)
+        if self._state is not None:
+            registry.register(self._state)
+        return generate_latest(registry)
 
     def record_answer(self, answer: Answer, generator: str) -> None:
         """An answer's outcome, stage latencies and the model's speed."""
@@ -209,16 +228,22 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
     text = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
     formatter: dict[str, Any] = {"()": "api.observability.JsonFormatter"} if log_format == "json" else {"format": text}
     handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["request_id"]}
+    limited = {"handlers": [], "propagate": True, "filters": ["rate_limit"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "api.observability.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "api.observability.RequestIdFilter"},
+            # A repeated library message at most once per 10 s; not rag.access: each line names its request.
+            "rate_limit": {"()": "api.cli.RateLimitFilter"},
+        },
         "formatters": {"main": formatter},
         "handlers": {"main": {**handler, "stream": "ext://sys.stderr"}},
         "root": {"handlers": ["main"], "level": level.upper()},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.error": limited,
+            "asyncio": limited,
             "uvicorn.access": {"handlers": [], "propagate": True},
         },
     }

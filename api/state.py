@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
@@ -10,10 +11,14 @@ from api.work import IndexProgress, Slots, WriteQueue
 from rag.answering import Answerer, AnswerStream, Query
 from rag.config import Settings
 from rag.embedding import Embedder
-from rag.errors import IndexMissing
+from rag.errors import IndexMissing, RagError
 from rag.generators import Generators, resolve_name
+from rag.index import live_version
 from rag.pipeline import Pipeline
 from rag.uploads import UploadFolder
+
+logger = logging.getLogger(__name__)
+_RELOADING = threading.Lock()
 
 
 @dataclass
@@ -33,6 +38,7 @@ class AppState:
     generators: Generators | None = None
     metrics: Metrics = field(default_factory=Metrics)
     stopping: threading.Event = field(default_factory=threading.Event)  # set when shutdown begins
+    version: str = ""  # the index version the pipeline was loaded from
     writes: WriteQueue = field(init=False)
     answers: Slots = field(init=False)
     uploads: UploadFolder = field(init=False)
@@ -48,6 +54,31 @@ class AppState:
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
         self.uploads = UploadFolder(settings.documents_dir)
         self.progress = IndexProgress()
+
+    def reload(self) -> None:
+        """Load the live index version and swap it in (requests already running keep theirs)."""
+        from rag.service import open_pipeline
+
+        assert self.embedder is not None
+        with _RELOADING:
+            version = live_version(self.settings.index_dir)
+            pipeline = open_pipeline(self.settings, self.embedder)
+            pipeline.warm_up()
+            self.pipeline, self.not_ready, self.version = pipeline, "", version
+
+    def reload_if_changed(self) -> bool:
+        """Reload when another process (or this one) made a newer version live; whether it did."""
+        version = live_version(self.settings.index_dir)
+        if not version or version == self.version or self.embedder is None:
+            return False
+        try:
+            self.reload()
+        except RagError as exc:  # a broken new version: keep serving the loaded one
+            logger.warning("the index at %s changed but does not load: %s", self.settings.index_dir, exc)
+            self.version = version  # not retried until it changes again
+            return False
+        logger.info("serving index version %s", self.version)
+        return True
 
     def answerer(self) -> Answerer:
         """The answer path over the current pipeline, or 503 (through IndexMissing) while there is no index."""

@@ -44,7 +44,12 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def server_process(
-    env: dict[str, str], log: Path, ready_s: float = 180, open_files: int = 0, log_level: str = "warning"
+    env: dict[str, str],
+    log: Path,
+    ready_s: float = 180,
+    open_files: int = 0,
+    log_level: str = "warning",
+    args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """``rag serve`` as a real process on a free loopback port; yields its base URL and process
     once ready. ``open_files``: its hard limit on open files (as ``ulimit -n``), if set."""
@@ -58,7 +63,7 @@ def server_process(
 
     with log.open("wb") as sink:
         server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", log_level],
+            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", log_level, *args],
             env={**os.environ, **env},
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -46,6 +46,9 @@ class Settings(BaseSettings):
         default="", description="generators a server offers, comma-separated; empty: its default and extractive"
     )
     max_request_bytes: int = Field(default=4 * 2**20, ge=1024, description="largest request body but uploads")
+    index_poll_s: float = Field(
+        default=2.0, ge=0, description="how often a server looks for an index version another process wrote; 0: never"
+    )
     shutdown_timeout_s: float = Field(
         default=30.0, ge=0, description="on SIGTERM, how long answers in progress may run before they are cut"
     )

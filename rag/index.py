@@ -180,6 +180,15 @@ def current_version(index_dir: Path) -> Path | None:
     return index_dir / name
 
 
+def live_version(index_dir: Path) -> str:
+    """The live version's name ("" when there is none, or the pointer is unreadable): cheap
+    enough to poll, so that a server notices a version another process wrote."""
+    try:
+        return (index_dir / _CURRENT).read_text(encoding="utf-8").strip()
+    except OSError:
+        return ""
+
+
 def has_lexical(index_dir: Path) -> bool:
     """Whether the live version holds its keyword index (embedded versions before it rebuild it on load)."""
     folder = current_version(index_dir)
@@ -187,10 +196,12 @@ def has_lexical(index_dir: Path) -> bool:
 
 
 @contextlib.contextmanager
-def writer_lock(index_dir: Path) -> Iterator[None]:
-    """One writer at a time per index folder (an advisory lock, released on crash)."""
+def writer_lock(index_dir: Path, name: str = _LOCK) -> Iterator[None]:
+    """One writer at a time per index folder (an advisory lock on ``index_dir/name``, released
+    on crash). Another ``name`` is another lock: the server's uploads take ``.uploads.lock``
+    around whole changes whose index updates take ``.lock`` inside."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with (index_dir / _LOCK).open("a") as fh:
+    with (index_dir / name).open("a") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
             yield

@@ -175,3 +175,78 @@ def test_sigterm_lets_a_streamed_llm_answer_finish(
     done = lines.index("event: done")
     answer = json.loads(lines[done + 1].removeprefix("data: "))
     assert not answer["abstained"] and "386" in answer["answer"]
+
+
+def test_a_server_serves_an_index_another_process_wrote(
+    seed_settings: Settings, seed_pipeline: Pipeline, real_embedder: object, tmp_path: Path
+) -> None:
+    import time
+
+    from rag.loaders import parse_bytes
+    from rag.service import index_documents
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    env = {
+        "RAG_INDEX_DIR": str(index), "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+        "RAG_GENERATOR": "extractive", "RAG_INDEX_POLL_S": "0.5",
+    }  # fmt: skip
+    bridges = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
+    with running_server(env, tmp_path / "server.log") as base:
+        writer = seed_settings.model_copy(update={"index_dir": index})
+        document = parse_bytes(bridges.encode(), "bridges.md", "/elsewhere/bridges.md")
+        index_documents(writer, [document], real_embedder)  # type: ignore[arg-type]  # as `rag index` would
+        written = time.monotonic()
+        while "bridges.md" not in httpx.get(f"{base}/api/documents", timeout=10).text:
+            assert time.monotonic() - written < 10, "the server did not pick up the new version"
+            time.sleep(0.2)
+        answer = httpx.post(f"{base}/api/ask", json={"question": "凤凰县今年新建了几座跨江大桥？"}, timeout=30).json()
+        assert "3" in answer["answer"] and answer["citations"][0]["doc_id"] == "bridges.md"
+
+
+def test_two_workers_both_serve_an_index_another_process_wrote(
+    seed_settings: Settings, seed_pipeline: Pipeline, real_embedder: object, tmp_path: Path
+) -> None:
+    import time
+
+    from eval.bench_load import server_process
+    from rag.loaders import parse_bytes
+    from rag.service import index_documents
+
+    index = tmp_path / "index"
+    shutil.copytree(seed_settings.index_dir, index)
+    env = {
+        "RAG_INDEX_DIR": str(index), "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+        "RAG_DOCUMENTS_DIR": str(tmp_path / "documents"), "RAG_GENERATOR": "extractive", "RAG_INDEX_POLL_S": "0.5",
+    }  # fmt: skip
+    with server_process(env, tmp_path / "server.log", args=("--workers", "2")) as (base, _):
+
+        def metrics_pids() -> set[float]:
+            """The workers that answered the scrapes (each reports its own process id)."""
+            seen = set()
+            for _ in range(30):  # a new connection each time: the kernel spreads them over the workers
+                seen.add(_metric(httpx.get(f"{base}/metrics", timeout=10).text, "rag_worker_pid"))
+            return seen
+
+        assert len(metrics_pids()) == 2  # two processes answer
+        for _ in range(6):
+            httpx.post(f"{base}/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"}, timeout=30)
+        for _ in range(10):  # whichever worker answers the scrape, the counts are both workers'
+            text = httpx.get(f"{base}/metrics", timeout=10).text
+            assert _metric(text, "rag_http_requests_total", route="/api/ask", status="200") == 6
+            assert _metric(text, "rag_answers_total", outcome="answered") == 6
+        writer = seed_settings.model_copy(update={"index_dir": index})
+        bridges = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
+        document = parse_bytes(bridges.encode(), "bridges.md", "/elsewhere/bridges.md")
+        index_documents(writer, [document], real_embedder)  # type: ignore[arg-type]
+        time.sleep(3)
+        for _ in range(20):  # whichever worker answers, it serves the new version
+            assert _metric(httpx.get(f"{base}/metrics", timeout=10).text, "rag_index_documents") == 2
+        # an upload through one worker is served by both
+        created = httpx.post(
+            f"{base}/api/documents", json={"name": "z.md", "text": "资兴市新建了 5 个研学基地。"}, timeout=60
+        )
+        assert created.status_code == 201, created.text
+        time.sleep(3)
+        for _ in range(20):
+            assert _metric(httpx.get(f"{base}/metrics", timeout=10).text, "rag_index_documents") == 3

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import threading
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -18,12 +19,15 @@ from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, Text
 from api.state import AppState
 from rag.embedding import InterruptibleEmbedder
 from rag.errors import IndexMissing, LoaderError, RagError
-from rag.index import load_manifest
+from rag.index import load_manifest, writer_lock
 from rag.loaders import SUPPORTED_SUFFIXES, doc_id_for, parse_bytes
 from rag.pipeline import Pipeline
-from rag.service import index_documents, open_pipeline
+from rag.service import index_documents
 from rag.text import invalid_character
 
+T = TypeVar("T")
+# Held by a whole upload or delete, across processes (rag.index.writer_lock).
+UPLOADS_LOCK = ".uploads.lock"
 router = APIRouter(tags=["documents"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (404, 413, 415, 422, 503)}
@@ -74,11 +78,22 @@ def list_documents(state: StateDep) -> DocumentList:
     return DocumentList(documents=[_info(pipeline, doc_id) for doc_id in ids])
 
 
-def _reload(state: AppState) -> None:
-    assert state.embedder is not None
-    pipeline = open_pipeline(state.settings, state.embedder)
-    pipeline.warm_up()
-    state.pipeline, state.not_ready = pipeline, ""
+def _one_process_at_a_time(
+    state: AppState,
+) -> Callable[[Callable[[threading.Event], T]], Callable[[threading.Event], T]]:
+    """An upload or delete holding the uploads lock (beside the index): with ``rag serve
+    --workers`` another process may be changing the same documents folder, and its journal
+    is one file. The job starts from the newest index version, which another worker may have written."""
+
+    def wrap(job: Callable[[threading.Event], T]) -> Callable[[threading.Event], T]:
+        def locked(stop: threading.Event) -> T:
+            with writer_lock(state.settings.index_dir, UPLOADS_LOCK):
+                state.reload_if_changed()
+                return job(stop)
+
+        return locked
+
+    return wrap
 
 
 def _indexed_hashes(state: AppState) -> dict[str, str]:
@@ -156,6 +171,7 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     # Parsing is checked before the request queues: 415/422 cost no write slot.
     document = await run_in_threadpool(parse_bytes, data, doc_id, str((folder / filename).resolve()), published)
 
+    @_one_process_at_a_time(state)
     def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:
             raise RagError("no embedding model is loaded")
@@ -170,7 +186,7 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
                 lambda: index_documents(state.settings, [document], embedder, progress=state.progress.update),
             )  # fmt: skip
             state.progress.update("loading the new index", 0, 0)
-            _reload(state)
+            state.reload()
         finally:
             state.progress.finish()
         return _info(state.pipeline, doc_id)
@@ -188,6 +204,7 @@ async def index_status(state: StateDep) -> IndexStatus:
 async def delete_document(doc_id: str, request: Request, state: StateDep) -> Response:
     """Remove a document from the index (and its uploaded file)."""
 
+    @_one_process_at_a_time(state)
     def job(stop: threading.Event) -> None:
         state.uploads.recover(_indexed_hashes(state))
         pipeline = state.pipeline
@@ -205,7 +222,7 @@ async def delete_document(doc_id: str, request: Request, state: StateDep) -> Res
                 name, doc_id, lambda: index_documents(state.settings, [], embedder, drop=lambda _: {doc_id})
             )
             state.progress.update("loading the new index", 0, 0)
-            _reload(state)
+            state.reload()
         finally:
             state.progress.finish()
 
