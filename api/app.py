@@ -21,7 +21,7 @@ from api.security import LOOPBACK_HOSTS, Policy, RequestGuard
 from api.state import AppState
 from rag.config import Settings
 from rag.errors import IndexMissing, IndexStoreError, RagError
-from rag.index import live_version, writer_lock
+from rag.index import live_version, load_manifest, writer_lock
 from rag.pipeline import Pipeline
 
 logger = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ def _load(settings: Settings) -> AppState:
     pipeline.warm_up()
     state = AppState(settings, pipeline, embedder=embedder, version=version)
     # A change to the uploads that a crash interrupted is finished or undone before serving.
-    with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too
-        state.uploads.recover(dict(pipeline.snapshot.manifest.document_hashes))
+    with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too; read what is live now
+        state.uploads.recover(dict(load_manifest(settings.index_dir).document_hashes))
     _warm_default_generator(state)
     return state
 

@@ -144,7 +144,10 @@ def serve(settings: Settings, args: argparse.Namespace) -> int:
         # Their metrics are summed through files in a folder of this run (api.observability).
         with tempfile.TemporaryDirectory(prefix="rag-metrics-") as metrics:
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics
-            uvicorn.run("api.app:create_app", factory=True, workers=args.workers, **options)
+            try:
+                uvicorn.run("api.app:create_app", factory=True, workers=args.workers, **options)
+            finally:
+                os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     else:
         uvicorn.run(create_app(settings), **options)
     return 0

@@ -69,7 +69,8 @@ def status_for(exc: RagError) -> tuple[int, str]:
     return next(((status, code) for cls, status, code in _STATUS if isinstance(exc, cls)), (400, "bad_request"))
 
 
-def _body(code: str, message: str, status: int, request: Request | None = None) -> JSONResponse:
+def error_response(code: str, message: str, status: int, request: Request | None = None) -> JSONResponse:
+    """An error as the client expects it (OpenAI's shape on /v1), with the request's id."""
     rid = request_id.get()  # the same id is in the X-Request-ID header and the log lines
     if request is not None and request.url.path.startswith("/v1/"):
         # OpenAI clients read {"error": {"message", "type", "code"}}.
@@ -84,7 +85,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RagError)
     async def rag_error(request: Request, exc: RagError) -> JSONResponse:
         status, code = status_for(exc)
-        response = _body(code, str(exc), status, request)
+        response = error_response(code, str(exc), status, request)
         if isinstance(exc, Busy):
             response.headers["Retry-After"] = str(exc.retry_after_s)
         return response
@@ -95,13 +96,13 @@ def install(app: FastAPI) -> None:
         for error in exc.errors():
             where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
             problems.append(f"{where}: {error.get('msg', 'invalid')}")
-        return _body("invalid_request", "; ".join(problems) or "invalid request", 422, request)
+        return error_response("invalid_request", "; ".join(problems) or "invalid request", 422, request)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return _body("http_error", str(exc.detail), exc.status_code, request)
+        return error_response("http_error", str(exc.detail), exc.status_code, request)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unexpected error", exc_info=exc)
-        return _body("internal_error", UNEXPECTED, 500, request)
+        return error_response("internal_error", UNEXPECTED, 500, request)

@@ -40,15 +40,16 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", d
 
 # Seconds: a question answered extractively takes milliseconds, one answered by the local LLM seconds.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _STAGES = ("rewrite_ms", "embed_ms", "search_ms", "first_token_ms", "generate_ms", "total_ms")
 
 
 def abstain_kind(reason: str) -> str:
-    """A bounded label for an abstention reason: its English words before any ':' or quoted
-    name ("no good sentence gives a figure in 只" -> "no good sentence gives a figure in")."""
-    head = reason.split(":", 1)[0]
-    words = [w for w in head.split() if w.isascii() and w.isalpha()]
-    return " ".join(words[:10]) or "other"
+    """A bounded label for an abstention reason: its first three English words, which are
+    the reason's fixed wording ("no good sentence gives a figure in 只" -> "no good sentence");
+    names and events from the question come later in a reason, so they never become labels."""
+    words = [w for w in reason.split(":", 1)[0].split() if w.isascii() and w.isalpha()]
+    return " ".join(words[:3]).lower() or "other"
 
 
 def answer_outcome(answer: Answer) -> str:
@@ -183,15 +184,17 @@ class RequestContext:
                 raise
             # Handled here, inside the request, so the log line and the body carry its id.
             logger.exception("unexpected error")
-            body = json.dumps({"error": "internal_error", "message": UNEXPECTED, "request_id": rid}).encode()
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-            await send_with_id({"type": "http.response.start", "status": 500, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
+            from starlette.requests import Request
+
+            from api.errors import error_response  # the one error shape, /v1's included
+
+            await error_response("internal_error", UNEXPECTED, 500, Request(scope))(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
             route = scope.get("route")
             template = str(getattr(route, "path", "")) or "unmatched"
-            self._metrics.requests.labels(template, scope["method"], str(status)).inc()
+            method = scope["method"] if scope["method"] in _METHODS else "other"  # any token parses as a method
+            self._metrics.requests.labels(template, method, str(status)).inc()
             self._metrics.request_seconds.labels(template).observe(seconds)
             # The access line, written inside the request so that it carries the request's id.
             level = logging.WARNING if status >= 500 else logging.INFO
@@ -208,7 +211,9 @@ class RequestIdFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, request id (and the traceback)."""
+    """One JSON object per line: time (UTC), level, logger, message, request id (and the traceback)."""
+
+    converter = time.gmtime  # type: ignore[assignment]
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {

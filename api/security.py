@@ -27,7 +27,8 @@ App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 # The page and its files hold no data: the page asks for the key and sends it itself.
-OPEN_PATHS = frozenset({"/api/health", "/"})
+# Probes need no key (a load balancer or kubelet has none); /metrics does (a read key is enough).
+OPEN_PATHS = frozenset({"/api/health", "/api/health/live", "/api/health/ready", "/"})
 OPEN_PREFIXES = ("/static/",)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _UPLOAD_PATH = "/api/documents"

@@ -7,6 +7,7 @@ instead of holding one of the threads every other request needs (health, questio
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import threading
 import time
 from collections.abc import Callable
@@ -60,7 +61,8 @@ class WriteQueue:
         set (a job not started never runs; a running one stops at its next check)."""
         self._admit()
         stop = threading.Event()
-        future: Future[T] = self._executor.submit(job, stop)
+        # The request's context (its id, for log lines) goes with the job to the writer thread.
+        future: Future[T] = self._executor.submit(contextvars.copy_context().run, job, stop)
         future.add_done_callback(self._leave)
         waiting = asyncio.wrap_future(future)
         try:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections.abc
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -41,6 +42,8 @@ from rag.store import Where
 from rag.types import Answer, GenerationRequest
 
 MAX_TOP_K = 50
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,10 @@ class AnswerStream:
             for event in events:
                 if isinstance(event, Done):
                     for callback in self._on_answer:
-                        callback(event.answer)
+                        try:
+                            callback(event.answer)
+                        except Exception:  # a watcher (metrics) must not cost the client its answer
+                            logger.exception("an answer watcher failed")
                 yield event
         finally:
             events.close()
