@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ from eval.bench_load import running_server
 from rag.config import Settings
 from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
 
-__all__ = ["ROOT", "SEED", "running_server"]
+__all__ = ["ROOT", "SEED", "running_server", "server_env"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "hunan-daily-page.txt"
@@ -60,3 +61,16 @@ def seed_pipeline(seed_settings: Settings, real_embedder: SentenceTransformerEmb
 
     index_paths(seed_settings, [SEED.parent], real_embedder)
     return open_pipeline(seed_settings, real_embedder)
+
+
+def server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]:
+    """A copy of the seed index of its own, so uploads and deletes leave other tests' index alone."""
+    index = folder / "index"
+    shutil.copytree(settings.index_dir, index)
+    return {
+        "RAG_INDEX_DIR": str(index),
+        "RAG_CACHE_DIR": str(settings.cache_dir),
+        "RAG_DOCUMENTS_DIR": str(folder / "documents"),
+        "RAG_GENERATOR": "extractive",
+        **extra,
+    }

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
+from tests.fake_llm_server import JsonHandler
 
 
 def _embedder(model: str, cache_dir: str) -> HashEmbedder | SentenceTransformerEmbedder:
@@ -36,20 +37,7 @@ def make_handler(model: str, cache_dir: str, fail_first: int, token: str) -> typ
     embedder = _embedder(model, cache_dir)
     stats: dict[str, Any] = {"requests": 0, "texts": 0, "first_texts": []}
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-        def _json(self, status: int, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JsonHandler):
         def do_GET(self) -> None:
             self._json(200, stats if self.path.endswith("/stats") else {"object": "list", "data": [{"id": model}]})
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from api.app import create_app
 from api.observability import JsonFormatter, RequestIdFilter, abstain_kind, request_id
 from rag.config import Settings
 from rag.pipeline import Pipeline
-from tests.conftest import running_server
+from tests.conftest import running_server, server_env
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -111,12 +110,7 @@ def test_json_log_lines_carry_the_request_id() -> None:
 def test_a_real_server_exposes_metrics_and_logs_request_ids(
     seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    index = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir, index)
-    env = {
-        "RAG_INDEX_DIR": str(index), "RAG_CACHE_DIR": str(seed_settings.cache_dir),
-        "RAG_DOCUMENTS_DIR": str(tmp_path / "documents"), "RAG_GENERATOR": "extractive", "RAG_LOG_FORMAT": "json",
-    }  # fmt: skip
+    env = server_env(seed_settings, tmp_path, RAG_LOG_FORMAT="json")
     log = tmp_path / "server.log"
     with running_server(env, log, log_level="info") as base:
         for _ in range(3):
@@ -185,25 +179,24 @@ def test_sigterm_lets_a_streamed_llm_answer_finish(
     assert not answer["abstained"] and "386" in answer["answer"]
 
 
+def _index_bridges(seed_settings: Settings, index: Path, embedder: object) -> None:
+    """Add an article about new bridges to ``index`` from this process, as `rag index` beside a server would."""
+    from rag.loaders import parse_bytes
+    from rag.service import index_documents
+
+    bridges = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
+    document = parse_bytes(bridges.encode(), "bridges.md", "/elsewhere/bridges.md")
+    index_documents(seed_settings.model_copy(update={"index_dir": index}), [document], embedder)  # type: ignore[arg-type]
+
+
 def test_a_server_serves_an_index_another_process_wrote(
     seed_settings: Settings, seed_pipeline: Pipeline, real_embedder: object, tmp_path: Path
 ) -> None:
     import time
 
-    from rag.loaders import parse_bytes
-    from rag.service import index_documents
-
-    index = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir, index)
-    env = {
-        "RAG_INDEX_DIR": str(index), "RAG_CACHE_DIR": str(seed_settings.cache_dir),
-        "RAG_GENERATOR": "extractive", "RAG_INDEX_POLL_S": "0.5",
-    }  # fmt: skip
-    bridges = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
+    env = server_env(seed_settings, tmp_path, RAG_INDEX_POLL_S="0.5")
     with running_server(env, tmp_path / "server.log") as base:
-        writer = seed_settings.model_copy(update={"index_dir": index})
-        document = parse_bytes(bridges.encode(), "bridges.md", "/elsewhere/bridges.md")
-        index_documents(writer, [document], real_embedder)  # type: ignore[arg-type]  # as `rag index` would
+        _index_bridges(seed_settings, tmp_path / "index", real_embedder)
         written = time.monotonic()
         while "bridges.md" not in httpx.get(f"{base}/api/documents", timeout=10).text:
             assert time.monotonic() - written < 10, "the server did not pick up the new version"
@@ -218,15 +211,8 @@ def test_two_workers_both_serve_an_index_another_process_wrote(
     import time
 
     from eval.bench_load import server_process
-    from rag.loaders import parse_bytes
-    from rag.service import index_documents
 
-    index = tmp_path / "index"
-    shutil.copytree(seed_settings.index_dir, index)
-    env = {
-        "RAG_INDEX_DIR": str(index), "RAG_CACHE_DIR": str(seed_settings.cache_dir),
-        "RAG_DOCUMENTS_DIR": str(tmp_path / "documents"), "RAG_GENERATOR": "extractive", "RAG_INDEX_POLL_S": "0.5",
-    }  # fmt: skip
+    env = server_env(seed_settings, tmp_path, RAG_INDEX_POLL_S="0.5")
     with server_process(env, tmp_path / "server.log", args=("--workers", "2")) as (base, _):
 
         def metrics_pids() -> set[float]:
@@ -243,10 +229,7 @@ def test_two_workers_both_serve_an_index_another_process_wrote(
             text = httpx.get(f"{base}/metrics", timeout=10).text
             assert _metric(text, "rag_http_requests_total", route="/api/ask", status="200") == 6
             assert _metric(text, "rag_answers_total", outcome="answered") == 6
-        writer = seed_settings.model_copy(update={"index_dir": index})
-        bridges = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
-        document = parse_bytes(bridges.encode(), "bridges.md", "/elsewhere/bridges.md")
-        index_documents(writer, [document], real_embedder)  # type: ignore[arg-type]
+        _index_bridges(seed_settings, tmp_path / "index", real_embedder)
 
         def every_worker_serves(documents: int) -> None:
             """Scrapes until 20 in a row (whichever worker answers) report that many documents."""

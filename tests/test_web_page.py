@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import pytest
 
 from rag.config import Settings
 from rag.pipeline import Pipeline
-from tests.conftest import ROOT, running_server
+from tests.conftest import ROOT, running_server, server_env
 from tests.fakes import fake_llm_server
 
 CHROMIUM = Path(os.environ.get("RAG_CHROMIUM", "/usr/bin/chromium"))
@@ -71,25 +70,12 @@ def browser() -> Iterator[Any]:
         chromium.close()
 
 
-def _server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]:
-    """A copy of the seed index of its own, so uploads and deletes leave other tests' index alone."""
-    index = folder / "index"
-    shutil.copytree(settings.index_dir, index)
-    return {
-        "RAG_INDEX_DIR": str(index),
-        "RAG_CACHE_DIR": str(settings.cache_dir),
-        "RAG_DOCUMENTS_DIR": str(folder / "documents"),
-        "RAG_GENERATOR": "extractive",
-        **extra,
-    }
-
-
 @pytest.fixture(scope="module")
 def server(
     browser: Any, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     folder = tmp_path_factory.mktemp("web")
-    with running_server(_server_env(seed_settings, folder), folder / "server.log") as base:
+    with running_server(server_env(seed_settings, folder), folder / "server.log") as base:
         yield base
 
 
@@ -290,7 +276,7 @@ def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
 def test_with_api_keys_the_page_asks_for_one(
     browser: Any, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    env = _server_env(seed_settings, tmp_path, RAG_API_KEYS="page-test-key")
+    env = server_env(seed_settings, tmp_path, RAG_API_KEYS="page-test-key")
     with running_server(env, tmp_path / "server.log") as base:
         context = browser.new_context(viewport=DESKTOP, locale="en-US")
         page = context.new_page()
@@ -319,7 +305,7 @@ def test_a_slow_model_answer_is_previewed_by_the_quoted_evidence(
     """The openai generator against a scripted LLM server that takes 3 s before its first word."""
     replies = {"Fenghuang": "Fenghuang recovered wages for 386 workers [2]."}
     with fake_llm_server(replies, delay_s=3.0) as llm:
-        env = _server_env(seed_settings, tmp_path, RAG_GENERATOR="openai", RAG_OPENAI_BASE_URL=llm)
+        env = server_env(seed_settings, tmp_path, RAG_GENERATOR="openai", RAG_OPENAI_BASE_URL=llm)
         with running_server(env, tmp_path / "server.log") as base:
             context = browser.new_context(viewport=DESKTOP, locale="en-US")
             page = context.new_page()
