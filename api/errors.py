@@ -36,6 +36,10 @@ class DocumentExists(RagError):
     """An upload would replace a document without asking to."""
 
 
+class DocumentChanged(RagError):
+    """A document's file changed (or went) since it was indexed: its pages no longer match."""
+
+
 class UploadTooLarge(RagError):
     """The upload is over RAG_MAX_UPLOAD_BYTES."""
 
@@ -48,6 +52,7 @@ class InvalidBody(RagError):
 _STATUS: tuple[tuple[type[RagError], int, str], ...] = (
     (DocumentNotFound, 404, "document_not_found"),
     (DocumentExists, 409, "document_exists"),
+    (DocumentChanged, 409, "document_changed"),
     (Busy, 503, "busy"),
     (Interrupted, 499, "client_closed_request"),
     (UploadTooLarge, 413, "upload_too_large"),

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from rag.store import Where
-from rag.types import Answer, Usage
+from rag.types import Answer, Citation, Usage
 
 
 class Message(BaseModel):
@@ -50,8 +50,17 @@ class AskRequest(BaseModel):
         return Where.of(self.documents, self.published_from, self.published_to)
 
 
+class RegionModel(BaseModel):
+    """Where a span of the cleaned text is printed on a scan's page (fractions of the page)."""
+
+    start: int
+    end: int
+    page: int = Field(description="1-based page; GET /api/documents/{doc_id}/pages/{page} shows it")
+    box: list[float] = Field(description="left, top, right, bottom as fractions of the page's width and height")
+
+
 class CitationModel(BaseModel):
-    """A passage the answer used, located in its cleaned document."""
+    """A passage the answer used, located in its cleaned document (and, for a scan, on its pages)."""
 
     doc_id: str
     title: str
@@ -63,6 +72,18 @@ class CitationModel(BaseModel):
     evidence_start: int
     evidence_end: int
     published: str = Field(default="", description="its document's publication day, YYYY-MM-DD; empty when unknown")
+    page: int = Field(default=0, description="the scan page the evidence is printed on; 0 when not a scan")
+    regions: list[RegionModel] = Field(
+        default_factory=list,
+        description="the printed lines of the passage on its scan; those overlapping evidence_start..evidence_end "
+        "print the evidence",
+    )
+
+    @classmethod
+    def from_citation(cls, citation: Citation) -> CitationModel:
+        fields = {k: v for k, v in vars(citation).items() if k != "regions"}
+        regions = [RegionModel(start=r.start, end=r.end, page=r.page, box=list(r.box)) for r in citation.regions]
+        return cls(**fields, page=citation.page, regions=regions)
 
 
 class UsageModel(BaseModel):
@@ -105,7 +126,7 @@ class AskResponse(BaseModel):
             abstained=answer.abstained,
             abstain_reason=answer.abstain_reason,
             evidence=answer.evidence,
-            citations=[CitationModel(**vars(c)) for c in answer.citations],
+            citations=[CitationModel.from_citation(c) for c in answer.citations],
             timings_ms=answer.timings_ms,
             warnings=list(answer.warnings),
             standalone_question=standalone_question,
@@ -170,6 +191,9 @@ class DocumentInfo(BaseModel):
     chunks: int
     titles: list[str]
     published: str = Field(default="", description="publication day, YYYY-MM-DD; empty when unknown")
+    pages: int = Field(
+        default=0, description="pages of a scan (an image or a PDF read by OCR), shown by /pages/{n}; 0: not a scan"
+    )
 
 
 class DocumentList(BaseModel):

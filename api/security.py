@@ -35,7 +35,8 @@ _UPLOAD_PATH = "/api/documents"
 
 # The page loads only its own files and talks only to this server; nothing may frame it.
 _CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    # blob: for the scanned pages the page fetches with its API key and shows (api/static/app.js).
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 # Swagger UI starts itself with an inline script.

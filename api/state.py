@@ -14,6 +14,7 @@ from rag.embedding import Embedder
 from rag.errors import IndexMissing, RagError
 from rag.generators import Generators, resolve_name
 from rag.index import live_version
+from rag.loaders import ReadOptions
 from rag.pipeline import Pipeline
 from rag.uploads import UploadFolder
 
@@ -43,6 +44,7 @@ class AppState:
     answers: Slots = field(init=False)
     uploads: UploadFolder = field(init=False)
     progress: IndexProgress = field(init=False)
+    reading: ReadOptions = field(init=False)  # how uploads are read (OCR engine, limits)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -54,6 +56,9 @@ class AppState:
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
         self.uploads = UploadFolder(settings.documents_dir)
         self.progress = IndexProgress()
+        from rag.service import read_options
+
+        self.reading = read_options(settings)
 
     def reload(self) -> None:
         """Load the live index version and swap it in (requests already running keep theirs)."""

@@ -12,6 +12,10 @@ when one of these layout signs appears:
 3. a block indented in the source starts a new text frame, so the article before it
    ends, even without a headline (it then gets a title from its first sentence).
 
+Where print has it the other way round, a frame that opens with headline blocks (a scan
+read by OCR, rag.layout; a DOCX heading) takes them as its title, and a byline never
+takes the next frame's headline.
+
 Headline runs that satisfy none of these are section headings inside an article and
 stay in its text. Blocks after the last article (photo captions, a series tag) form a
 last article of their own. A document without any of these signs is one article,
@@ -73,10 +77,23 @@ def _headline_after(blocks: list[Block], start: int) -> tuple[int, ...]:
     found: list[int] = []
     i = start
     while i < len(blocks) and blocks[i].heading and len(found) < _MAX_TITLE_BLOCKS:
-        if _SERIES_TAG.search(blocks[i].text):
+        if _SERIES_TAG.search(blocks[i].text) or blocks[i].new_frame:
             break
         found.append(i)
         i += 1
+    return tuple(found)
+
+
+def _leading_title(blocks: list[Block], span: _Span) -> tuple[int, ...]:
+    """The headline blocks a frame opens with (author lines left out), when it opens with one."""
+    if not (blocks[span.first].heading and blocks[span.first].new_frame):
+        return ()
+    found: list[int] = []
+    for i in range(span.first, _heading_run(blocks, span.first)):
+        if _SERIES_TAG.search(blocks[i].text) or len(found) == _MAX_TITLE_BLOCKS:
+            break
+        if not (found and _AUTHOR_LINE.match(blocks[i].text)):
+            found.append(i)
     return tuple(found)
 
 
@@ -133,8 +150,9 @@ def split_articles(blocks: list[Block], fallback_title: str) -> list[Article]:
     spans = _spans(blocks)
     articles: list[Article] = []
     for span in spans:
-        if span.title_blocks:
-            title = compose_title([blocks[i].text for i in span.title_blocks])
+        leading = () if span.title_blocks else _leading_title(blocks, span)
+        if span.title_blocks or leading:
+            title = compose_title([blocks[i].text for i in span.title_blocks or leading])
         elif len(spans) == 1:
             title = blocks[0].text.lstrip("# ").strip() if blocks[0].heading else fallback_title
         else:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
+
 from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-from rag.types import Article, Chunk, Document
+from rag.types import Article, Chunk, Document, Region
 
 # Chinese sentence ends first, then their ASCII forms, then clause breaks.
 SEPARATORS: tuple[str, ...] = ("\n\n", "\n", "。", "！", "？", "；", "!", "?", ";", "，", ",", " ", "")
@@ -21,6 +23,18 @@ def make_splitter(chunk_size: int, chunk_overlap: int) -> RecursiveCharacterText
     )
 
 
+def printed_in(regions: tuple[Region, ...], start: int, end: int) -> tuple[Region, ...]:
+    """The printed lines (in text order, as rag.layout.locate gives them) that hold any of
+    the text ``start``..``end``."""
+    first = bisect.bisect_right(regions, start, key=lambda r: r.end)
+    found = []
+    for region in regions[first:]:
+        if region.start >= end:
+            break
+        found.append(region)
+    return tuple(found)
+
+
 def chunk_article(
     doc: Document, article: Article, splitter: RecursiveCharacterTextSplitter, first_index: int
 ) -> list[Chunk]:
@@ -34,6 +48,7 @@ def chunk_article(
         if found < 0:
             found = body.find(piece)
         start = article.start + found
+        regions = printed_in(doc.regions, start, start + len(piece))
         chunks.append(
             Chunk(
                 chunk_id=f"{doc.doc_id}:{n}",
@@ -43,6 +58,7 @@ def chunk_article(
                 start=start,
                 end=start + len(piece),
                 published=doc.published,
+                regions=regions,
             )
         )
         cursor = found + len(piece)

@@ -29,7 +29,7 @@ _CJK = (
 )
 _CJK_CHAR = re.compile(f"[{_CJK}]")
 _SPACE_BETWEEN_CJK = re.compile(f"(?<=[{_CJK}])[ \t\u3000\u00a0]+(?=[{_CJK}])")
-_BYLINE_END = re.compile(r"（[\u4e00-\u9fff\u00b7 ]{2,24}）$")
+_BYLINE_END = re.compile(r"[（(][\u4e00-\u9fff\u00b7 ]{2,24}[）)]$")
 _SENTENCE_END = "。！？!?…；;."
 _CLOSERS = "”’」』）)》"
 # A line narrower than this share of its neighbours' typical width is a short line.
@@ -149,8 +149,9 @@ def has_clause_punctuation(text: str) -> bool:
     return any(ch in _CLAUSE_PUNCT for ch in text)
 
 
-def _printed_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[Block]:
-    """Rebuild paragraphs and headlines from PDF-style printed lines."""
+def printed_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[Block]:
+    """Rebuild paragraphs and headlines from printed lines (``(line, indented)``), as PDF
+    extraction or OCR (rag.layout) gives them."""
     texts = [normalise_line(line) for line, _ in group]
     widths = [display_width(t) for t in texts]
     blocks: list[Block] = []
@@ -207,7 +208,7 @@ def _prose_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[B
 def split_blocks(raw: str) -> list[Block]:
     """Rebuild the paragraphs of a raw extracted text."""
     groups, printed_lines = _groups(raw)
-    rebuild = _printed_blocks if printed_lines else _prose_blocks
+    rebuild = printed_blocks if printed_lines else _prose_blocks
     blocks: list[Block] = []
     for n, group in enumerate(groups):
         blocks.extend(rebuild(group, n == 0 or group[0][1]))

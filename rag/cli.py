@@ -61,7 +61,7 @@ def answer_json(answer: Answer) -> dict[str, object]:
         "abstained": answer.abstained,
         "abstain_reason": answer.abstain_reason,
         "evidence": answer.evidence,
-        "citations": [asdict(c) for c in answer.citations],
+        "citations": [{**asdict(c), "page": c.page} for c in answer.citations],
         "timings_ms": answer.timings_ms,
         "warnings": list(answer.warnings),
         "usage": {**asdict(answer.usage), "total_tokens": answer.usage.total_tokens},
@@ -88,6 +88,9 @@ def _print_answer(stream: AnswerStream) -> None:
     for n, citation in enumerate(answer.citations, start=1):
         dated = f", published {citation.published}" if citation.published else ""
         where = f"chars {citation.evidence_start}-{citation.evidence_end}"
+        if citation.page:
+            x0, y0, x1, y1 = citation.evidence_regions[0].box
+            where += f"; page {citation.page}, box {x0:.3f},{y0:.3f},{x1:.3f},{y1:.3f} of the page"
         print(f"  [{n}] {citation.title} ({citation.doc_id}{dated}, {where})")
 
 
@@ -187,7 +190,8 @@ def _cmd_info(settings: Settings, _: argparse.Namespace) -> int:
     print(f"documents: {len(snapshot.documents)}")
     for doc in snapshot.documents.values():
         n_chunks = snapshot.chunk_counts.get(doc.doc_id, 0)
-        print(f"  {doc.doc_id}: {len(doc.text)} characters, {n_chunks} chunks, {len(doc.articles)} articles")
+        scanned = f", {doc.pages} scanned pages" if doc.pages else ""
+        print(f"  {doc.doc_id}: {len(doc.text)} characters, {n_chunks} chunks, {len(doc.articles)} articles{scanned}")
         for article in doc.articles:
             print(f"    - {article.title}")
     return 0

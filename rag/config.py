@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     offered_generators: str = Field(
         default="", description="generators a server offers, comma-separated; empty: its default and extractive"
     )
+    max_file_bytes: int = Field(default=200 * 2**20, ge=1, description="largest file `rag index` reads")
+    max_pages: int = Field(default=200, ge=1, description="pages a PDF or multi-page TIFF may have")
+    max_image_pixels: int = Field(
+        default=80_000_000, ge=10_000, description="pixels an image, or a PDF page rendered for OCR, may have"
+    )
+    ocr: Literal["rapidocr", "off"] = Field(
+        default="rapidocr",
+        description="OCR engine for scans (images, PDF pages without a text layer): rapidocr (PP-OCRv4, "
+        "offline), or off to refuse them",
+    )
+    ocr_dpi: int = Field(default=300, ge=72, le=600, description="scale PDF pages without text are rendered at for OCR")
+    ocr_min_score: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="OCR lines read with less confidence are dropped"
+    )
     max_request_bytes: int = Field(default=4 * 2**20, ge=1024, description="largest request body but uploads")
     index_poll_s: float = Field(
         default=2.0, ge=0, description="how often a server looks for an index version another process wrote; 0: never"

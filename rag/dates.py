@@ -170,15 +170,6 @@ def dated_first(rows: list[tuple[int, float]], agreement: list[float]) -> list[t
     ]
 
 
-# <meta property="article:published_time" content="2023-04-12T08:00:00+08:00"> and kin,
-# in either attribute order; <time datetime="2023-04-12">.
-_META_KEYS = r"article:published_time|og:published_time|datePublished|pubdate|publishdate|publish_date|date|dc\.date"
-_HTML_DATE = re.compile(
-    rf"<meta[^>]+(?:property|name|itemprop)\s*=\s*[\"'](?:{_META_KEYS})[\"'][^>]*content\s*=\s*[\"']([^\"']+)"
-    rf"|<meta[^>]+content\s*=\s*[\"']([^\"']+)[\"'][^>]*(?:property|name|itemprop)\s*=\s*[\"'](?:{_META_KEYS})[\"']"
-    r"|<time[^>]+datetime\s*=\s*[\"']([^\"']+)",
-    re.I,
-)
 _ISO = re.compile(r"(?<!\d)((?:19|20)\d{2})[-_./]?(0[1-9]|1[0-2])[-_./]?(0[1-9]|[12]\d|3[01])(?!\d)")
 _ZH_DAY = re.compile(r"((?:19|20)\d{2})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*日")
 # A date this close to the top of a text is its dateline, not one of the events it reports.
@@ -192,14 +183,10 @@ def _iso(year: str, month: str, day: str) -> str:
         return ""
 
 
-def published_date(text: str, name: str = "", html: str = "") -> str:
-    """The day a document was published (YYYY-MM-DD): its HTML metadata, else a date in its
-    file name (2023-04-12-x.txt), else a date on its first line or at the very top of its
-    text; empty when none says."""
-    for match in _HTML_DATE.finditer(html[:100_000]):
-        value = next(g for g in match.groups() if g)
-        if found := _ISO.search(value):
-            return _iso(*found.groups())
+def published_date(text: str, name: str = "") -> str:
+    """The day a document was published (YYYY-MM-DD) when its format does not say (a web
+    page's metadata does, rag.webpages): a date in its file name (2023-04-12-x.txt), else a
+    date on its first line or at the very top of its text; empty when none says."""
     if found := _ISO.search(name.rsplit("/", 1)[-1]):
         return _iso(*found.groups())
     top = text.lstrip()[:_DATELINE_CHARS]

@@ -383,6 +383,7 @@ class Verifier:
                     start,
                     end,
                     chunk.published,
+                    chunk.regions,
                 )
             )
         warnings = (f"the rest of the model's answer was withheld: {self._withheld}",) if self._withheld else ()

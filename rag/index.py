@@ -43,7 +43,7 @@ from rag.fileio import fsync_dir, sha256_file, write_atomically
 from rag.lexical import lexical_saved
 from rag.lexicon import Lexicon, empty_lexicon
 from rag.store import REBUILD_HINT, ChunkStore, EmbeddedStore, StoreConfig, open_store
-from rag.types import Article, Chunk, Document
+from rag.types import Article, Chunk, Document, Region
 
 _log = logging.getLogger(__name__)
 
@@ -283,10 +283,21 @@ def check_compatible(manifest: Manifest, embedding_model: str, dimension: int | 
         )
 
 
+def _regions_from_rows(rows: object) -> tuple[Region, ...]:
+    assert isinstance(rows, list)
+    return tuple(Region(r["start"], r["end"], r["page"], tuple(r["box"])) for r in rows)
+
+
 def _document_from_row(row: dict[str, object]) -> Document:
     articles = row.pop("articles", [])
     assert isinstance(articles, list)
-    return Document(**row, articles=tuple(Article(**a) for a in articles))  # type: ignore[arg-type]
+    regions = _regions_from_rows(row.pop("regions", []))
+    return Document(**row, articles=tuple(Article(**a) for a in articles), regions=regions)  # type: ignore[arg-type]
+
+
+def _chunk_from_row(row: dict[str, object]) -> Chunk:
+    regions = _regions_from_rows(row.pop("regions", []))
+    return Chunk(**row, regions=regions)  # type: ignore[arg-type]
 
 
 def load_snapshot(index_dir: Path, stores: StoreConfig | None = None) -> Snapshot:
@@ -301,14 +312,14 @@ def load_snapshot(index_dir: Path, stores: StoreConfig | None = None) -> Snapsho
     _check_files(folder, files)
     try:
         documents = {doc.doc_id: doc for doc in map(_document_from_row, _read_jsonl(folder / "documents.jsonl"))}
-        chunks = tuple(Chunk(**c) for c in _read_jsonl(folder / "chunks.jsonl"))  # type: ignore[arg-type]
+        chunks = tuple(map(_chunk_from_row, _read_jsonl(folder / "chunks.jsonl")))
         sentences = tuple(Sentence(**s) for s in _read_jsonl(folder / "sentences.jsonl"))  # type: ignore[arg-type]
         sentence_vectors = np.load(folder / "sentences.npy", mmap_mode="r")
         lexicon = Lexicon(
             tuple(json.loads((folder / "lexicon.json").read_text(encoding="utf-8"))),
             np.load(folder / "lexicon.npy").astype(np.float32),
         )
-    except (ValueError, TypeError, OSError, AssertionError) as exc:
+    except (ValueError, TypeError, OSError, AssertionError, KeyError) as exc:
         raise IndexCorrupt(f"{folder}: unreadable chunk store; {REBUILD_HINT}") from exc
     if len(sentence_vectors) != len(sentences) or len(lexicon.words) != len(lexicon.vectors):
         raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")

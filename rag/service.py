@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable
@@ -11,10 +12,20 @@ from pathlib import Path
 from rag.config import Settings
 from rag.embedding import Embedder, SentenceTransformerEmbedder, resolve_model_path
 from rag.errors import IndexMissing
-from rag.index import Snapshot, check_compatible, has_lexical, load_snapshot, save_snapshot, writer_lock
+from rag.index import (
+    Snapshot,
+    check_compatible,
+    has_lexical,
+    load_manifest,
+    load_snapshot,
+    save_snapshot,
+    writer_lock,
+)
 from rag.indexing import Progress, ResumeCache, UpdateStats, missing_under, update_snapshot
-from rag.loaders import load_paths
+from rag.loaders import ReadOptions, load_paths
+from rag.ocr import make_ocr
 from rag.pipeline import Pipeline, RetrievalOptions
+from rag.scans import OcrCache, ScanLimits
 from rag.store import StoreConfig
 from rag.types import Document
 
@@ -68,6 +79,22 @@ def make_embedder(settings: Settings) -> Embedder:
     )
     embedder.warm_up()
     return embedder
+
+
+def read_options(settings: Settings) -> ReadOptions:
+    """How files are read (RAG_OCR, RAG_MAX_*): the OCR engine is made here, its models load
+    on the first scan. Page OCR results wait in ``<index>/.resume/ocr`` until indexed."""
+    return ReadOptions(
+        ocr=make_ocr(settings.ocr, settings.ocr_min_score),
+        limits=ScanLimits(settings.max_pages, settings.max_image_pixels, settings.ocr_dpi),
+        max_file_bytes=settings.max_file_bytes,
+        ocr_cache=ocr_cache_folder(settings),
+    )
+
+
+def ocr_cache_folder(settings: Settings) -> Path:
+    """Where page OCR results wait until their documents are indexed (beside the resume cache)."""
+    return settings.index_dir / ".resume" / "ocr"
 
 
 def store_config(settings: Settings) -> StoreConfig:
@@ -136,18 +163,29 @@ def index_documents(
         if changed and progress is not None:
             progress("writing the index", 0, 0)
         version = save_snapshot(snapshot, settings.index_dir) if changed else None
+        OcrCache(ocr_cache_folder(settings)).forget({doc.content_hash for doc in documents})
         resume.forget(documents)
     return stats, version
 
 
 def index_paths(
-    settings: Settings, paths: list[Path], embedder: Embedder, rebuild: bool = False, progress: Progress | None = None
+    settings: Settings,
+    paths: list[Path],
+    embedder: Embedder,
+    rebuild: bool = False,
+    progress: Progress | None = None,
+    options: ReadOptions | None = None,
 ) -> IndexResult:
-    """Add new and changed files under ``paths``, drop deleted ones, save atomically."""
+    """Add new and changed files under ``paths``, drop deleted ones, save atomically. Files
+    the index holds as they are now are not read again (a folder of scans is not OCR'd twice)."""
     if progress is not None:
         progress("reading files", 0, 0)
-    report = load_paths(paths)
-    found = [d.doc_id for d in report.documents]
+    known: dict[str, str] = {}
+    if not rebuild:
+        with contextlib.suppress(IndexMissing):
+            known = dict(load_manifest(settings.index_dir).document_hashes)
+    report = load_paths(paths, options or read_options(settings), known, progress)
+    found = [d.doc_id for d in report.documents] + list(report.unchanged)
     stats, version = index_documents(
         settings,
         list(report.documents),

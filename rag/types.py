@@ -15,10 +15,26 @@ class Article:
     end: int
 
 
+# A box on a page: left, top, right, bottom, each a fraction of the page's width or height.
+Box = tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class Region:
+    """Where a span of a document's cleaned text (``start``..``end``) is printed: a page of a
+    scan (1-based) and the box of the printed line there (rag.layout)."""
+
+    start: int
+    end: int
+    page: int
+    box: Box
+
+
 @dataclass(frozen=True)
 class Document:
     """A cleaned source document: its id, where it came from, its text and articles, and
-    the day it was published (YYYY-MM-DD; empty when unknown)."""
+    the day it was published (YYYY-MM-DD; empty when unknown). A scan (an image, or a PDF
+    read by OCR) also has its page count and where each printed line of its text is."""
 
     doc_id: str
     source: str
@@ -26,6 +42,8 @@ class Document:
     content_hash: str
     articles: tuple[Article, ...] = ()
     published: str = ""
+    pages: int = 0
+    regions: tuple[Region, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -39,6 +57,12 @@ class Chunk:
     start: int
     end: int
     published: str = ""  # its document's publication day, YYYY-MM-DD ("" when unknown)
+    regions: tuple[Region, ...] = ()  # where its text is printed, when its document is a scan
+
+    @property
+    def page(self) -> int:
+        """The scan page the chunk starts on (0: its document is not a scan)."""
+        return self.regions[0].page if self.regions else 0
 
 
 def passage_text(chunk: Chunk) -> str:
@@ -72,6 +96,21 @@ class Citation:
     evidence_start: int
     evidence_end: int
     published: str = ""
+    # Where the passage is printed, line by line, when its document is a scan; the lines
+    # that overlap evidence_start..evidence_end print the evidence.
+    regions: tuple[Region, ...] = ()
+
+    @property
+    def evidence_regions(self) -> tuple[Region, ...]:
+        """The printed lines of the evidence (all the passage's lines when none overlaps it)."""
+        inside = tuple(r for r in self.regions if r.start < self.evidence_end and r.end > self.evidence_start)
+        return inside or self.regions
+
+    @property
+    def page(self) -> int:
+        """The scan page the evidence is printed on (0: the document is not a scan)."""
+        found = self.evidence_regions
+        return found[0].page if found else 0
 
 
 # The text of every abstention, in every language a question may come in.
@@ -103,6 +142,24 @@ class Answer:
     abstain_reason: str = ""
     warnings: tuple[str, ...] = ()
     usage: Usage = Usage()
+
+
+@dataclass(frozen=True)
+class TextBox:
+    """A line of text an OCR engine read on a page image: its box in pixels (the bounds of the
+    line as printed, a skewed line included) and the slope of its baseline (radians, y down)."""
+
+    text: str
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    score: float = 1.0
+    angle: float = 0.0
+
+    @property
+    def height(self) -> float:
+        return self.y1 - self.y0
 
 
 @dataclass(frozen=True)

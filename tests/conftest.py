@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,6 +63,36 @@ def seed_pipeline(seed_settings: Settings, real_embedder: SentenceTransformerEmb
 
     index_paths(seed_settings, [SEED.parent], real_embedder)
     return open_pipeline(seed_settings, real_embedder)
+
+
+@pytest.fixture(scope="session")
+def seed_scan(seed_raw: str) -> Any:
+    """The seed page printed as a four-page newspaper scan (eval.scans), with what is where.
+    Needs Debian's fonts-noto-cjk (`make browser` installs it); in CI a missing font fails."""
+    from eval.scans import FontsMissing, scan_stories, stories_from_text
+
+    try:
+        return scan_stories(stories_from_text(seed_raw))
+    except FontsMissing as exc:
+        if os.environ.get("RAG_REQUIRE_BROWSER"):
+            raise
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def seed_scan_pdf(seed_scan: Any) -> bytes:
+    """The generated scan as an image-only PDF."""
+    return bytes(seed_scan.pdf_bytes())
+
+
+@pytest.fixture(scope="session")
+def real_ocr() -> Any:
+    """The default OCR engine (PP-OCRv4 through rapidocr-onnxruntime), loaded once."""
+    from rag.ocr import RapidOcrEngine
+
+    engine = RapidOcrEngine()
+    engine.warm_up()
+    return engine
 
 
 def server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]:

@@ -17,7 +17,7 @@ import httpx
 
 from rag.generators.llama_cpp import LlamaCppGenerator
 from rag.generators.openai_compat import Backend, OpenAICompatGenerator
-from rag.types import Chunk, GenerationRequest, Passage, ScoredSentence
+from rag.types import Chunk, GenerationRequest, Passage, ScoredSentence, TextBox
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
 FENGHUANG_TITLE = "凤凰纪委为农民工解“薪”愁"
@@ -160,3 +160,49 @@ def _server_process(module: str, options: list[str], start_s: float = 60) -> Ite
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+class ScriptedOcr:
+    """Stands in for an OCR engine over a generated scan (eval.scans): it knows what was
+    printed on each page and returns those lines as boxes, scaled to the image it is given.
+    The page is recognised by its look (a small thumbnail), so the order pages are read in
+    does not matter; ``calls`` counts the pages read."""
+
+    name = "scripted"
+
+    def __init__(self, scan: Any, fail_after: int | None = None) -> None:
+        from PIL import Image
+
+        self.scan = scan
+        self.calls = 0
+        self.fail_after = fail_after
+        self._thumbs = [_thumb(Image.fromarray(_rgb(page))) for page in scan.pages]
+
+    def read(self, image: Any) -> list[TextBox]:
+        import numpy as np
+        from PIL import Image
+
+        if self.fail_after is not None and self.calls >= self.fail_after:
+            raise KeyboardInterrupt("stopped by the test")
+        self.calls += 1
+        thumb = _thumb(Image.fromarray(np.asarray(image)))
+        page = min(range(len(self._thumbs)), key=lambda n: float(np.abs(self._thumbs[n] - thumb).mean())) + 1
+        width, height = self.scan.pages[page - 1].size
+        sx, sy = image.shape[1] / width, image.shape[0] / height
+        return [
+            TextBox(line.text, line.box[0] * sx, line.box[1] * sy, line.box[2] * sx, line.box[3] * sy, angle=line.angle)
+            for line in self.scan.lines
+            if line.page == page
+        ]
+
+
+def _rgb(image: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(image.convert("RGB"))
+
+
+def _thumb(image: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(image.convert("L").resize((32, 45)), dtype=np.float32)

@@ -46,11 +46,13 @@ def test_ask_before_indexing_says_how_to_build(env: Path, capsys: pytest.Capture
 
 def test_index_ask_info_and_incremental_update(indexed: Path, capsys: pytest.CaptureFixture[str]) -> None:
     env = indexed
+    (env / "sheet.xlsx").write_bytes(b"PK\x03\x04")
     (env / "broken.docx").write_bytes(b"PK\x03\x04")
     assert main(["index", str(env)]) == 0
     out, err = capsys.readouterr()
     assert "0 added" in out and "1 unchanged" in out
-    assert "broken.docx" in err and "unsupported" in err
+    assert "sheet.xlsx" in err and "unsupported" in err
+    assert "broken.docx: not a Word .docx file" in err and "Traceback" not in err
 
     assert main(["ask", QUESTION, "--json"]) == 0
     payload = json.loads(capsys.readouterr().out)

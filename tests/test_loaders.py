@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import LoaderError, UnsupportedFileType
-from rag.loaders import SUPPORTED_SUFFIXES, load_paths, parse_bytes, read_raw
+from rag.loaders import SUPPORTED_SUFFIXES, load_paths, parse_bytes
 
 
 def _pdf_bytes(text: str) -> bytes:
@@ -31,22 +31,26 @@ def _pdf_bytes(text: str) -> bytes:
     return out
 
 
-def test_each_supported_type_loads() -> None:
-    assert "株洲" in read_raw("株洲的天空。".encode(), "a.txt")
-    assert "# Heading" in read_raw(b"# Heading\n\nBody.", "a.md")
+def _text(data: bytes, name: str) -> str:
+    return parse_bytes(data, name, name).text
+
+
+def test_each_text_type_loads() -> None:
+    assert "株洲" in _text("株洲的天空。".encode(), "a.txt")
+    assert "# Heading" in _text(b"# Heading\n\nBody.", "a.md")
     html = "<html><head><title>标题</title><script>x=1</script></head><body><p>正文内容。</p></body></html>"
-    raw = read_raw(html.encode(), "a.html")
+    raw = _text(html.encode(), "a.html")
     assert "标题" in raw and "正文内容。" in raw and "x=1" not in raw
-    assert "Fenghuang recovered wages" in read_raw(_pdf_bytes("Fenghuang recovered wages"), "a.pdf")
+    assert "Fenghuang recovered wages" in _text(_pdf_bytes("Fenghuang recovered wages"), "a.pdf")
 
 
 def test_gb18030_text_is_decoded() -> None:
-    assert read_raw("凤凰县".encode("gb18030"), "old.txt") == "凤凰县"
+    assert _text("凤凰县".encode("gb18030"), "old.txt") == "凤凰县"
 
 
 def test_unsupported_type_names_the_supported_ones() -> None:
     with pytest.raises(UnsupportedFileType) as info:
-        read_raw(b"PK\x03\x04", "sheet.xlsx")
+        parse_bytes(b"PK\x03\x04", "sheet.xlsx", "sheet.xlsx")
     message = str(info.value)
     assert "sheet.xlsx" in message
     assert all(suffix in message for suffix in SUPPORTED_SUFFIXES)
@@ -54,7 +58,7 @@ def test_unsupported_type_names_the_supported_ones() -> None:
 
 def test_broken_pdf_is_a_clear_error() -> None:
     with pytest.raises(LoaderError, match="PDF"):
-        read_raw(b"%PDF-1.4 this is not really a pdf", "broken.pdf")
+        parse_bytes(b"%PDF-1.4 this is not really a pdf", "broken.pdf", "broken.pdf")
 
 
 def test_folder_with_one_bad_file_indexes_the_rest(tmp_path: Path) -> None:
@@ -62,11 +66,13 @@ def test_folder_with_one_bad_file_indexes_the_rest(tmp_path: Path) -> None:
     (tmp_path / "notes.md").write_text("# Notes\n\nSome English notes.", encoding="utf-8")
     (tmp_path / "image.png").write_bytes(b"\x89PNG\r\n")
     (tmp_path / "empty.txt").write_text("   \n", encoding="utf-8")
+    (tmp_path / "sheet.xlsx").write_bytes(b"PK\x03\x04")
     report = load_paths([tmp_path])
     assert sorted(d.doc_id.split("/")[-1] for d in report.documents) == ["good.txt", "notes.md"]
     failed = dict(report.failed)
-    assert set(Path(p).name for p in failed) == {"image.png", "empty.txt"}
-    assert "unsupported" in failed[str(tmp_path / "image.png")]
+    assert set(Path(p).name for p in failed) == {"image.png", "empty.txt", "sheet.xlsx"}
+    assert "cannot read this image" in failed[str(tmp_path / "image.png")]
+    assert "unsupported" in failed[str(tmp_path / "sheet.xlsx")]
 
 
 def test_missing_path_is_an_error(tmp_path: Path) -> None:

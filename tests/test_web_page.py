@@ -325,3 +325,89 @@ def test_a_slow_model_answer_is_previewed_by_the_quoted_evidence(
             assert answer.locator(".text").inner_text() == "Fenghuang recovered wages for 386 workers [1]."
             assert answer.locator(".sources").inner_text().strip() == f"[1] {FENGHUANG}"
             context.close()
+
+
+WATCH_STATUS = """
+window.__statuses = [];
+new MutationObserver(() => {
+  const status = document.getElementById('upload-status');
+  if (status && status.textContent) window.__statuses.push(status.textContent);
+}).observe(document, {subtree: true, childList: true, characterData: true});
+"""
+
+
+def test_an_uploaded_scan_is_cited_on_its_page_with_the_box_highlighted(
+    browser: Any, model_cache: Path, real_embedder: Any, seed_scan: Any, seed_scan_pdf: bytes, tmp_path: Path
+) -> None:
+    # A server whose index holds one unrelated article: the answer can only come from the scan.
+    from rag.service import index_paths
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "bus.txt").write_text(
+        "株洲市今年新建公交候车亭 126 座，更换新能源公交车 85 台。", encoding="utf-8"
+    )
+    index_paths(Settings(index_dir=tmp_path / "index", cache_dir=model_cache), [tmp_path / "other"], real_embedder)
+    scan = tmp_path / "hunan-daily-scan.pdf"
+    scan.write_bytes(seed_scan_pdf)
+    env = {
+        "RAG_INDEX_DIR": str(tmp_path / "index"),
+        "RAG_CACHE_DIR": str(model_cache),
+        "RAG_DOCUMENTS_DIR": str(tmp_path / "documents"),
+        "RAG_GENERATOR": "extractive",
+    }
+    with running_server(env, tmp_path / "server.log") as base:
+        context = browser.new_context(viewport=DESKTOP, locale="en-US")
+        context.add_init_script(WATCH_STATUS)
+        page = context.new_page()
+        page.set_default_timeout(240_000)
+        page.goto(base)
+        page.click("#toggle-docs")
+        page.set_input_files("#upload-file", str(scan))
+        page.click("#upload-form button[type=submit]")
+        page.locator("#upload-status", has_text="Added hunan-daily-scan.pdf").wait_for()
+        statuses = page.evaluate("window.__statuses")
+        assert any("reading scanned pages (OCR)" in s for s in statuses), statuses  # pages counted as they are read
+        assert "4 scanned pages" in page.locator("#doc-list li", has_text="hunan-daily-scan.pdf").inner_text()
+        page.click("#close-docs")
+
+        answer = _ask(page, QUESTION)
+        assert "386" in answer.locator(".text").inner_text()
+        assert answer.locator(".sources").inner_text().strip() == f"[1] {FENGHUANG}"
+        answer.locator(".cite", has_text="[1]").click()
+        sheet = page.locator("#source-sheet")
+        sheet.locator("img").wait_for()
+        for _ in range(100):  # the page's CSP forbids wait_for_function's eval: poll from here
+            if page.evaluate("document.querySelector('#source-sheet img').naturalWidth") > 0:
+                break
+            page.wait_for_timeout(100)
+        page.click("#source-zoom")  # the whole page, so that every box is inside the view
+        image = sheet.locator("img").bounding_box()
+        assert image
+        shown = []  # each highlighted box, as fractions of the page image it is drawn on
+        for hit in sheet.locator(".box.hit").all():
+            box = hit.bounding_box()
+            assert box
+            shown.append(
+                (
+                    (box["x"] - image["x"]) / image["width"],
+                    (box["y"] - image["y"]) / image["height"],
+                    (box["x"] + box["width"] - image["x"]) / image["width"],
+                    (box["y"] + box["height"] - image["y"]) / image["height"],
+                )
+            )
+        line = next(line for line in seed_scan.lines if "为386名农民工追回" in "".join(line.text.split()))
+        width, height = seed_scan.pages[line.page - 1].size
+        printed = (line.box[0] / width, line.box[1] / height, line.box[2] / width, line.box[3] / height)
+        # The evidence sentence's lines are highlighted, the one printing 386 among them.
+        assert any(max(abs(a - b) for a, b in zip(box, printed, strict=True)) < 0.01 for box in shown), (shown, printed)
+        assert page.inner_text("#source-page-meta") == f"Page {line.page} of the scan: the evidence is highlighted."
+        _shot(page, "desktop-scan-whole-page")
+        page.click("#source-zoom")
+        assert page.inner_text("#source-zoom") == "Whole page"
+        # Zoomed in, the view is scrolled to the evidence: its first line shows.
+        view = page.locator("#source-view").bounding_box()
+        first = sheet.locator(".box.hit").first.bounding_box()
+        assert view and first and view["y"] <= first["y"] <= view["y"] + view["height"] - first["height"], (view, first)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)  # not full-page: that re-lays the page out, unscrolled
+        page.screenshot(path=str(ARTIFACTS / "desktop-scan-citation.png"))
+        context.close()

@@ -14,16 +14,18 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.deps import StateDep
-from api.errors import DocumentExists, DocumentNotFound, InvalidBody, UploadTooLarge
+from api.errors import DocumentChanged, DocumentExists, DocumentNotFound, InvalidBody, UploadTooLarge
 from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, TextDocument
 from api.state import AppState
 from rag.embedding import InterruptibleEmbedder
-from rag.errors import IndexMissing, LoaderError, RagError
+from rag.errors import IndexMissing, Interrupted, LoaderError, RagError
 from rag.index import load_manifest, writer_lock
-from rag.loaders import SUPPORTED_SUFFIXES, doc_id_for, parse_bytes
+from rag.loaders import OCR_STAGE, SUPPORTED_SUFFIXES, content_hash, doc_id_for, pages_to_read, parse_bytes
 from rag.pipeline import Pipeline
+from rag.scans import page_image as render_page
 from rag.service import index_documents
 from rag.text import invalid_character
+from rag.types import Document
 
 T = TypeVar("T")
 # Held by a whole upload or delete, across processes (rag.index.writer_lock).
@@ -67,6 +69,7 @@ def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
         chunks=snapshot.chunk_counts.get(doc_id, 0),
         titles=[a.title for a in doc.articles],
         published=doc.published,
+        pages=doc.pages,
     )
 
 
@@ -168,8 +171,11 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     filename = safe_filename(name)
     folder = state.settings.documents_dir
     doc_id = doc_id_for(folder / filename, folder)
-    # Parsing is checked before the request queues: 415/422 cost no write slot.
-    document = await run_in_threadpool(parse_bytes, data, doc_id, str((folder / filename).resolve()), published)
+    source = str((folder / filename).resolve())
+    # The file is checked before the request queues: 415/422 cost no write slot. A text file
+    # is read now; a scan, whose OCR takes seconds a page, is read in its turn.
+    scanned = await run_in_threadpool(pages_to_read, data, filename, state.reading)
+    ready = None if scanned else await run_in_threadpool(parse_bytes, data, doc_id, source, published, state.reading)
 
     @_one_process_at_a_time(state)
     def job(stop: threading.Event) -> DocumentInfo:
@@ -181,6 +187,7 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
         embedder = InterruptibleEmbedder(state.embedder, stop)
         state.progress.start(filename)
         try:
+            document = ready or _read_scan(state, data, doc_id, source, published, stop)
             state.uploads.put(
                 filename, doc_id, data, document.content_hash,
                 lambda: index_documents(state.settings, [document], embedder, progress=state.progress.update),
@@ -192,6 +199,46 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
         return _info(state.pipeline, doc_id)
 
     return await state.writes.run(job, request)
+
+
+def _read_scan(
+    state: AppState, data: bytes, doc_id: str, source: str, published: str, stop: threading.Event
+) -> Document:
+    """A scan read by OCR, page by page, its progress shown; a client that goes away stops it."""
+
+    def tell(done: int, total: int) -> None:
+        if stop.is_set():
+            raise Interrupted("the upload was cancelled while its pages were read; nothing changed")
+        state.progress.update(OCR_STAGE, done, total)
+
+    tell(0, 0)
+    return parse_bytes(data, doc_id, source, published, state.reading, progress=tell)
+
+
+@router.get(
+    "/api/documents/{doc_id:path}/pages/{page}",
+    response_class=Response,
+    responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS, 409: {"model": ErrorBody}},
+)
+async def page_image(doc_id: str, page: int, state: StateDep) -> Response:
+    """A page of a scanned document as a JPEG (at most 2,000 pixels a side): a citation's
+    ``regions`` are boxes on it, as fractions of its width and height."""
+    pipeline = state.pipeline
+    document = pipeline.snapshot.documents.get(doc_id) if pipeline else None
+    if document is None:
+        raise DocumentNotFound(f"no document {doc_id!r}; GET /api/documents lists them")
+    if not 1 <= page <= document.pages:
+        raise DocumentNotFound(f"{doc_id} has no page {page} (it has {document.pages}; 0 when it is not a scan)")
+    source = Path(document.source)
+    try:
+        data = await run_in_threadpool(source.read_bytes)
+    except OSError as exc:
+        raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
+    if content_hash(data) != document.content_hash:
+        raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
+    image = await run_in_threadpool(render_page, data, source.name, page, state.reading.limits)
+    etag = f'"{document.content_hash[:20]}-{page}"'
+    return Response(image, media_type="image/jpeg", headers={"ETag": etag, "Cache-Control": "private, max-age=86400"})
 
 
 @router.get("/api/index/status", response_model=IndexStatus)

@@ -105,7 +105,7 @@ def query_of(body: ChatRequest, preview: bool = False) -> Query:
 
 
 def _citations(answer: Answer) -> list[dict[str, Any]]:
-    return [CitationModel(**vars(c)).model_dump() for c in answer.citations]
+    return [CitationModel.from_citation(c).model_dump() for c in answer.citations]
 
 
 def _usage(answer: Answer) -> dict[str, int]:

@@ -38,10 +38,15 @@ const TEXT = {
     delete: "Delete",
     noDocuments: "No documents yet.",
     docMeta: "{0} articles · {1} passages · {2} characters",
+    docPages: " · {0} scanned pages",
     articles: "Articles",
     timing: "{0} ms",
     searched: "Searched for: {0}",
     evidence: "Highlighted: the sentence that supports the answer.",
+    scanPage: "Page {0} of the scan: the evidence is highlighted.",
+    wholePage: "Whole page",
+    zoomIn: "Zoom in",
+    scanMissing: "The page image cannot be shown: {0}",
   },
   zh: {
     title: "新闻问答",
@@ -79,6 +84,8 @@ const TEXT = {
     "stage:indexing vectors and keywords": "建立向量和关键词索引",
     "stage:writing the index": "写入索引",
     "stage:loading the new index": "加载新索引",
+    "stage:reading scanned pages (OCR)": "识别扫描页（OCR）",
+    docPages: " · 扫描件 {0} 页",
     uploaded: "已添加 {0}：{1} 个段落。",
     deleted: "已删除 {0}。",
     confirmDelete: "从索引中删除 {0}？",
@@ -90,6 +97,10 @@ const TEXT = {
     timing: "{0} 毫秒",
     searched: "检索的问题：{0}",
     evidence: "高亮部分：支持答案的句子。",
+    scanPage: "扫描件第 {0} 页：高亮处为证据。",
+    wholePage: "整页",
+    zoomIn: "放大",
+    scanMissing: "无法显示页面图像：{0}",
   },
 };
 
@@ -411,6 +422,73 @@ function openSource(citation, n) {
   );
   $("source").hidden = false;
   mark.scrollIntoView({ block: "nearest" });
+  showScan(citation);
+}
+
+let scanShown = { token: 0, url: "" };
+
+/** A scanned source's page, fetched with the API key, with the passage's printed lines
+ * shaded and the evidence's lines highlighted (boxes are fractions of the page). */
+async function showScan(citation) {
+  const figure = $("source-scan");
+  const token = ++scanShown.token;
+  const regions = citation.regions || [];
+  if (scanShown.url) URL.revokeObjectURL(scanShown.url);
+  scanShown.url = "";
+  figure.hidden = true;
+  if (!regions.length || !citation.page) return;
+  const page = citation.page;
+  const path = `/api/documents/${citation.doc_id.split("/").map(encodeURIComponent).join("/")}/pages/${page}`;
+  let blob;
+  try {
+    blob = await (await request(path)).blob();
+  } catch (error) {
+    if (token !== scanShown.token) return;
+    $("source-page-meta").textContent = t("scanMissing", error.message);
+    $("source-sheet").replaceChildren();
+    figure.hidden = false;
+    return;
+  }
+  if (token !== scanShown.token) return;
+  scanShown.url = URL.createObjectURL(blob);
+  const image = element("img");
+  image.id = "source-page";
+  image.alt = t("scanPage", page);
+  image.src = scanShown.url;
+  const boxes = regions
+    .filter((region) => region.page === page)
+    .map((region) => {
+      const hit = region.start < citation.evidence_end && region.end > citation.evidence_start;
+      const box = element("div", `box ${hit ? "hit" : "passage"}`);
+      const [x0, y0, x1, y1] = region.box;
+      Object.assign(box.style, {
+        left: `${x0 * 100}%`, top: `${y0 * 100}%`, width: `${(x1 - x0) * 100}%`, height: `${(y1 - y0) * 100}%`,
+      });
+      return box;
+    });
+  $("source-sheet").replaceChildren(image, ...boxes);
+  $("source-page-meta").textContent = t("scanPage", page);
+  setZoom(true);
+  figure.hidden = false;
+  image.addEventListener("load", centreEvidence, { once: true });
+}
+
+/** Zoomed in (the page at three times the panel's width) or the whole page. */
+function setZoom(zoomed) {
+  $("source-view").classList.toggle("zoomed", zoomed);
+  $("source-zoom").textContent = t(zoomed ? "wholePage" : "zoomIn");
+  centreEvidence();
+}
+
+/** Scroll the page view (only it, not the panel) so that the evidence's first line is in the middle. */
+function centreEvidence() {
+  requestAnimationFrame(() => {
+    const view = $("source-view");
+    const hit = view.querySelector(".box.hit");
+    if (!hit) return;
+    view.scrollLeft = Math.max(0, hit.offsetLeft - view.clientWidth * 0.1);
+    view.scrollTop = Math.max(0, hit.offsetTop + hit.offsetHeight / 2 - view.clientHeight / 2);
+  });
 }
 
 async function loadDocuments() {
@@ -430,7 +508,7 @@ async function loadDocuments() {
     ...body.documents.map((doc) => {
       const item = element("li");
       const info = element("div", "doc");
-      info.append(element("strong", "", doc.source), element("span", "meta", t("docMeta", doc.titles.length, doc.chunks, doc.characters)));
+      info.append(element("strong", "", doc.source), element("span", "meta", t("docMeta", doc.titles.length, doc.chunks, doc.characters) + (doc.pages ? t("docPages", doc.pages) : "")));
       if (doc.titles.length) {
         const titles = element("details", "titles");
         titles.append(element("summary", "", t("articles")), ...doc.titles.map((title) => element("div", "meta", title)));
@@ -573,6 +651,7 @@ function wire() {
   $("new-chat").addEventListener("click", newChat);
   $("generator").addEventListener("change", (event) => localStorage.setItem(GENERATOR_STORE, event.target.value));
   $("close-source").addEventListener("click", () => closePanel("source"));
+  $("source-zoom").addEventListener("click", () => setZoom(!$("source-view").classList.contains("zoomed")));
   $("close-docs").addEventListener("click", () => closePanel("docs"));
   $("toggle-docs").addEventListener("click", () => {
     const open = $("docs").hidden;
