@@ -7,6 +7,7 @@ of an index of the scans, so the cost of OCR shows in answer accuracy too.
 
     python -m eval.bench_ocr                                       # the seed page, its questions
     python -m eval.bench_ocr --data ../shared/data/cmrc2018 --passages 120   # unseen text
+    python -m eval.bench_ocr --page broadsheet                    # the seed on large pages
 
 Character accuracy is 1 - (Levenshtein distance / printed characters), whitespace removed,
 over each file's whole text: a line read in the wrong order costs as much as a misread one.
@@ -18,13 +19,13 @@ import argparse
 import json
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from eval.data import ROOT, SEED_DOCS, Dataset, Question, load_dataset
 from eval.report import summarise
-from eval.runner import Config, in_process_asker, passage_documents, run_config
+from eval.runner import Config, Record, in_process_asker, passage_documents, run_config
 from eval.scans import Part, Scan, Story, Style, scan_stories, stories_from_text
 from rag.config import Settings
 from rag.loaders import ReadOptions, parse_bytes
@@ -33,6 +34,9 @@ from rag.service import index_documents, index_paths, make_embedder
 from rag.types import Document, TextBox
 
 STORIES_PER_FILE = 12
+# Page geometries at 300 dpi: A4, and a 350 x 500 mm broadsheet in seven columns whose type
+# is the same size as A4's (so the detector sees it a third as tall at its usual scale).
+PAGES = {"a4": Style(), "broadsheet": Style(width=4134, height=5906, columns=7)}
 
 
 class TimedOcr:
@@ -92,11 +96,11 @@ def _passage_stories(dataset: Dataset, count: int) -> tuple[list[Story], set[str
     return stories, pids
 
 
-def read_scans(groups: list[list[Story]], ocr: TimedOcr, folder: Path) -> list[ScanResult]:
+def read_scans(groups: list[list[Story]], ocr: TimedOcr, folder: Path, page: Style | None = None) -> list[ScanResult]:
     """Print each group of stories into one PDF (in ``folder``), read it back."""
     results = []
     for n, stories in enumerate(groups):
-        style = Style(seed=7 + n)
+        style = replace(page or Style(), seed=7 + n)
         scan = scan_stories(stories, style)
         name = f"scan-{n + 1:03d}.pdf"
         data = scan.pdf_bytes(style.dpi, style.jpeg_quality)
@@ -108,21 +112,31 @@ def read_scans(groups: list[list[Story]], ocr: TimedOcr, folder: Path) -> list[S
 
 
 def _accuracy(
-    settings: Settings, embedder: Any, documents: list[Document] | None, folder: Path | None, questions: list[Question]
-) -> dict[str, float]:
+    settings: Settings,
+    embedder: Any,
+    documents: list[Document] | None,
+    folder: Path | None,
+    questions: list[Question],
+    pids: set[str] | None = None,
+) -> tuple[dict[str, float | None], dict[str, Record]]:
     if documents is not None:
         index_documents(settings, documents, embedder)
     elif folder is not None:
         index_paths(settings, [folder], embedder)
     asker = in_process_asker(settings, embedder)
-    summary = summarise("extractive", list(run_config(asker, questions, Config())))
-    return {"accuracy": summary.accuracy, "recall_at_5": summary.recall.get(5, 0.0), "questions": summary.answerable}
+    records = list(run_config(asker, questions, Config()))
+    summary = summarise("extractive", records)
+    # Recall needs the gold passages' ids; a scan's documents are its files (None then).
+    recall = summary.recall.get(5, 0.0) if documents is None or documents[0].doc_id in (pids or set()) else None
+    figures = {"accuracy": summary.accuracy, "recall_at_5": recall, "questions": summary.answerable}
+    return figures, {r.qid: r for r in records}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", default="seed", help="'seed' (the seed page) or a shared-format folder")
     parser.add_argument("--passages", type=int, default=120, help="passages of --data to print (not for seed)")
+    parser.add_argument("--page", choices=sorted(PAGES), default="a4", help="the page size printed on")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "reports", help="where the JSON report goes")
     args = parser.parse_args(argv)
 
@@ -142,7 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             groups = [stories_from_text((SEED_DOCS / "hunan-daily-page.txt").read_text(encoding="utf-8"))]
             questions = list(dataset.questions)
         started = time.perf_counter()
-        results = read_scans(groups, ocr, root / "scans")
+        results = read_scans(groups, ocr, root / "scans", PAGES[args.page])
         read_seconds = time.perf_counter() - started
         distance = printed = 0
         headlines = found = 0
@@ -157,18 +171,27 @@ def main(argv: list[str] | None = None) -> None:
         clean_settings = settings.model_copy(update={"index_dir": root / "clean"})
         scan_settings = settings.model_copy(update={"index_dir": root / "scanned"})
         if dataset.passages:
-            clean = _accuracy(
+            clean, clean_records = _accuracy(
                 clean_settings,
                 embedder,
                 passage_documents(dataset.name, dataset.passages[: args.passages]),
                 None,
                 questions,
+                pids,
             )
         else:
-            clean = _accuracy(clean_settings, embedder, None, SEED_DOCS, questions)
-        scanned = _accuracy(scan_settings, embedder, [r.document for r in results], None, questions)
+            clean, clean_records = _accuracy(clean_settings, embedder, None, SEED_DOCS, questions)
+        scanned, scan_records = _accuracy(scan_settings, embedder, [r.document for r in results], None, questions)
+    # The questions the scans lost and won, against the clean text, to see what OCR cost.
+    lost = [
+        {"qid": q, "question": r.question, "clean": r.answer, "scanned": scan_records[q].answer}
+        for q, r in clean_records.items()
+        if r.correct and not scan_records[q].correct
+    ]
+    won = [q for q, r in clean_records.items() if not r.correct and scan_records[q].correct]
     report = {
         "data": dataset.name,
+        "page": args.page,
         "files": len(results),
         "pages": pages,
         "printed_characters": printed,
@@ -179,9 +202,12 @@ def main(argv: list[str] | None = None) -> None:
         "headlines_found_as_titles": f"{found}/{headlines}",
         "clean_text": clean,
         "scanned": scanned,
+        "lost_on_scans": lost,
+        "won_on_scans": won,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"bench_ocr-{dataset.name}.json"
+    suffix = "" if args.page == "a4" else f"-{args.page}"
+    out = args.out / f"bench_ocr-{dataset.name}{suffix}.json"
     out.write_text(json.dumps(report, ensure_ascii=False, indent=1), encoding="utf-8")
     print(json.dumps(report, ensure_ascii=False, indent=1))
     print(f"wrote {out}")

@@ -17,6 +17,7 @@ import argparse
 import io
 import math
 import random
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,7 +119,12 @@ class Scan:
         """The pages as an image-only PDF (JPEG pages, no text layer): what a scanner writes."""
         out = io.BytesIO()
         first, *rest = [p.convert("RGB") for p in self.pages]
-        first.save(out, "PDF", save_all=True, append_images=rest, resolution=dpi, quality=quality)
+        # Fixed dates: the same pages make the same bytes (and the same content hash).
+        stamp = time.gmtime(1_704_067_200)  # 2024-01-01, as Pillow writes a struct_time
+        first.save(
+            out, "PDF", save_all=True, append_images=rest, resolution=dpi, quality=quality,
+            creationDate=stamp, modDate=stamp,
+        )  # fmt: skip
         return out.getvalue()
 
     def image_bytes(self, page: int = 1, fmt: str = "PNG") -> bytes:

@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from rag.chunking import chunk_document
+from rag.cleaning import ends_sentence
 from rag.embedding import Embedder, Vectors
 from rag.fileio import write_atomically
 from rag.index import FORMAT_VERSION, Manifest, Sentence, Snapshot, empty_snapshot
@@ -42,13 +43,15 @@ class UpdateStats:
 
 
 def split_sentences(chunk: Chunk) -> list[tuple[int, int]]:
-    """Sentence spans of a chunk, in document offsets (sentences of two or more characters)."""
+    """Sentence spans of a chunk, in document offsets (sentences of two or more characters).
+    A line of the chunk's own headline is not one: the title goes with every chunk of its
+    article already, and as evidence it only repeats what the question names."""
     spans = []
     for match in _SENTENCE.finditer(chunk.text):
         text = match.group()
         lead = len(text) - len(text.lstrip())
         body = text.strip()
-        if len(body) >= 2:
+        if len(body) >= 2 and not (body in chunk.title and not ends_sentence(body)):
             start = chunk.start + match.start() + lead
             spans.append((start, start + len(body)))
     return spans

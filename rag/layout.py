@@ -23,13 +23,14 @@ box, located in the cleaned text (``locate``), so a citation can point at it on 
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
-from rag.cleaning import Block, join_lines, normalise_line, printed_blocks
+from rag.cleaning import Block, has_clause_punctuation, join_lines, normalise_line, printed_blocks
 from rag.types import Region, TextBox
 
 # Gaps and sizes, in multiples of the page's body line height.
@@ -38,8 +39,13 @@ _GUTTER = 0.8  # a vertical gap this wide, through a whole region, separates col
 _LINE_GAP = 0.1  # the gap between two printed lines of a column
 _BRIDGE_ROWS = 4  # at most this many lines over (or under) columns may bridge their gutters
 _JOIN_GAP = 1.0  # fragments of one line closer than this are one line
-_HEADING = 1.12  # a line this much larger than the body is a heading
+_HEADING = 1.14  # a line this much larger than the body is a heading (body lines read 0.96-1.12)
 _HEADLINE = 1.6  # a heading run with a line this large is an article's headline
+_CLOSING = set("。，、；：！？”’）》」』")
+_OPENING = set("“‘（《「『")
+_HALF_EMPTY = 1.2  # of such a character's two half-widths, about this much is blank
+_SHORT = 10  # a line narrower than five wide characters is sized by its height
+_WIDTH_SUSPECT = 1.3  # a line sized this much larger by width than by height lost characters
 _STRAIGHT = math.radians(0.05)  # a page skewed less than this is read as it is
 _SAME_SIZE = 0.12  # lines of one heading whose sizes differ by less than this share a block
 
@@ -55,6 +61,7 @@ class Line:
     size: float
     width: int
     height: int
+    short: bool = False  # a few characters: its size is a rougher guess
 
     def region(self, start: int, end: int) -> Region:
         """Where this line prints the text ``start``..``end``, as fractions of its page."""
@@ -64,23 +71,52 @@ class Line:
         return Region(start, end, self.page, tuple(round(v, 5) for v in box))  # type: ignore[arg-type]
 
 
+def _wide(text: str) -> int:
+    """Printed width in half-width units; quotation marks and the like are "ambiguous"
+    width, which is wide in Chinese type."""
+    return sum(1 if unicodedata.east_asian_width(ch) in "NaH" else 2 for ch in text.strip())
+
+
 def _type_size(box: TextBox) -> float:
-    """The type size of a line: its width per wide character (CJK characters are square,
-    digits and Latin letters about half as wide). Box heights say less: detectors pad them
-    by about the same few pixels at every size. A line of one or two characters (or an
-    odd reading) falls back on its height."""
-    # Quotation marks and the like are "ambiguous" width: wide in Chinese type.
-    width = sum(1 if unicodedata.east_asian_width(ch) in "NaH" else 2 for ch in box.text.strip())
-    if width < 4:
-        return box.height
-    return (box.x1 - box.x0) / (width / 2)
+    """The type size of a line of at least a few characters: its width per wide character
+    (CJK characters are square, digits and Latin letters about half as wide). Box heights
+    say less: detectors pad them by about the same few pixels at every size. A box ends at
+    the ink, and the ink of 。 or ” fills less than half its square."""
+    text = box.text.strip()
+    wide = _wide(text) - _HALF_EMPTY * (text[-1:] in _CLOSING) - _HALF_EMPTY * (text[:1] in _OPENING)
+    return (box.x1 - box.x0) / (max(1.0, wide) / 2)
 
 
-def body_height(boxes: Sequence[TextBox]) -> float:
-    """The type size of a page's body: the median line type size, each line counted once per
-    character (a page has far more body text than headlines)."""
-    sizes = [_type_size(box) for box in boxes for _ in range(max(1, len(box.text)))]
-    return float(statistics.median(sizes)) if sizes else 0.0
+@dataclass(frozen=True)
+class Scale:
+    """A page's body type: its size (pixels a wide character) and its lines' box height."""
+
+    body: float
+    box: float
+
+    def size(self, box: TextBox) -> float:
+        """A line's type size relative to the body. A line of a few characters says little
+        by its width (punctuation, padding), so its box height against the body's decides."""
+        # Detectors pad a box by about the same pixels at every size: what the body's boxes
+        # are taller than its type is padding.
+        tall = (box.height - (self.box - self.body)) / self.body if self.body else 1.0
+        if _wide(box.text) < _SHORT:
+            return tall
+        wide = _type_size(box) / self.body if self.body else 1.0
+        # A line OCR read characters short of what was printed (a word in a script it does
+        # not know) looks wide for its text: then its height, not its width, says its size.
+        return tall if wide > _WIDTH_SUSPECT * tall else wide
+
+
+def page_scale(boxes: Sequence[TextBox]) -> Scale:
+    """The body type of a page: medians over its lines of a few characters or more, each
+    line counted once per character (a page has far more body text than headlines)."""
+    long = [b for b in boxes if _wide(b.text) >= _SHORT] or list(boxes)
+    sizes = [_type_size(b) for b in long for _ in range(len(b.text))]
+    heights = [b.height for b in long for _ in range(len(b.text))]
+    if not sizes:
+        return Scale(0.0, 0.0)
+    return Scale(float(statistics.median(sizes)), float(statistics.median(heights)))
 
 
 def _gaps(spans: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -103,13 +139,13 @@ def _split_at(boxes: list[TextBox], cuts: list[float], vertical: bool) -> list[l
     return [p for p in parts if p]
 
 
-def _cut(boxes: list[TextBox], body: float) -> list[list[TextBox]]:
+def _cut(boxes: list[TextBox], scale: Scale) -> list[list[TextBox]]:
     """The page's boxes in reading order, grouped into printed lines (each left to right)."""
     out: list[list[TextBox]] = []
     stack = [boxes]
     while stack:
         region = stack.pop()
-        parts = _cuts(region, body)
+        parts = _cuts(region, scale)
         if parts is None:
             out.append(sorted(region, key=lambda b: b.x0))
         else:
@@ -117,21 +153,33 @@ def _cut(boxes: list[TextBox], body: float) -> list[list[TextBox]]:
     return out
 
 
-def _cuts(region: list[TextBox], body: float) -> list[list[TextBox]] | None:
+def _cuts(region: list[TextBox], scale: Scale) -> list[list[TextBox]] | None:
     """One XY cut of a region (None: it is one printed line)."""
+    body = scale.body
     if len(region) < 2:
         return None
     rows = _gaps([(b.y0, b.y1) for b in region])
+    cuts = [(a + b) / 2 for a, b in rows if b - a >= _LINE_GAP * body]
+    gutters = _gutters(region, body)
     wide = [g for g in rows if g[1] - g[0] >= _BAND_GAP * body]
+    if cuts and gutters and all(g[0] < cuts[0] for g in wide):
+        # Stories side by side, each under its headline: a headline centred (or set left) over
+        # its columns need not bridge their gutters, so the gutters between the stories are
+        # found from where the headlines stand, and only those are cut first (before the
+        # white space under the headlines, which would read them one after the other; bands
+        # of stories below are cut apart first).
+        top = [b for b in region if (b.y0 + b.y1) / 2 < cuts[0]]
+        if len(top) > 1 and not _within(top, gutters) and all(_heading(b.text, scale.size(b)) for b in top):
+            between = _between_stories(top, region, gutters, body)
+            if between:
+                return _split_at(region, between, vertical=True)
     if wide:
         widest = max(wide, key=lambda g: g[1] - g[0])
         return _split_at(region, [(widest[0] + widest[1]) / 2], vertical=False)
-    cuts = [(a + b) / 2 for a, b in rows if b - a >= _LINE_GAP * body]
-    gutters = _gutters(region, body)
     if cuts:
         top = [b for b in region if (b.y0 + b.y1) / 2 < cuts[0]]
         # A heading on top of a region heads what is under it: it reads first.
-        if _within(top, gutters) and all(_type_size(b) >= _HEADING * body for b in top):
+        if _within(top, gutters) and all(_heading(b.text, scale.size(b)) for b in top):
             return _split_at(region, [cuts[0]], vertical=False)
         # So do the lines on top that bridge the gutters of the columns under them (a
         # headline, a centred author line); lines that bridge them from below (a caption)
@@ -150,6 +198,28 @@ def _cuts(region: list[TextBox], body: float) -> list[list[TextBox]] | None:
     if not cuts:
         return _same_line_clusters(region, body)
     return _split_at(region, cuts, vertical=False)
+
+
+def _between_stories(heads: list[TextBox], region: list[TextBox], gutters: list[float], body: float) -> list[float]:
+    """The gutters that part the stories under a row of headlines: of the ways to give each
+    headline a run of the columns (none crossing a gutter it is given), the one where each
+    headline is best centred on its columns, or best aligned with their left edge."""
+    heads = sorted(heads, key=lambda b: b.x0)
+    edges = [min(b.x0 for b in region), *gutters, max(b.x1 for b in region)]
+    best: tuple[float, list[float]] | None = None
+    for chosen in itertools.combinations(range(1, len(edges) - 1), len(heads) - 1):
+        bounds = [0, *chosen, len(edges) - 1]
+        cost = 0.0
+        for head, (a, b) in zip(heads, itertools.pairwise(bounds), strict=True):
+            left, right = edges[a], edges[b]
+            if head.x0 < left - body or head.x1 > right + body:
+                break  # the headline would reach over a neighbour's columns
+            centre = abs((head.x0 + head.x1) / 2 - (left + right) / 2)
+            cost += min(centre, abs(head.x0 - left))
+        else:
+            if best is None or cost < best[0]:
+                best = (cost, [edges[n] for n in chosen])
+    return best[1] if best else []
 
 
 def _within(row: list[TextBox], gutters: list[float]) -> bool:
@@ -233,33 +303,53 @@ def page_lines(boxes: Sequence[TextBox], page: int, width: int, height: int) -> 
     skew = page_skew(usable)
     straight = [_deskewed(b, skew, width / 2, height / 2) for b in usable] if abs(skew) > _STRAIGHT else usable
     on_page = {id(s): b for s, b in zip(straight, usable, strict=True)}
-    body = body_height(straight)
+    scale = page_scale(straight)
+    body = scale.body
     merged: list[tuple[TextBox, TextBox]] = []  # (straightened, as printed)
-    for group in _cut(straight, body):
+    for group in _cut(straight, scale):
         line = (_joined(group), _joined([on_page[id(b)] for b in group]))
         if merged and _same_row(merged[-1][0], line[0], body):
             last = merged.pop()
             line = (_joined([last[0], line[0]]), _joined([last[1], line[1]]))
         merged.append(line)
     return [
-        Line(b.text, page, (b.x0, b.y0, b.x1, b.y1), _type_size(s) / body if body else 1.0, width, height)
+        Line(b.text, page, (b.x0, b.y0, b.x1, b.y1), scale.size(s), width, height, _wide(b.text) < _SHORT)
         for s, b in merged
         if b.text
     ]
 
 
-def _runs(lines: Sequence[Line]) -> list[list[Line]]:
-    """Consecutive lines of one kind: headings, body, or small type (captions)."""
+def _heading(text: str, size: float) -> bool:
+    """Whether a line is a heading: far larger than the body (a headline), or larger and
+    without the clause punctuation of running text (a subtitle, a section heading). A line
+    OCR read a few characters short of what was printed looks larger than it is."""
+    return size >= _HEADLINE or (size >= _HEADING and not has_clause_punctuation(text))
+
+
+def _runs(lines: Sequence[Line]) -> list[tuple[bool, list[Line]]]:
+    """Consecutive lines of one kind, headings (True) or body (captions read as body: small
+    type is too close to body type to tell apart by size)."""
 
     def kind(line: Line) -> int:
-        return 2 if line.size >= _HEADING else 1 if line.size >= 0.9 else 0
+        return 1 if _heading(line.text, line.size) else 0
 
-    runs: list[list[Line]] = []
-    for line in lines:
-        if runs and kind(runs[-1][-1]) == kind(line):
-            runs[-1].append(line)
+    kinds = [kind(line) for line in lines]
+    # A line of a few characters (a paragraph's last, 次。) between lines of one kind is of
+    # that kind: its size is a rough guess. Elsewhere (an author line under a headline) it
+    # stands by its own size.
+    sure = [n for n, line in enumerate(lines) if not line.short]
+    for n, line in enumerate(lines):
+        if line.short and line.size < _HEADLINE:
+            before = next((kinds[m] for m in reversed(sure) if m < n), None)
+            after = next((kinds[m] for m in sure if m > n), None)
+            if before is not None and before == after:
+                kinds[n] = before
+    runs: list[tuple[bool, list[Line]]] = []
+    for n, line in enumerate(lines):
+        if runs and kinds[n] == kinds[n - 1]:
+            runs[-1][1].append(line)
         else:
-            runs.append([line])
+            runs.append((kinds[n] == 1, [line]))
     return runs
 
 
@@ -267,15 +357,15 @@ def scan_blocks(lines: Sequence[Line]) -> list[Block]:
     """The blocks (rag.cleaning) of a scan's lines in reading order: headings by type size,
     a headline run opening a text frame, body paragraphs rebuilt from the printed lines."""
     blocks: list[Block] = []
-    for run in _runs(lines):
+    for heading, run in _runs(lines):
         first = not blocks
-        if run[0].size < _HEADING:
+        if not heading:
             blocks.extend(printed_blocks([(line.text, False) for line in run], first))
             continue
         frame = first or max(line.size for line in run) >= _HEADLINE
         text, size = "", 0.0
         for line in run:
-            if text and abs(line.size - size) > _SAME_SIZE * max(line.size, size):
+            if text and not line.short and abs(line.size - size) > _SAME_SIZE * max(line.size, size):
                 blocks.append(Block(text, frame, heading=True))
                 text, frame = "", False
             text, size = join_lines(text, normalise_line(line.text)), line.size

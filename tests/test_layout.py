@@ -108,3 +108,18 @@ def test_a_skewed_scan_still_reads_in_order(seed_raw: str, degrees: float) -> No
 
     scan = scan_stories(stories_from_text(seed_raw)[3:5], Style(skew_degrees=degrees))
     assert [_squeeze(line.text) for line in _lines(scan)] == [_squeeze(line.text) for line in scan.lines]
+
+
+@pytest.mark.parametrize("seed", [7, 8, 9])
+def test_short_headlines_centred_over_stories_side_by_side(seed_raw: str, seed: int) -> None:
+    # A two-character headline centred over three columns bridges none of their gutters,
+    # and its neighbour's headline sits in the same row: each must still head its own story.
+    from eval.scans import Part, Story, Style, scan_stories
+
+    body = "".join(parse_bytes(SEED.read_bytes(), "seed", str(SEED)).text.split("\n"))[:5600]
+    stories = [
+        Story(title, (Part(body[n * 700 : (n + 1) * 700]),))
+        for n, title in enumerate("于乐 尚恩 苏镜 徐晓 锣鼓 海宁 固始 沼鹿".split())
+    ]
+    scan = scan_stories(stories, Style(seed=seed))
+    assert [_squeeze(line.text) for line in _lines(scan)] == [_squeeze(line.text) for line in scan.lines]

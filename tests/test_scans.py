@@ -14,7 +14,7 @@ from PIL import Image
 from rag.config import Settings
 from rag.errors import LoaderError
 from rag.loaders import ReadOptions, load_paths, pages_to_read, parse_bytes
-from rag.ocr import OcrEngine, RapidOcrEngine
+from rag.ocr import DETECT_SIDE, TYPE_PIXELS, OcrEngine, RapidOcrEngine, detection_side
 from rag.scans import ScanLimits, page_image
 from rag.types import TextBox
 from tests.fakes import ScriptedOcr
@@ -73,6 +73,18 @@ def test_an_engine_reads_the_lines_of_a_page_with_their_boxes(engine: OcrEngine,
     assert engine.name  # kept with cached pages, so another engine reads them again
 
 
+def test_detection_runs_larger_only_where_the_type_would_be_too_small_to_find() -> None:
+    def lines(size: float, count: int = 9) -> list[TextBox]:  # ten characters a line
+        return [TextBox("株洲市生态环境持续好转", 100, 100 + 60 * n, 100 + 11 * size, 130 + 60 * n) for n in range(count)]
+
+    assert detection_side(lines(30), 2480, 3508) == DETECT_SIDE  # A4 at 300 dpi: 17 px type there
+    assert detection_side(lines(12), 1600, 1200) == DETECT_SIDE  # already detected at full size
+    assert detection_side([], 4134, 5906) == DETECT_SIDE  # nothing found: nothing to size by
+    side = detection_side(lines(30), 4134, 5906)  # a broadsheet: 10 px type at 2,000
+    assert DETECT_SIDE < side < 5906 and 30 * side / 5906 == pytest.approx(TYPE_PIXELS, abs=0.1)
+    assert detection_side(lines(8), 4134, 5906) == 5906  # never beyond full size
+
+
 # --- reading scans (the scripted engine: fast, and exact about what is on each page) ---
 
 
@@ -108,7 +120,9 @@ def test_chunks_and_citations_keep_the_lines_they_hold(seed_scan: Any, seed_scan
 
 
 def test_a_multi_page_tiff_and_a_photo_turned_by_exif_are_read(seed_scan: Any) -> None:
-    first, second = seed_scan.pages[2], seed_scan.pages[3]
+    # Copies: Pillow hands an appended page the settings of its last save (a PNG elsewhere in
+    # the session), which its TIFF encoder then refuses.
+    first, second = seed_scan.pages[2].copy(), seed_scan.pages[3].copy()
     out = io.BytesIO()
     first.save(out, "TIFF", save_all=True, append_images=[second], compression="tiff_deflate")
     doc = parse_bytes(out.getvalue(), "pages.tif", "pages.tif", options=ReadOptions(ocr=ScriptedOcr(seed_scan)))
