@@ -74,8 +74,9 @@ def test_an_engine_reads_the_lines_of_a_page_with_their_boxes(engine: OcrEngine,
 
 
 def test_detection_runs_larger_only_where_the_type_would_be_too_small_to_find() -> None:
-    def lines(size: float, count: int = 9) -> list[TextBox]:  # ten characters a line
-        return [TextBox("株洲市生态环境持续好转", 100, 100 + 60 * n, 100 + 11 * size, 130 + 60 * n) for n in range(count)]
+    def lines(size: float) -> list[TextBox]:  # nine lines of eleven characters of this size
+        text = "株洲市生态环境持续好转"
+        return [TextBox(text, 100, 100 + 60 * n, 100 + len(text) * size, 130 + 60 * n) for n in range(9)]
 
     assert detection_side(lines(30), 2480, 3508) == DETECT_SIDE  # A4 at 300 dpi: 17 px type there
     assert detection_side(lines(12), 1600, 1200) == DETECT_SIDE  # already detected at full size
@@ -119,7 +120,7 @@ def test_chunks_and_citations_keep_the_lines_they_hold(seed_scan: Any, seed_scan
     assert wages.page == 4
 
 
-def test_a_multi_page_tiff_and_a_photo_turned_by_exif_are_read(seed_scan: Any) -> None:
+def test_a_multi_page_tiff_is_read_page_by_page(seed_scan: Any) -> None:
     # Copies: Pillow hands an appended page the settings of its last save (a PNG elsewhere in
     # the session), which its TIFF encoder then refuses.
     first, second = seed_scan.pages[2].copy(), seed_scan.pages[3].copy()
@@ -127,6 +128,25 @@ def test_a_multi_page_tiff_and_a_photo_turned_by_exif_are_read(seed_scan: Any) -
     first.save(out, "TIFF", save_all=True, append_images=[second], compression="tiff_deflate")
     doc = parse_bytes(out.getvalue(), "pages.tif", "pages.tif", options=ReadOptions(ocr=ScriptedOcr(seed_scan)))
     assert doc.pages == 2 and "386" in doc.text and {r.page for r in doc.regions} == {1, 2}
+
+
+def test_a_photo_turned_by_exif_is_read_upright(seed_scan: Any) -> None:
+    # A phone photo stored sideways, with the EXIF tag that says to turn it back.
+    page = seed_scan.pages[3].convert("RGB").rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 clockwise to view
+    out = io.BytesIO()
+    page.save(out, "JPEG", exif=exif, quality=90)
+    shapes: list[tuple[int, ...]] = []
+
+    class Watched(ScriptedOcr):
+        def read(self, image: Any) -> list[TextBox]:
+            shapes.append(image.shape[:2])
+            return super().read(image)
+
+    doc = parse_bytes(out.getvalue(), "photo.jpg", "photo.jpg", options=ReadOptions(ocr=Watched(seed_scan)))
+    assert shapes == [(seed_scan.pages[3].height, seed_scan.pages[3].width)]  # OCR saw it upright
+    assert FENGHUANG in _squeeze(doc.text)
 
 
 def test_a_scan_the_index_holds_is_not_read_again(tmp_path: Path, seed_scan: Any, hash_embedder: Any) -> None:
@@ -231,17 +251,6 @@ def test_a_page_is_shown_as_ocr_read_it(seed_scan: Any, seed_scan_pdf: bytes) ->
 
 
 # --- the real engine end to end: the generated scan, indexed and asked ---
-
-
-def test_a_photo_turned_by_exif_is_read_upright(seed_scan: Any, real_ocr: RapidOcrEngine) -> None:
-    # A phone photo stored sideways, with the EXIF tag that says to turn it back.
-    page = seed_scan.pages[3].convert("RGB").rotate(90, expand=True)
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 clockwise to view
-    out = io.BytesIO()
-    page.save(out, "JPEG", exif=exif, quality=90)
-    doc = parse_bytes(out.getvalue(), "photo.jpg", "photo.jpg", options=ReadOptions(ocr=real_ocr))
-    assert FENGHUANG in _squeeze(doc.text)
 
 
 @pytest.fixture(scope="module")

@@ -244,11 +244,18 @@ def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
         "改造危桥 12 座，群众出行更加便捷。县交通运输局表示，明年还将继续推进桥梁建设。\n",
         encoding="utf-8",
     )
+    # Opened while the server had no index yet (its health said so), the page warns ...
+    not_ready = {"status": "not ready", "ready": False, "detail": "no index yet", "generators": ["extractive"]}
+    page.route("**/api/health", lambda route: route.fulfill(status=503, json=not_ready))
+    page.reload()
+    page.locator("#banner", has_text="no index yet").wait_for()
+    page.unroute("**/api/health")
     page.click("#toggle-docs")
     page.locator("#doc-list li").first.wait_for()
     page.set_input_files("#upload-file", str(article))
     page.click("#upload-form button[type=submit]")
     page.locator("#upload-status", has_text="Added linli-bridges.txt").wait_for()
+    page.locator("#banner").wait_for(state="hidden")  # ... until an upload has made one
     # The list is reloaded before the status says so.
     assert page.locator("#doc-list li", has_text="linli-bridges.txt").count() == 1
     _shot(page, "desktop-documents")

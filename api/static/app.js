@@ -530,6 +530,7 @@ async function deleteDocument(doc) {
   try {
     await request(`/api/documents/${doc.doc_id.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
     await loadDocuments();
+    loadHealth();
     status.textContent = t("deleted", doc.source);
   } catch (error) {
     await loadDocuments();
@@ -598,6 +599,7 @@ function upload(file, replace = false) {
       if (xhr.status === 201) {
         $("upload-file").value = "";
         await loadDocuments();
+        loadHealth(); // the first upload makes an index: the server is ready now
         status.textContent = t("uploaded", body.source, body.chunks);
       } else if (xhr.status === 409 && !replace) {
         // The name exists: replacing it is the user's choice, not a silent overwrite.
