@@ -96,11 +96,15 @@ def test_bad_scans_are_refused_with_a_clear_message(scan_client: tuple[TestClien
     assert [d["doc_id"] for d in client.get("/api/documents").json()["documents"]] == ["documents/page4.png"]
 
 
-def test_with_ocr_off_a_scan_is_refused(tmp_path: Path, model_cache: Path, seed_scan: Any) -> None:
-    settings = Settings(
-        index_dir=tmp_path / "index", documents_dir=tmp_path / "documents", cache_dir=model_cache,
-        generator="extractive", ocr="off",
-    )  # fmt: skip
-    with TestClient(create_app(settings), base_url="http://localhost") as client:
+def test_with_ocr_off_a_scan_is_refused(scan_client: tuple[TestClient, Settings], seed_scan: Any) -> None:
+    from rag.service import read_options
+
+    client, settings = scan_client
+    state = client.app_state["app"]
+    reading, state.reading = state.reading, read_options(settings.model_copy(update={"ocr": "off"}))
+    try:
         refused = client.post("/api/documents", files={"file": ("page.png", _png(seed_scan.pages[3]), "image/png")})
-        assert refused.status_code == 422 and "RAG_OCR=rapidocr" in refused.json()["message"]
+    finally:
+        state.reading = reading
+    assert refused.status_code == 422 and "RAG_OCR=rapidocr" in refused.json()["message"]
+    assert [d["doc_id"] for d in client.get("/api/documents").json()["documents"]] == ["documents/page4.png"]
