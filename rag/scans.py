@@ -81,27 +81,21 @@ def _open_image(data: bytes, name: str, limits: ScanLimits) -> PilImage:
     return image
 
 
-def _upright(image: PilImage, frame: int) -> PilImage:
-    """One frame, turned the way the camera's EXIF orientation says, as RGB."""
+def _upright(image: PilImage, frame: int, name: str) -> PilImage:
+    """One frame decoded, turned the way the camera's EXIF orientation says, as RGB."""
     from PIL import ImageOps
 
-    image.seek(frame)
-    turned = ImageOps.exif_transpose(image)
-    return (turned if turned is not None else image).convert("RGB")
+    try:
+        image.seek(frame)
+        turned = ImageOps.exif_transpose(image)
+        return (turned if turned is not None else image).convert("RGB")
+    except (OSError, ValueError, SyntaxError) as exc:  # a truncated or corrupt image body
+        raise LoaderError(f"{name}: page {frame + 1} cannot be decoded ({exc.__class__.__name__})") from exc
 
 
 def image_page_count(data: bytes, name: str, limits: ScanLimits) -> int:
     """How many pages an image file holds (checked against the limits, not decoded)."""
     return int(getattr(_open_image(data, name, limits), "n_frames", 1))
-
-
-def _image_frames(data: bytes, name: str, limits: ScanLimits) -> Iterator[tuple[int, PilImage]]:
-    image = _open_image(data, name, limits)
-    for frame in range(getattr(image, "n_frames", 1)):
-        try:
-            yield frame + 1, _upright(image, frame)
-        except (OSError, ValueError, SyntaxError) as exc:  # a truncated or corrupt image body
-            raise LoaderError(f"{name}: page {frame + 1} cannot be decoded ({exc.__class__.__name__})") from exc
 
 
 def _pdf(data: bytes, name: str) -> object:
@@ -216,10 +210,10 @@ def ocr_lines(
 
 
 def image_pages(data: bytes, name: str, limits: ScanLimits) -> Iterator[tuple[int, Callable[[], PilImage]]]:
-    """Each page of an image file, decoded when asked for."""
-    frames = _image_frames(data, name, limits)
-    for page, image in frames:
-        yield page, lambda image=image: image  # type: ignore[misc]
+    """Each page of an image file, decoded when asked for (not when the cache holds it)."""
+    image = _open_image(data, name, limits)
+    for frame in range(getattr(image, "n_frames", 1)):
+        yield frame + 1, lambda frame=frame: _upright(image, frame, name)  # type: ignore[misc]
 
 
 def pdf_pages(
@@ -239,7 +233,7 @@ def page_image(data: bytes, name: str, page: int, limits: ScanLimits, max_side: 
         frames = _open_image(data, name, limits)
         if not 1 <= page <= getattr(frames, "n_frames", 1):
             raise LoaderError(f"{name}: has no page {page}")
-        image = _upright(frames, page - 1)
+        image = _upright(frames, page - 1, name)
     image.thumbnail((max_side, max_side))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)
