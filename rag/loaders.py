@@ -320,7 +320,7 @@ def load_paths(
     known = known or {}
     failed: list[tuple[str, str]] = []
     seen: dict[str, Path] = {}
-    todo: list[tuple[Path, Path, str, bytes, int]] = []
+    todo: list[tuple[Path, Path, str, int]] = []  # files to read, with their pages of OCR
     unchanged: list[str] = []
     for file, root in discover(paths):
         doc_id, resolved = doc_id_for(file, root), file.resolve()
@@ -339,7 +339,7 @@ def load_paths(
             if known.get(doc_id) == content_hash(data):
                 unchanged.append(doc_id)
                 continue
-            todo.append((file, resolved, doc_id, data, pages_to_read(data, str(resolved), options)))
+            todo.append((file, resolved, doc_id, pages_to_read(data, str(resolved), options)))
         except LoaderError as exc:
             failed.append((str(file), str(exc)))
         except OSError as exc:
@@ -347,7 +347,8 @@ def load_paths(
     scanned_total = sum(pages for *_, pages in todo)
     scanned_done = 0
     parsed: list[Document] = []
-    for n, (file, resolved, doc_id, data, pages) in enumerate(todo):
+    # Read again rather than kept from the first pass: a folder's files are never all in memory.
+    for n, (file, resolved, doc_id, pages) in enumerate(todo):
 
         def tell(done: int, _: int, before: int = scanned_done) -> None:
             if progress is not None:
@@ -356,8 +357,10 @@ def load_paths(
         if progress is not None and not pages:
             progress(READING, n, len(todo))
         try:
-            parsed.append(parse_bytes(data, doc_id, str(resolved), options=options, progress=tell))
+            parsed.append(parse_bytes(file.read_bytes(), doc_id, str(resolved), options=options, progress=tell))
         except LoaderError as exc:
             failed.append((str(file), str(exc)))
+        except OSError as exc:
+            failed.append((str(file), f"{file}: cannot read ({exc.strerror})"))
         scanned_done += pages
     return LoadReport(tuple(parsed), tuple(failed), tuple(unchanged))
