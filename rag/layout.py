@@ -162,13 +162,13 @@ def _cuts(region: list[TextBox], scale: Scale) -> list[list[TextBox]] | None:
     cuts = [(a + b) / 2 for a, b in rows if b - a >= _LINE_GAP * body]
     gutters = _gutters(region, body)
     wide = [g for g in rows if g[1] - g[0] >= _BAND_GAP * body]
+    top = _around(region, cuts[0])[0] if cuts else []
     if cuts and gutters and all(g[0] < cuts[0] for g in wide):
         # Stories side by side, each under its headline: a headline centred (or set left) over
         # its columns need not bridge their gutters, so the gutters between the stories are
         # found from where the headlines stand, and only those are cut first (before the
         # white space under the headlines, which would read them one after the other; bands
         # of stories below are cut apart first).
-        top = [b for b in region if (b.y0 + b.y1) / 2 < cuts[0]]
         if len(top) > 1 and not _within(top, gutters) and all(_heading(b.text, scale.size(b)) for b in top):
             between = _between_stories(top, region, gutters, body)
             if between:
@@ -177,7 +177,6 @@ def _cuts(region: list[TextBox], scale: Scale) -> list[list[TextBox]] | None:
         widest = max(wide, key=lambda g: g[1] - g[0])
         return _split_at(region, [(widest[0] + widest[1]) / 2], vertical=False)
     if cuts:
-        top = [b for b in region if (b.y0 + b.y1) / 2 < cuts[0]]
         # A heading on top of a region heads what is under it: it reads first.
         if _within(top, gutters) and all(_heading(b.text, scale.size(b)) for b in top):
             return _split_at(region, [cuts[0]], vertical=False)
@@ -186,18 +185,24 @@ def _cuts(region: list[TextBox], scale: Scale) -> list[list[TextBox]] | None:
         # read after them. Not when such lines lie across a gutter of the whole region:
         # then they are the tops of stories side by side.
         for cut in cuts[:_BRIDGE_ROWS]:
-            above = [b for b in region if (b.y0 + b.y1) / 2 < cut]
-            if _within(above, gutters) and _bridged(region, [b for b in region if (b.y0 + b.y1) / 2 > cut], body):
+            above, below = _around(region, cut)
+            if _within(above, gutters) and _bridged(region, below, body):
                 return _split_at(region, [cut], vertical=False)
         for cut in reversed(cuts[-_BRIDGE_ROWS:]):
-            below = [b for b in region if (b.y0 + b.y1) / 2 > cut]
-            if _within(below, gutters) and _bridged(region, [b for b in region if (b.y0 + b.y1) / 2 < cut], body):
+            above, below = _around(region, cut)
+            if _within(below, gutters) and _bridged(region, above, body):
                 return _split_at(region, [cut], vertical=False)
     if gutters:
         return _split_at(region, gutters, vertical=True)
     if not cuts:
         return _same_line_clusters(region, body)
     return _split_at(region, cuts, vertical=False)
+
+
+def _around(region: list[TextBox], cut: float) -> tuple[list[TextBox], list[TextBox]]:
+    """The boxes above a horizontal cut through a gap between rows, and those below it."""
+    above = [b for b in region if (b.y0 + b.y1) / 2 < cut]
+    return above, [b for b in region if (b.y0 + b.y1) / 2 > cut]
 
 
 def _between_stories(heads: list[TextBox], region: list[TextBox], gutters: list[float], body: float) -> list[float]:
