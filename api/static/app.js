@@ -425,6 +425,11 @@ function openSource(citation, n) {
   showScan(citation);
 }
 
+/** A document's address under /api/documents (its id keeps its slashes, each part escaped). */
+function documentPath(docId) {
+  return `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}`;
+}
+
 let scanShown = { token: 0, url: "" };
 
 /** A scanned source's page, fetched with the API key, with the passage's printed lines
@@ -438,7 +443,7 @@ async function showScan(citation) {
   figure.hidden = true;
   if (!regions.length || !citation.page) return;
   const page = citation.page;
-  const path = `/api/documents/${citation.doc_id.split("/").map(encodeURIComponent).join("/")}/pages/${page}`;
+  const path = `${documentPath(citation.doc_id)}/pages/${page}`;
   let blob;
   try {
     blob = await (await request(path)).blob();
@@ -528,7 +533,7 @@ async function deleteDocument(doc) {
   if (!window.confirm(t("confirmDelete", doc.source))) return;
   const status = $("upload-status");
   try {
-    await request(`/api/documents/${doc.doc_id.split("/").map(encodeURIComponent).join("/")}`, { method: "DELETE" });
+    await request(documentPath(doc.doc_id), { method: "DELETE" });
     await loadDocuments();
     loadHealth();
     status.textContent = t("deleted", doc.source);
