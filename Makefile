@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 QUESTION ?= How many workers did Fenghuang recover wages for?
 
-.PHONY: install llm index run run-extractive ask browser test test-all lint eval bench bench-full bench-soak bench-chaos clean
+.PHONY: install llm index run run-extractive ask browser test test-llm test-all lint eval gate bench bench-full bench-soak bench-chaos clean
 
 install: $(STAMP)
 
@@ -59,6 +59,11 @@ browser:
 test: install browser
 	$(BIN)/python -m pytest -m "not slow"
 
+# The local LLM end to end: the llama-cpp generator, and the openai generator against a real
+# llama.cpp server on loopback (slow-marked; CI runs them after `make test`).
+test-llm: llm
+	$(BIN)/python -m pytest -m slow tests/test_llm_real.py
+
 test-all: install browser
 	$(BIN)/python -m pytest
 
@@ -71,6 +76,11 @@ lint: install
 GENERATOR ?= extractive
 eval: install
 	$(BIN)/rag eval --generator $(GENERATOR)
+
+# The accuracy gate: fixed samples of the dev sets' halves and the seed set against eval/gate.json
+# (tests/test_gate.py runs it in `make test`); about 2.5 minutes from nothing.
+gate: install
+	$(BIN)/python -m eval.gate
 
 # Seed-page figures, FAISS flat against HNSW/IVF at 100k vectors, latency up to 5k news articles,
 # what hybrid retrieval adds at 20k news articles.

@@ -16,13 +16,12 @@ from fastapi.staticfiles import StaticFiles
 from api import errors
 from api.observability import Metrics, RequestContext
 from api.routers import ask, documents, health, openai, page
-from api.routers.documents import UPLOADS_LOCK
 from api.security import LOOPBACK_HOSTS, Policy, RequestGuard
 from api.state import AppState
+from rag.answer.retrieval import Pipeline
 from rag.config import Settings
 from rag.errors import IndexMissing, IndexStoreError, RagError
-from rag.index import live_version, load_manifest, writer_lock
-from rag.pipeline import Pipeline
+from rag.index.snapshot import live_version
 
 logger = logging.getLogger(__name__)
 
@@ -39,14 +38,14 @@ def _load(settings: Settings) -> AppState:
         logger.warning("not ready: %s", exc)
         state = AppState(settings, None, str(exc), embedder)
         if isinstance(exc, IndexMissing):  # nothing was ever indexed: an interrupted first upload is undone
-            with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too
-                state.uploads.recover({})
+            with state.library.writing():  # other workers start too
+                state.library.recover()
         return state
     pipeline.warm_up()
     state = AppState(settings, pipeline, embedder=embedder, version=version)
     # A change to the uploads that a crash interrupted is finished or undone before serving.
-    with writer_lock(settings.index_dir, UPLOADS_LOCK):  # other workers start too; read what is live now
-        state.uploads.recover(dict(load_manifest(settings.index_dir).document_hashes))
+    with state.library.writing():  # other workers start too; read what is live now
+        state.library.recover()
     _warm_default_generator(state)
     return state
 

@@ -9,9 +9,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.observability import UNEXPECTED, request_id
+from api.context import request_id
 from rag.errors import (
     Busy,
+    DocumentExists,
+    DocumentNotFound,
     GeneratorError,
     IndexCorrupt,
     IndexMismatch,
@@ -26,14 +28,7 @@ from rag.errors import (
 )
 
 logger = logging.getLogger(__name__)
-
-
-class DocumentNotFound(RagError):
-    """No indexed document has this id."""
-
-
-class DocumentExists(RagError):
-    """An upload would replace a document without asking to."""
+UNEXPECTED = "the server hit an unexpected error; see its log (this request's id is in it)"
 
 
 class DocumentChanged(RagError):

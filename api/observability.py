@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import os
@@ -19,24 +18,23 @@ import re
 import time
 import uuid
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.context import request_id
+from api.errors import UNEXPECTED, error_response
+from rag.answer.generators import Generators
+from rag.answer.retrieval import Pipeline
 from rag.types import Answer
-
-if TYPE_CHECKING:
-    from api.state import AppState
 
 logger = logging.getLogger(__name__)
 access = logging.getLogger("rag.access")
 REQUEST_ID_HEADER = "X-Request-ID"
-UNEXPECTED = "the server hit an unexpected error; see its log (this request's id is in it)"
 _CLIENT_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="")
 
 # Seconds: a question answered extractively takes milliseconds, one answered by the local LLM seconds.
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -54,7 +52,7 @@ def abstain_kind(reason: str) -> str:
 
 def answer_outcome(answer: Answer) -> str:
     """answered, abstained, withheld (the model's draft was cut where it stopped checking
-    out) or fallback (another generator answered, rag.generators.fallback)."""
+    out) or fallback (another generator answered, rag.answer.generators.fallback)."""
     if answer.abstained:
         return "abstained"
     if any("withheld" in w for w in answer.warnings):
@@ -64,10 +62,36 @@ def answer_outcome(answer: Answer) -> str:
     return "answered"
 
 
+class _Gauge(Protocol):
+    @property
+    def in_use(self) -> int: ...
+
+
+class _Queue(Protocol):
+    @property
+    def admitted(self) -> int: ...
+
+
+class Watched(Protocol):
+    """What the metrics read of a running app (``api.state.AppState``) at every scrape."""
+
+    @property
+    def pipeline(self) -> Pipeline | None: ...
+
+    @property
+    def generators(self) -> Generators | None: ...
+
+    @property
+    def answers(self) -> _Gauge: ...
+
+    @property
+    def writes(self) -> _Queue: ...
+
+
 class _StateCollector(Collector):
     """Gauges read from the app's state at scrape time: the index and the queues."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(self, state: Watched) -> None:
         self._state = state
 
     def collect(self) -> Iterable[GaugeMetricFamily]:
@@ -113,7 +137,7 @@ class Metrics:
             buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500), registry=self.registry,
         )  # fmt: skip
 
-    def watch(self, state: AppState) -> None:
+    def watch(self, state: Watched) -> None:
         """Report the state's index and queues at every scrape; each offered generator's
         series exist from the start (at zero), so an alert sees a rate, not an absent series."""
         self._state = _StateCollector(state)
@@ -185,8 +209,6 @@ class RequestContext:
             # Handled here, inside the request, so the log line and the body carry its id.
             logger.exception("unexpected error")
             from starlette.requests import Request
-
-            from api.errors import error_response  # the one error shape, /v1's included
 
             await error_response("internal_error", UNEXPECTED, 500, Request(scope))(scope, receive, send_with_id)
         finally:

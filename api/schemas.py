@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from rag.store import Where
-from rag.types import Answer, Citation, Usage
+from rag.config import MAX_TOP_K
+from rag.index.store import Where
+from rag.types import Answer
 
 
 class Message(BaseModel):
@@ -22,12 +23,14 @@ class Message(BaseModel):
 
 class AskRequest(BaseModel):
     """POST /api/ask and /api/ask/stream. With ``history``, a follow-up question is made
-    standalone from the earlier turns before retrieval (``rag.conversation``)."""
+    standalone from the earlier turns before retrieval (``rag.answer.conversation``)."""
 
     model_config = ConfigDict(extra="forbid")
 
     question: str = Field(description="the question, in any language")
-    top_k: StrictInt | None = Field(default=None, ge=1, le=50, description="passages to retrieve (default: RAG_TOP_K)")
+    top_k: StrictInt | None = Field(
+        default=None, ge=1, le=MAX_TOP_K, description="passages to retrieve (default: RAG_TOP_K)"
+    )
     generator: str | None = Field(default=None, description="answer generator (default: RAG_GENERATOR)")
     retriever: Literal["dense", "lexical", "hybrid"] | None = Field(
         default=None, description="chunk retrieval mode (default: RAG_RETRIEVER)"
@@ -79,12 +82,6 @@ class CitationModel(BaseModel):
         "print the evidence",
     )
 
-    @classmethod
-    def from_citation(cls, citation: Citation) -> CitationModel:
-        fields = {k: v for k, v in vars(citation).items() if k != "regions"}
-        regions = [RegionModel(start=r.start, end=r.end, page=r.page, box=list(r.box)) for r in citation.regions]
-        return cls(**fields, page=citation.page, regions=regions)
-
 
 class UsageModel(BaseModel):
     """Tokens the language model read and wrote for the answer (and the follow-up rewrite)."""
@@ -92,14 +89,6 @@ class UsageModel(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-
-    @classmethod
-    def from_usage(cls, usage: Usage) -> UsageModel:
-        return cls(
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            total_tokens=usage.total_tokens,
-        )
 
 
 class AskResponse(BaseModel):
@@ -121,17 +110,7 @@ class AskResponse(BaseModel):
 
     @classmethod
     def from_answer(cls, answer: Answer, standalone_question: str = "") -> AskResponse:
-        return cls(
-            answer=answer.text,
-            abstained=answer.abstained,
-            abstain_reason=answer.abstain_reason,
-            evidence=answer.evidence,
-            citations=[CitationModel.from_citation(c) for c in answer.citations],
-            timings_ms=answer.timings_ms,
-            warnings=list(answer.warnings),
-            standalone_question=standalone_question,
-            usage=UsageModel.from_usage(answer.usage),
-        )
+        return cls.model_validate({**answer.as_json(), "standalone_question": standalone_question})
 
 
 class Health(BaseModel):

@@ -8,15 +8,14 @@ from dataclasses import dataclass, field
 
 from api.observability import Metrics
 from api.work import IndexProgress, Slots, WriteQueue
-from rag.answering import Answerer, AnswerStream, Query
+from rag.answer.generators import Generators, resolve_name
+from rag.answer.retrieval import Pipeline
+from rag.answer.stream import Answerer, AnswerStream, Query
 from rag.config import Settings
-from rag.embedding import Embedder
 from rag.errors import IndexMissing, RagError
-from rag.generators import Generators, resolve_name
-from rag.index import live_version
-from rag.loaders import ReadOptions
-from rag.pipeline import Pipeline
-from rag.uploads import UploadFolder
+from rag.index.embedding import Embedder
+from rag.index.snapshot import live_version
+from rag.library import DocumentLibrary
 
 logger = logging.getLogger(__name__)
 _RELOADING = threading.Lock()
@@ -42,9 +41,8 @@ class AppState:
     version: str = ""  # the index version the pipeline was loaded from
     writes: WriteQueue = field(init=False)
     answers: Slots = field(init=False)
-    uploads: UploadFolder = field(init=False)
+    library: DocumentLibrary = field(init=False)  # the documents folder and the index, changed together
     progress: IndexProgress = field(init=False)
-    reading: ReadOptions = field(init=False)  # how uploads are read (OCR engine, limits)
 
     def __post_init__(self) -> None:
         settings = self.settings
@@ -54,11 +52,8 @@ class AppState:
             self.generators = Generators(settings, offered)
         self.writes = WriteQueue(settings.max_pending_writes)
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
-        self.uploads = UploadFolder(settings.documents_dir)
         self.progress = IndexProgress()
-        from rag.service import read_options
-
-        self.reading = read_options(settings)
+        self.library = DocumentLibrary(settings)
 
     def reload(self) -> None:
         """Load the live index version and swap it in (requests already running keep theirs)."""

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import iterate_in_threadpool
 
-from rag.answering import AnswerStream
+from rag.answer.stream import AnswerStream
 
 
 async def _until_disconnect(stream: AnswerStream, chunks: Iterator[str]) -> AsyncIterator[str]:

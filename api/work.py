@@ -101,7 +101,7 @@ class IndexProgress:
             self._started = time.monotonic()
 
     def update(self, stage: str, done: int, total: int) -> None:
-        """A rag.indexing.Progress: the stage, and chunks embedded of those to embed."""
+        """A rag.index.build.Progress: the stage, and chunks embedded of those to embed."""
         with self._lock:
             self._state.update(stage=stage, done=done, total=total)
 

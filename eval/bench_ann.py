@@ -4,7 +4,7 @@
 inner-product index, an HNSW graph and an IVF index over clustered random vectors (384
 dimensions, like multilingual-e5-small), then report recall@10 against flat, p50 query
 latency (one query at a time, as the service asks), memory and build time. These numbers
-decide ``rag.index.index_type_for``.
+decide ``rag.index.snapshot.index_type_for``.
 """
 
 from __future__ import annotations

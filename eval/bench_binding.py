@@ -29,11 +29,12 @@ from pathlib import Path
 from eval.data import ROOT, SEED_DOCS, Dataset, Question, load_dataset
 from eval.metrics import answer_found, without_markers
 from eval.runner import Config, prepare_index
-from rag.answering import Answerer, Query
+from rag.answer.analysis import read_question
+from rag.answer.entities import bound_names, names_in
+from rag.answer.generators import Generators
+from rag.answer.stream import Answerer, Query
 from rag.config import Settings
-from rag.entities import names_in, question_names
 from rag.errors import RagError
-from rag.generators import Generators
 from rag.service import make_embedder, open_pipeline
 
 # Prefecture-level cities, from which the absent names are drawn (those the corpus never mentions).
@@ -67,7 +68,7 @@ def swapped(dataset: Dataset, seed: int = 7) -> dict[str, list[Question]]:
     corpus = "\n".join(f"{p.title}\n{p.text}" for p in dataset.passages) or gold_text(dataset, dataset.questions[0])
     absent = [city for city in CITIES if not names_in(city, corpus)]
     asked = [q for q in dataset.questions if q.answerable and q.question.strip()]
-    named = {q.qid: question_names(q.question, []) for q in asked}
+    named = {q.qid: bound_names(read_question(q.question).name_candidates, []) for q in asked}
     pool = list(dict.fromkeys(name for names in named.values() for name in names if names_in(name, corpus)))
     out: dict[str, list[Question]] = {"in corpus": [], "absent": []}
     for q in asked:

@@ -5,7 +5,7 @@ cleaned and chunked as the indexer does, and their keyword index (jieba + BM25) 
 built in full. The dense side is the real news index under ``eval/.indexes/`` when it
 holds the same chunks (``python -m eval.bench_scale`` builds it), otherwise
 clustered random unit vectors of the same count, which cost the same to search (flat or
-IVF, as ``rag.index.index_type_for`` picks). Each seed question is then ranked densely
+IVF, as ``rag.index.snapshot.index_type_for`` picks). Each seed question is then ranked densely
 and in hybrid mode with the same query vector; the difference is what hybrid adds:
 question segmentation, the BM25 scores, the deeper dense search, fusion and the dense
 similarities of the fused rows.
@@ -25,20 +25,20 @@ from eval.bench_scale import INDEXES, SHARED
 from eval.data import ROOT, load_seed, load_shared
 from eval.metrics import percentile
 from eval.runner import passage_documents
-from rag.chunking import chunk_document
 from rag.config import Settings
 from rag.errors import IndexStoreError
-from rag.index import load_snapshot
-from rag.lexical import build_lexical, chunk_tokens
-from rag.retrieval import rank_chunks
-from rag.store import EmbeddedStore, FaissIndex
+from rag.index.embedded import EmbeddedStore, FaissIndex
+from rag.index.lexical import build_lexical, chunk_tokens
+from rag.index.search import rank_chunks
+from rag.index.snapshot import load_snapshot
+from rag.ingest.chunking import chunk_document
 
 
 def _folder_bytes(index: object) -> int:
     import tempfile
     from pathlib import Path
 
-    from rag.lexical import LexicalIndex, save_lexical
+    from rag.index.lexical import LexicalIndex, save_lexical
 
     assert isinstance(index, LexicalIndex)
     with tempfile.TemporaryDirectory() as tmp:

@@ -52,13 +52,15 @@ def cold_build(cache_dir: Path) -> dict[str, float]:
 
 def warm_runs(cache_dir: Path, rounds: int) -> dict[str, float]:
     """In one process: ask latency over the seed questions, and embedding throughput."""
-    from rag.answering import Answerer, Query
+    from rag.answer.generators import Generators
+    from rag.answer.stream import Answerer, Query
     from rag.config import Settings
-    from rag.embedding import SentenceTransformerEmbedder
-    from rag.generators import Generators
-    from rag.indexing import embedding_inputs, split_sentences, update_snapshot
-    from rag.loaders import load_paths
-    from rag.service import index_paths, make_embedder, open_pipeline
+    from rag.index.build import embedding_inputs, update_snapshot
+    from rag.index.embedding import SentenceTransformerEmbedder
+    from rag.ingest.loaders import load_paths
+    from rag.lang.zh.script import split_sentences
+    from rag.library import index_paths
+    from rag.service import make_embedder, open_pipeline
 
     with tempfile.TemporaryDirectory() as index_dir:
         settings = Settings(index_dir=Path(index_dir), cache_dir=cache_dir)

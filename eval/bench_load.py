@@ -17,84 +17,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import os
 import random
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 
+from api.process import running_server, server_process
 from eval.data import ROOT, load_seed
 from eval.metrics import percentile
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def server_process(
-    env: dict[str, str],
-    log: Path,
-    ready_s: float = 180,
-    open_files: int = 0,
-    log_level: str = "warning",
-    args: tuple[str, ...] = (),
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """``rag serve`` as a real process on a free loopback port; yields its base URL and process
-    once ready. ``open_files``: its hard limit on open files (as ``ulimit -n``), if set."""
-    port = _free_port()
-
-    def limit() -> None:
-        if open_files:
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-
-    with log.open("wb") as sink:
-        server = subprocess.Popen(
-            [str(Path(sys.executable).parent / "rag"), "serve", "--port", str(port), "--log-level", log_level, *args],
-            env={**os.environ, **env},
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            preexec_fn=limit if open_files else None,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + ready_s
-        while True:
-            try:
-                if httpx.get(f"{base}/api/health", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None:
-                raise RuntimeError(f"the server stopped: {log.read_text(errors='replace')[-500:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not become ready")
-            time.sleep(0.5)
-        yield base, server
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-
-
-@contextlib.contextmanager
-def running_server(env: dict[str, str], log: Path, ready_s: float = 180, log_level: str = "warning") -> Iterator[str]:
-    """``rag serve`` as a real process on a free loopback port; yields its base URL once ready."""
-    with server_process(env, log, ready_s, log_level=log_level) as (base, _):
-        yield base
+from rag.library.uploads import uploads_agree
 
 
 async def _client(
@@ -134,21 +70,6 @@ async def run_load(url: str, clients: int, seconds: float) -> dict[str, float]:
         "p95_ms": percentile(latencies, 95),
         "p99_ms": percentile(latencies, 99),
     }
-
-
-def uploads_agree(documents: Path, index: Path) -> tuple[bool, str]:
-    """Do the uploaded files and the index's uploaded documents agree (names and content)?"""
-    from rag.index import load_manifest
-    from rag.loaders import content_hash
-
-    on_disk = {
-        f"{documents.name}/{p.name}": content_hash(p.read_bytes())
-        for p in (documents.iterdir() if documents.exists() else [])
-        if p.is_file() and not p.name.startswith(".")
-    }
-    prefix = f"{documents.name}/"
-    indexed = {k: v for k, v in load_manifest(index).document_hashes.items() if k.startswith(prefix)}
-    return on_disk == indexed, f"{len(on_disk)} files, {len(indexed)} indexed uploads"
 
 
 POISON = '{"question": "x\\ud800"}'

@@ -1,7 +1,7 @@
 """OCR on generated newspaper scans: character accuracy, pages per minute, articles, answers.
 
 Text is printed into scanned pages (eval.scans), read back by the service's own path (OCR,
-reading order, cleaning, article splitting: ``rag.loaders.parse_bytes``), and compared
+reading order, cleaning, article splitting: ``rag.ingest.loaders.parse_bytes``), and compared
 with what was printed. Then the same questions are asked of an index of the clean text and
 of an index of the scans, so the cost of OCR shows in answer accuracy too.
 
@@ -28,9 +28,10 @@ from eval.report import summarise
 from eval.runner import Config, Record, in_process_asker, passage_documents, run_config
 from eval.scans import Part, Scan, Story, Style, scan_stories, stories_from_text
 from rag.config import Settings
-from rag.loaders import ReadOptions, parse_bytes
-from rag.ocr import RapidOcrEngine
-from rag.service import index_documents, index_paths, make_embedder
+from rag.ingest.loaders import ReadOptions, parse_bytes
+from rag.ingest.ocr import RapidOcrEngine
+from rag.library import index_documents, index_paths
+from rag.service import make_embedder
 from rag.types import Document, TextBox
 
 STORIES_PER_FILE = 12

@@ -4,7 +4,7 @@ CRUD-RAG news at 1k/5k/20k, in the configured store and embedding precision.
 ``python -m eval.bench_scale [--news 1000,5000,20000]`` (``RAG_STORE=milvus``,
 ``RAG_EMBEDDING_PRECISION=int8`` to measure those). Indexes live under ``eval/.indexes/``
 and are kept between runs; an interrupted news build resumes from the vectors it had made
-(rag.indexing.ResumeCache). The report says how long each build step took (this run's
+(rag.index.build.ResumeCache). The report says how long each build step took (this run's
 embedding only; reused steps show 0).
 
 Each corpus is measured in a fresh process that only serves (``--measure FOLDER``): its
@@ -26,11 +26,13 @@ from pathlib import Path
 from eval.data import ROOT, SEED_DOCS, load_seed, load_shared
 from eval.metrics import percentile
 from eval.runner import Config, index_settings, passage_documents, prepare_index
-from rag.answering import Answerer, Query
+from rag.answer.analysis import analyse
+from rag.answer.generators import Generators
+from rag.answer.stream import Answerer, Query
 from rag.cli import ProgressLine
 from rag.config import Settings
-from rag.generators import Generators
-from rag.service import index_documents, make_embedder, open_pipeline
+from rag.library import index_documents
+from rag.service import make_embedder, open_pipeline
 
 SHARED = ROOT.parent / "shared" / "data"
 INDEXES = ROOT / "eval" / ".indexes"
@@ -43,7 +45,7 @@ def _questions() -> list[str]:
 def _measure(settings: Settings) -> dict[str, float]:
     """In a fresh process: load the index as a server does, time the seed questions, report peak RSS."""
     if settings.store == "milvus":
-        from rag.milvus import close_all
+        from rag.index.milvus import close_all
 
         close_all()  # Milvus Lite opens a folder in one process at a time
     command = [sys.executable, "-m", "eval.bench_scale", "--measure", str(settings.index_dir)]
@@ -68,10 +70,10 @@ def _latency(settings: Settings, questions: list[str]) -> dict[str, float]:
     answerer = Answerer(pipeline, Generators(settings), settings)
     retrieval_ms, search_ms, answer_ms = [], [], []
     for question in questions[:5]:
-        pipeline.retrieve(question, settings.top_k)
+        pipeline.retrieve(analyse(question), settings.top_k)
     for question in questions:
         started = time.perf_counter()
-        timings = pipeline.retrieve(question, settings.top_k).timings_ms
+        timings = pipeline.retrieve(analyse(question), settings.top_k).timings_ms
         retrieval_ms.append((time.perf_counter() - started) * 1000)
         search_ms.append(timings["search_ms"])
         started = time.perf_counter()

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import httpx
 
-from eval.bench_load import server_process
+from api.process import server_process
 from eval.data import ROOT, load_seed
 
 TARGET_MB = {"llama-cpp": 100.0, "openai": 100.0, "extractive": 20.0}

@@ -13,13 +13,13 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.data import ROOT, SEED_DOCS, Dataset, Question, load_dataset
+from eval.data import HALVES, ROOT, SEED_DOCS, Dataset, Question, half_of, load_dataset
 from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
-from rag.config import Settings
+from rag.answer.generators import Generators
+from rag.config import MAX_TOP_K, Settings
 from rag.errors import RagError
-from rag.generators import Generators
-from rag.retrieval import RETRIEVERS
+from rag.index.search import RETRIEVERS
 
 DEFAULT_OUT = ROOT / "eval" / "reports"
 DEFAULT_INDEXES = ROOT / "eval" / ".indexes"
@@ -56,6 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample", type=int, default=0, help="N questions drawn at random with a fixed seed (0: all); after --limit"
     )
+    parser.add_argument(
+        "--half",
+        choices=HALVES,
+        default=None,
+        help="only the questions of one half of a dev set, split by document: tune (choose rules and defaults on "
+        "it) or report (left untouched, the figures to quote)",
+    )
     parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
     parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -80,7 +87,8 @@ def _progress(total: int, label: str, quiet: bool):  # type: ignore[no-untyped-d
 def _run(
     dataset: Dataset, configs: list[Config], args: argparse.Namespace, settings: Settings
 ) -> tuple[list[Summary], list[Record]]:
-    questions = chosen_questions(dataset.questions, args.limit, args.sample)
+    pool = [q for q in dataset.questions if args.half is None or half_of(q) == args.half]
+    questions = chosen_questions(pool, args.limit, args.sample)
     summaries: list[Summary] = []
     records: list[Record] = []
     embedder = None
@@ -132,8 +140,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     for config in configs:
         if config.retriever not in RETRIEVERS:
             raise RagError(f"unknown retriever {config.retriever!r}; choose one of: {', '.join(RETRIEVERS)}")
-        if not 1 <= config.top_k <= 50:
-            raise RagError(f"--top-k must be between 1 and 50, not {config.top_k}")
+        if not 1 <= config.top_k <= MAX_TOP_K:
+            raise RagError(f"--top-k must be between 1 and {MAX_TOP_K}, not {config.top_k}")
     summaries, records = _run(dataset, configs, args, settings)
     out = args.out or DEFAULT_OUT / f"{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = write(out, dataset.name, summaries, records)

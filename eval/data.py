@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -219,3 +220,19 @@ def load_dataset(spec: str, as_of_field: str = "") -> Dataset:
     raise DatasetError(
         f"unknown data set {spec!r}: use 'seed', a folder with passages.jsonl and qa.jsonl, or a .json file"
     )
+
+
+Half = str  # "tune" or "report"
+HALVES = ("tune", "report")
+
+
+def half_of(question: Question) -> Half:
+    """The half of a dev set a question belongs to, by its documents: ``tune`` (rules and
+    defaults are chosen on it) or ``report`` (left untouched; the README reports it). A passage
+    is in a half by a stable hash of its id, so a document's questions never straddle the
+    halves; a question whose answer spans several passages goes with its first one. Questions
+    without gold passages (the seed set) are all ``tune``: the seed page is one document."""
+    if not question.gold_pids:
+        return "tune"
+    digest = hashlib.sha256(question.gold_pids[0].encode()).digest()
+    return HALVES[digest[0] & 1]

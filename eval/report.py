@@ -11,7 +11,7 @@ from pathlib import Path
 
 from eval.metrics import abstention_scores, mean, percentile, recall_at_k, reciprocal_rank
 from eval.runner import Record
-from rag.timeline import question_form
+from rag.answer.analysis import read_question
 
 RECALL_KS = (1, 3, 5, 10)
 
@@ -57,7 +57,7 @@ def summarise(config: str, records: Sequence[Record], build_seconds: float = mat
     f1s: dict[str, list[float]] = defaultdict(list)
     for r in records:
         groups = [r.category, f"lang:{r.lang}"] + ([f"temporal:{r.temporal_type}"] if r.temporal_type else [])
-        if form := question_form(r.question):  # compared or same-day events (rag.timeline)
+        if (form := read_question(r.question).form) in ("comparison", "same-day"):  # events compared or dated
             groups.append(f"form:{form}")
         for group in groups:
             categories[group].append(r.correct)

@@ -22,14 +22,15 @@ from eval.metrics import (
     shortest_gold,
     without_markers,
 )
-from rag.answering import Answerer, Query
+from rag.answer.generators import Generators
+from rag.answer.retrieval import Pipeline
+from rag.answer.stream import Answerer, Query
 from rag.config import Settings
-from rag.embedding import Embedder
 from rag.errors import RagError
-from rag.generators import Generators
-from rag.loaders import content_hash, parse_text
-from rag.pipeline import Pipeline
-from rag.service import index_documents, index_paths, open_pipeline
+from rag.index.embedding import Embedder
+from rag.ingest.loaders import content_hash, parse_text
+from rag.library import index_documents, index_paths
+from rag.service import open_pipeline
 from rag.types import Document
 
 if TYPE_CHECKING:
@@ -112,7 +113,7 @@ class Asker(Protocol):
 
 
 class InProcessAsker:
-    """Asks through the service's own answer path (``rag.answering``), in-process; retrieves
+    """Asks through the service's own answer path (``rag.answer.stream``), in-process; retrieves
     RETRIEVAL_DEPTH passages for the retrieval metrics, of which the config's top_k are used."""
 
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:

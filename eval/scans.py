@@ -25,9 +25,9 @@ from typing import Literal
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from rag.articles import _AUTHOR_LINE
-from rag.cleaning import is_byline_end, split_blocks
-from rag.loaders import decode_text
+from rag.ingest.articles import _AUTHOR_LINE
+from rag.ingest.cleaning import is_byline_end, split_blocks
+from rag.ingest.loaders import decode_text
 
 Kind = Literal["headline", "subtitle", "subhead", "body", "caption"]
 _FONT_DIRS = (Path("/usr/share/fonts/opentype/noto"), Path("/usr/share/fonts"))
@@ -421,13 +421,13 @@ def scan_stories(stories: Sequence[Story], style: Style = Style()) -> Scan:
 
 
 def stories_from_text(raw: str) -> list[Story]:
-    """The articles of a cleaned page (rag.cleaning, rag.articles) as stories to print.
+    """The articles of a cleaned page (rag.ingest.cleaning, rag.ingest.articles) as stories to print.
 
     The seed page's headline blocks follow their article; here each goes on top, as print
     has it: the title's blocks become kicker, headline and subtitle (an author line under
     them), headings inside the body become section headings, and photo captions a photo.
     """
-    from rag.articles import _spans as article_spans
+    from rag.ingest.articles import _spans as article_spans
 
     blocks = split_blocks(raw)
     stories: list[Story] = []

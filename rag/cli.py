@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import date
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -15,15 +14,15 @@ from typing import TextIO
 
 from pydantic import ValidationError
 
-from rag.answering import MAX_TOP_K, Answerer, AnswerStream, Delta, Done, Query
-from rag.config import Settings
+from rag.answer.generators import REGISTRY, Generators
+from rag.answer.stream import Answerer, AnswerStream, Delta, Done, Query
+from rag.config import MAX_TOP_K, Settings
 from rag.errors import RagError
-from rag.generators import REGISTRY, Generators
-from rag.index import current_version, load_snapshot
-from rag.retrieval import RETRIEVERS
-from rag.service import index_paths, make_embedder, open_pipeline, store_config
-from rag.store import Where
-from rag.types import Answer
+from rag.index.search import RETRIEVERS
+from rag.index.snapshot import current_version, load_snapshot
+from rag.index.store import Where
+from rag.library import DocumentLibrary
+from rag.service import make_embedder, open_pipeline, store_config
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -35,7 +34,7 @@ def _parser() -> argparse.ArgumentParser:
     ask = sub.add_parser("ask", help="answer a question from the index")
     ask.add_argument("question")
     ask.add_argument("--json", action="store_true", help="print one JSON object")
-    ask.add_argument("--top-k", type=int, default=None, help="passages to retrieve (1-50)")
+    ask.add_argument("--top-k", type=int, default=None, help=f"passages to retrieve (1-{MAX_TOP_K})")
     ask.add_argument("--generator", default=None, help=f"one of: {', '.join(sorted(REGISTRY))}")
     ask.add_argument("--retriever", default=None, choices=RETRIEVERS, help="retrieval mode (default: RAG_RETRIEVER)")
     ask.add_argument(
@@ -52,20 +51,6 @@ def _parser() -> argparse.ArgumentParser:
         # Other packages (the eval harness) add subcommands without rag importing them.
         plugin.load()(sub)
     return parser
-
-
-def answer_json(answer: Answer) -> dict[str, object]:
-    """The JSON shape of an answer, shared by ``rag ask --json`` and the HTTP API."""
-    return {
-        "answer": answer.text,
-        "abstained": answer.abstained,
-        "abstain_reason": answer.abstain_reason,
-        "evidence": answer.evidence,
-        "citations": [{**asdict(c), "page": c.page} for c in answer.citations],
-        "timings_ms": answer.timings_ms,
-        "warnings": list(answer.warnings),
-        "usage": {**asdict(answer.usage), "total_tokens": answer.usage.total_tokens},
-    }
 
 
 def _print_answer(stream: AnswerStream) -> None:
@@ -150,7 +135,8 @@ def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:
     paths = args.paths or [Path("seeds")]
     progress = ProgressLine()
     try:
-        result = index_paths(settings, paths, make_embedder(settings), rebuild=args.rebuild, progress=progress)
+        library = DocumentLibrary(settings)
+        result = library.index_paths(paths, make_embedder(settings), rebuild=args.rebuild, progress=progress)
     finally:
         progress.close()
     stats = result.stats
@@ -175,7 +161,7 @@ def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     )  # fmt: skip
     stream = answerer.open(query)
     if args.json:
-        print(json.dumps(answer_json(stream.answer()), ensure_ascii=False, indent=2))
+        print(json.dumps(stream.answer().as_json(), ensure_ascii=False, indent=2))
     else:
         _print_answer(stream)
     return 0

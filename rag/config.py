@@ -19,6 +19,14 @@ def _default_cache_dir() -> Path:
     return Path.home() / ".cache" / "rag"
 
 
+def embedding_id(model: str, precision: str) -> str:
+    """What an index records as its embedding model: the name, and the precision unless fp32
+    (int8 vectors are not fp32 vectors: an index of one is not searched with the other)."""
+    return model if precision == "fp32" else f"{model}+{precision}"
+
+
+# The most passages one question may retrieve (RAG_TOP_K, a request's top_k, --top-k).
+MAX_TOP_K = 50
 StoreName = Literal["embedded", "milvus"]
 Precision = Literal["fp32", "int8"]
 
@@ -103,7 +111,7 @@ class Settings(BaseSettings):
     )
     chunk_size: int = Field(default=300, ge=20, le=4000)
     chunk_overlap: int = Field(default=60, ge=0)
-    top_k: int = Field(default=5, ge=1, le=50)
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
     max_question_chars: int = Field(default=2000, ge=1)
     max_history_turns: int = Field(
         default=50, ge=0, le=1000, description="earlier messages read (older ones are dropped)"
@@ -149,18 +157,16 @@ class Settings(BaseSettings):
     entity_binding: bool = Field(
         default=True,
         description="answers must come from a passage that names the places, organisations and people "
-        "the question names (rag.entities)",
+        "the question names (rag.answer.entities)",
     )
     # Extractive abstention: a floor on the evidence sentence's cosine similarity, and how
-    # far the best passage must stand out from the corpus (see rag.generators.extractive).
+    # far the best passage must stand out from the corpus (see rag.answer.generators.extractive).
     abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
     abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
 
     @property
     def embedding_id(self) -> str:
         """The embedding model as an index records it (with its precision unless fp32)."""
-        from rag.embedding import embedding_id
-
         return embedding_id(self.embedding_model, self.embedding_precision)
 
     def api_key_set(self) -> frozenset[str]:

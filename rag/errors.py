@@ -43,6 +43,14 @@ class StoreUnavailable(IndexStoreError):
     """The configured chunk store (a Milvus server) cannot be reached or refused a request."""
 
 
+class DocumentNotFound(RagError):
+    """No indexed document has this id."""
+
+
+class DocumentExists(RagError):
+    """An upload would replace a document without asking to."""
+
+
 class InvalidQuestion(RagError):
     """The question is empty, too long or otherwise unusable."""
 

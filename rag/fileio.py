@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -26,20 +28,31 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, data: bytes, prefix: str = ".tmp-", sync: bool = True) -> None:
-    """``data`` at ``path`` whole or not at all: a temporary file beside it (named with
-    ``prefix``), fsync, rename, fsync of the folder. ``sync=False`` skips both fsyncs: whole
-    or absent after a crash of the process, not always after one of the machine."""
-    handle, tmp = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+@contextlib.contextmanager
+def atomic_path(path: Path, prefix: str = ".tmp-", sync: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` for the caller (or a library it calls) to write; when
+    the block ends without an error it is renamed onto ``path``, so readers see the old file
+    or the whole new one, never part of it; on an error it is removed. ``sync`` flushes the
+    file and the folder to disk, so the rename survives a crash of the machine too."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=prefix, dir=path.parent)
+    os.close(handle)
+    tmp = Path(name)
     try:
-        with os.fdopen(handle, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            if sync:
+        yield tmp
+        if sync:
+            with tmp.open("rb+") as fh:
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     if sync:
         fsync_dir(path.parent)
+
+
+def write_atomically(path: Path, data: bytes, prefix: str = ".tmp-", sync: bool = True) -> None:
+    """``data`` at ``path`` whole or not at all (``atomic_path``). ``sync=False`` skips the
+    fsyncs: whole or absent after a crash of the process, not always after one of the machine."""
+    with atomic_path(path, prefix, sync) as tmp:
+        tmp.write_bytes(data)

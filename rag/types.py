@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from rag.lang import ABSTAIN_TEXT as _ABSTAIN_TEXT
 
 
 @dataclass(frozen=True)
@@ -22,7 +24,7 @@ Box = tuple[float, float, float, float]
 @dataclass(frozen=True)
 class Region:
     """Where a span of a document's cleaned text (``start``..``end``) is printed: a page of a
-    scan (1-based) and the box of the printed line there (rag.layout)."""
+    scan (1-based) and the box of the printed line there (rag.ingest.layout)."""
 
     start: int
     end: int
@@ -113,8 +115,8 @@ class Citation:
         return found[0].page if found else 0
 
 
-# The text of every abstention, in every language a question may come in.
-ABSTAIN_TEXT = "文档中没有找到答案。The documents do not contain the answer."
+# The text of every abstention, in every language a question may come in (rag.lang).
+ABSTAIN_TEXT = _ABSTAIN_TEXT
 
 
 @dataclass(frozen=True)
@@ -142,6 +144,20 @@ class Answer:
     abstain_reason: str = ""
     warnings: tuple[str, ...] = ()
     usage: Usage = Usage()
+
+    def as_json(self) -> dict[str, object]:
+        """The answer as every client receives it (``rag ask --json``, ``/api/ask``, ``/v1``):
+        its citations with the page their evidence is printed on, its usage with the total."""
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "abstain_reason": self.abstain_reason,
+            "evidence": self.evidence,
+            "citations": [{**asdict(c), "page": c.page} for c in self.citations],
+            "timings_ms": dict(self.timings_ms),
+            "warnings": list(self.warnings),
+            "usage": {**asdict(self.usage), "total_tokens": self.usage.total_tokens},
+        }
 
 
 @dataclass(frozen=True)
@@ -180,7 +196,7 @@ class Choice:
     sentence: ScoredSentence
     answer: str
     score: float
-    draft: bool = False  # the answer is a whole draft with its own [n] markers (rag.timeline)
+    draft: bool = False  # the answer is a whole draft with its own [n] markers (rag.answer.timeline)
 
 
 # Which event came first or last, or whether all share a year, month or day.
@@ -189,7 +205,7 @@ Relation = Literal["earliest", "latest", "year", "month", "day"]
 
 @dataclass(frozen=True)
 class Comparison:
-    """What a question compares (rag.timeline): the events as it words them, the relation it
+    """What a question compares (rag.answer.timeline): the events as it words them, the relation it
     asks about (earliest, latest, or the same year, month or day), and for each event the
     ranks of the passages retrieved for it."""
 
@@ -198,22 +214,97 @@ class Comparison:
     candidates: tuple[tuple[int, ...], ...] = ()  # set by the pipeline, one tuple per event
 
 
+Ymd = tuple[int | None, int | None, int | None]  # a date, any part unknown (None)
+Form = Literal["number", "date", "person", "place", "yes-no", "list", "comparison", "same-day", "other"]
+Aggregate = Literal["", "max", "min", "total"]
+
+
+@dataclass(frozen=True)
+class NameCandidate:
+    """A word the question's main clause names, as Chinese word tagging sees it: its part of
+    speech (ns place, nt organisation, nr person) and how well the dictionary knows it."""
+
+    word: str
+    tag: str
+    known: int
+
+
+@dataclass(frozen=True)
+class AskedContext:
+    """What a question says of the figure or date it asks for: the words just before its
+    question word (多少, 什么时候), and the character pairs around it."""
+
+    left: str = ""
+    pairs: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SameDay:
+    """ "X当天，…": the event X whose day the question is about, and the rest of the question."""
+
+    event: str
+    rest: QuestionInfo
+
+
+@dataclass(frozen=True)
+class QuestionInfo:
+    """A question analysed once (``rag.answer.analysis.analyse``): every later stage reads this,
+    none parses the question text again.
+
+    ``text`` is the question as searched (a follow-up made standalone), ``original`` as asked.
+    ``form`` is its shape: what it asks for, or a comparison of events or an "X当天" question,
+    which carry their parts; ``asks`` is what its words ask for whatever its shape (the 多少 of
+    "X当天，Y有多少…" asks a number). ``asked_date`` is the date it is about (relative words resolved on the day it is
+    asked). ``units`` are the units its number should carry (empty: any), ``counted_noun`` what
+    it counts, ``titles`` the titles of the person it asks for (an alternation; '' for none),
+    ``aggregate`` whether it asks for the highest, lowest or a total. ``pairs`` and
+    ``topic_pairs`` are its Chinese character pairs (all, and those without question words);
+    ``given_numbers`` and ``latin_terms`` the figures and Latin words it gives itself;
+    ``name_candidates`` the names of its main clause, ``english_words`` the content words of
+    its Latin-script part (translated by the corpus lexicon at retrieval).
+    """
+
+    text: str
+    original: str = ""
+    language: str = "en"
+    form: Form = "other"
+    asks: Form = "other"
+    comparison: Comparison | None = None
+    same_day: SameDay | None = None
+    asked_date: Ymd | None = None
+    units: tuple[str, ...] = ()
+    counted_units: tuple[str, ...] = ()
+    counted_noun: str = ""
+    titles: str = ""
+    asks_year: bool = False
+    aggregate: Aggregate = ""
+    given_numbers: tuple[str, ...] = ()
+    latin_terms: tuple[str, ...] = ()
+    pairs: frozenset[str] = frozenset()
+    topic_pairs: frozenset[str] = frozenset()
+    number_context: AskedContext = AskedContext()
+    date_context: AskedContext = AskedContext()
+    name_candidates: tuple[NameCandidate, ...] = ()
+    english_words: tuple[str, ...] = ()
+
+
 @dataclass(frozen=True)
 class GenerationRequest:
-    """A question, its retrieved passages (best first) and their sentences (best first).
+    """A question (analysed), its retrieved passages (best first) and their sentences (best first).
 
     ``background`` is the question's mean similarity to the corpus at large: how much
     the best passage stands out from it measures how well the corpus covers the question.
     ``keywords`` group the Chinese corpus words each English word of the question may
-    mean; ``unknown_names`` are names the corpus never mentions (see rag.lexicon);
+    mean; ``unknown_names`` are names the corpus never mentions (see rag.index.lexicon);
     ``names`` are the places, organisations and people the question names, which the
-    supporting passage must name too (rag.entities). ``asked_date`` is the date the
-    question is about, relative words resolved (rag.dates). ``evidence`` is what the gate chose
-    (``rag.evidence.choose``), set before any generator sees the request. ``comparison``
-    is set when the question compares when events happened (rag.timeline).
+    supporting passage must name too (rag.answer.entities). ``asked_date`` is the date the
+    question is about (its analysis's, or the day of the event an "X当天" question names).
+    ``evidence`` is what the gate chose (``rag.answer.evidence.choose``), set before any
+    generator sees the request. ``comparison`` is set when the question compares when events
+    happened (rag.answer.timeline), with each event's passages.
     """
 
-    question: str
+    info: QuestionInfo
     passages: tuple[Passage, ...]
     sentences: tuple[ScoredSentence, ...]
     background: float = 0.0
@@ -222,5 +313,9 @@ class GenerationRequest:
     names: tuple[str, ...] = ()
     evidence: Choice | None = None
     comparison: Comparison | None = None
-    # The (year, month, day) the question is about, any part None (rag.dates), or None.
-    asked_date: tuple[int | None, int | None, int | None] | None = None
+    asked_date: Ymd | None = None
+
+    @property
+    def question(self) -> str:
+        """The question as searched."""
+        return self.info.text

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from eval.bench_load import running_server
+from api.process import running_server
 from rag.config import Settings
-from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
+from rag.index.embedding import HashEmbedder, SentenceTransformerEmbedder
 
-__all__ = ["ROOT", "SEED", "running_server", "server_env"]
+__all__ = ["JSON", "POISON", "QUESTION", "ROOT", "SEED", "running_server", "server_env"]
 
 ROOT = Path(__file__).resolve().parent.parent
 SEED = ROOT / "seeds" / "hunan-daily-page.txt"
@@ -59,7 +60,8 @@ def seed_settings(tmp_path_factory: pytest.TempPathFactory, model_cache: Path) -
 @pytest.fixture(scope="session")
 def seed_pipeline(seed_settings: Settings, real_embedder: SentenceTransformerEmbedder):  # type: ignore[no-untyped-def]
     """The seed page indexed with the real model, and a pipeline over it."""
-    from rag.service import index_paths, open_pipeline
+    from rag.library import index_paths
+    from rag.service import open_pipeline
 
     index_paths(seed_settings, [SEED.parent], real_embedder)
     return open_pipeline(seed_settings, real_embedder)
@@ -88,7 +90,7 @@ def seed_scan_pdf(seed_scan: Any) -> bytes:
 @pytest.fixture(scope="session")
 def real_ocr() -> Any:
     """The default OCR engine (PP-OCRv4 through rapidocr-onnxruntime), loaded once."""
-    from rag.ocr import RapidOcrEngine
+    from rag.ingest.ocr import RapidOcrEngine
 
     engine = RapidOcrEngine()
     engine.warm_up()
@@ -106,3 +108,26 @@ def server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]
         "RAG_GENERATOR": "extractive",
         **extra,
     }
+
+
+# The hardening tests' shared server (tests/test_access.py, test_bounded_work.py,
+# test_document_integrity.py): a real ``rag serve`` over a copy of the seed index, with a short
+# write queue and header timeout so that their limits are reached quickly.
+QUESTION = "凤凰县为多少名农民工追回了拖欠工资？"
+POISON = '{"question": "x\\ud800"}'  # a lone surrogate, escaped in JSON
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture(scope="session")
+def base_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hardening") / "server.log"
+
+
+@pytest.fixture(scope="session")
+def base(seed_settings: Settings, seed_pipeline: Any, base_log: Path) -> Iterator[str]:
+    env = server_env(seed_settings, base_log.parent, RAG_MAX_PENDING_WRITES="2", RAG_HEADER_TIMEOUT_S="1")
+    with running_server(env, base_log) as url:
+        yield url
+    # After every request of every test that used it (deletes included: their 204 once logged
+    # two tracebacks), the server logged no traceback.
+    assert "Traceback" not in base_log.read_text(errors="replace")

@@ -18,7 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
+from rag.index.embedding import HashEmbedder, SentenceTransformerEmbedder
 from tests.fake_llm_server import JsonHandler
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import httpx
 
-from rag.generators.llama_cpp import LlamaCppGenerator
-from rag.generators.openai_compat import Backend, OpenAICompatGenerator
+from rag.answer.analysis import read_question
+from rag.answer.generators.llama_cpp import LlamaCppGenerator
+from rag.answer.generators.openai_compat import Backend, OpenAICompatGenerator
 from rag.types import Chunk, GenerationRequest, Passage, ScoredSentence, TextBox
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
@@ -34,7 +35,7 @@ def two_passages(question: str, background: float = 0.70, names: tuple[str, ...]
     sentences = tuple(
         ScoredSentence(n, text, 100 * n, 100 * n + len(text), 0.85 - 0.02 * n) for n, (_, _, text) in enumerate(texts)
     )
-    return GenerationRequest(question, passages, sentences, background=background, names=names)
+    return GenerationRequest(read_question(question), passages, sentences, background=background, names=names)
 
 
 class FakeLlama:

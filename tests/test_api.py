@@ -13,11 +13,12 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-import rag.generators
+import rag.answer.generators
 from api.app import create_app
+from rag.answer.analysis import read_question
+from rag.answer.generators.fake import ScriptedGenerator
+from rag.answer.retrieval import Pipeline
 from rag.config import Settings
-from rag.generators.fake import ScriptedGenerator
-from rag.pipeline import Pipeline
 from rag.types import ABSTAIN_TEXT
 from tests.clients import ask_every_mode, sse_events
 from tests.conftest import running_server
@@ -213,9 +214,9 @@ def test_openai_errors_have_the_openai_shape(client: TestClient, payload: dict[s
 def scripted(
     seed_settings: Settings, seed_pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[tuple[TestClient, list[str]]]:
-    """The app with a ``scripted`` generator whose draft each test sets (the fake of rag.generators.fake)."""
+    """The app with a ``scripted`` generator whose draft each test sets (the fake of rag.answer.generators.fake)."""
     draft: list[str] = []
-    monkeypatch.setitem(rag.generators.REGISTRY, "scripted", lambda _: ScriptedGenerator(draft, name="scripted"))
+    monkeypatch.setitem(rag.answer.generators.REGISTRY, "scripted", lambda _: ScriptedGenerator(draft, name="scripted"))
     settings = seed_settings.model_copy(update={"offered_generators": "scripted,extractive"})
     with TestClient(create_app(settings, seed_pipeline), base_url="http://localhost") as test_client:
         yield test_client, draft
@@ -358,5 +359,5 @@ def test_as_of_dates_the_question(client: TestClient, seed_pipeline: Pipeline) -
     """``as_of`` is the day 去年 counts from: accepted by the API, resolved by retrieval."""
     body = client.post("/api/ask", json={"question": QUESTION, "as_of": "2024-03-15"}).json()
     assert "386" in body["answer"]
-    retrieval = seed_pipeline.retrieve("去年4月凤凰县追回了多少工资？", 5, as_of=date(2024, 3, 15))
+    retrieval = seed_pipeline.retrieve(read_question("去年4月凤凰县追回了多少工资？", date(2024, 3, 15)), 5)
     assert retrieval.request.asked_date == (2023, 4, None)

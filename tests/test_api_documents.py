@@ -11,11 +11,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.routers.documents import safe_filename
+from rag.answer.retrieval import Pipeline
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import LoaderError
-from rag.pipeline import Pipeline
+from rag.index.embedding import SentenceTransformerEmbedder
+from rag.library import safe_filename
 from rag.service import open_pipeline
 
 BRIDGE = "# 凤凰新桥\n\n凤凰县今年新建了 3 座跨江大桥，总投资 2.4 亿元。"
@@ -131,8 +131,8 @@ def test_index_status_reports_an_upload_while_it_is_indexed(
     import threading
     import time
 
-    import api.routers.documents
-    from rag.embedding import InterruptibleEmbedder
+    import rag.library
+    from rag.index.embedding import InterruptibleEmbedder
 
     class _Slow(InterruptibleEmbedder):
         """The upload's embedder, a second slower per passage batch: time to watch the upload."""
@@ -144,7 +144,7 @@ def test_index_status_reports_an_upload_while_it_is_indexed(
     client, _ = docs_client
     idle = client.get("/api/index/status").json()
     assert idle["busy"] is False and idle["queued"] == 0
-    monkeypatch.setattr(api.routers.documents, "InterruptibleEmbedder", _Slow)
+    monkeypatch.setattr(rag.library, "InterruptibleEmbedder", _Slow)
     answers: list[int] = []
     upload = threading.Thread(
         target=lambda: answers.append(client.post("/api/documents", json={"name": "b.md", "text": BRIDGE}).status_code)

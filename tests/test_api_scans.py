@@ -101,10 +101,10 @@ def test_with_ocr_off_a_scan_is_refused(scan_client: tuple[TestClient, Settings]
 
     client, settings = scan_client
     state = client.app_state["app"]
-    reading, state.reading = state.reading, read_options(settings.model_copy(update={"ocr": "off"}))
+    reading, state.library.reading = state.library.reading, read_options(settings.model_copy(update={"ocr": "off"}))
     try:
         refused = client.post("/api/documents", files={"file": ("page.png", _png(seed_scan.pages[3]), "image/png")})
     finally:
-        state.reading = reading
+        state.library.reading = reading
     assert refused.status_code == 422 and "RAG_OCR=rapidocr" in refused.json()["message"]
     assert [d["doc_id"] for d in client.get("/api/documents").json()["documents"]] == ["documents/page4.png"]

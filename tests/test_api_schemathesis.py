@@ -9,8 +9,8 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis.checks import not_a_server_error
 
+from rag.answer.retrieval import Pipeline
 from rag.config import Settings
-from rag.pipeline import Pipeline
 from tests.conftest import running_server
 
 

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from itertools import pairwise
 
-from rag.articles import compose_title, first_sentence_title, split_articles
-from rag.chunking import chunk_document
-from rag.cleaning import split_blocks
-from rag.loaders import parse_bytes
+from rag.ingest.articles import compose_title, first_sentence_title, split_articles
+from rag.ingest.chunking import chunk_document
+from rag.ingest.cleaning import split_blocks
+from rag.ingest.loaders import parse_bytes
 from tests.conftest import SEED
 
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.chunking import chunk_document
-from rag.loaders import parse_bytes
+from rag.ingest.chunking import chunk_document
+from rag.ingest.loaders import parse_bytes
 from rag.types import Article, Document
 from tests.conftest import SEED
 

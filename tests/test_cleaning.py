@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from rag.cleaning import clean_text, display_width, join_cjk_spaces, join_lines, split_blocks
+from rag.ingest.cleaning import clean_text, display_width, join_cjk_spaces, join_lines, split_blocks
 
 
 def test_spaces_between_cjk_characters_are_removed() -> None:

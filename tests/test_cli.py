@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from rag.answer.retrieval import Pipeline
 from rag.cli import main
 from rag.config import Settings
-from rag.pipeline import Pipeline
 from tests.conftest import ROOT, SEED
 
 QUESTION = "How many workers did Fenghuang recover wages for?"

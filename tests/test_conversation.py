@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.conversation import ChatFunction, Turn, standalone_question
+from rag.answer.conversation import ChatFunction, Turn, standalone_question
 from rag.errors import GeneratorError
 
 FIRST_ZH = [Turn("user", "凤凰县为多少名农民工追回了拖欠工资？"), Turn("assistant", "386 名")]

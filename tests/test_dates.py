@@ -1,4 +1,4 @@
-"""Dates in questions and passages (rag.dates)."""
+"""Dates in questions and passages (rag.lang.zh.dates)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from rag.dates import date_agreement, dated_first, dates_in, published_date, question_date, written_dates
-from rag.loaders import parse_bytes
+from rag.ingest.loaders import parse_bytes
+from rag.lang.zh.dates import date_agreement, dated_first, dates_in, published_date, question_date, written_dates
 
 
 def test_dates_are_read_with_what_they_give() -> None:

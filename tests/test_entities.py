@@ -1,10 +1,16 @@
-"""Names a question gives, and whether a passage names them (rag.entities)."""
+"""Names a question gives, and whether a passage names them (rag.answer.entities)."""
 
 from __future__ import annotations
 
 import pytest
 
-from rag.entities import missing_names, names_in, question_names
+from rag.answer.analysis import read_question
+from rag.answer.entities import bound_names, missing_names, names_in
+
+
+def question_names(question: str, passages: list[str]) -> tuple[str, ...]:
+    """The names the analysis finds in the question, bound to the passages."""
+    return bound_names(read_question(question).name_candidates, passages)
 
 
 @pytest.mark.parametrize(

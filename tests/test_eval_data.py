@@ -11,7 +11,7 @@ import pytest
 
 from eval.data import DatasetError, load_dataset, load_seed, load_shared, load_squad
 from eval.metrics import contains_answer
-from rag.loaders import parse_bytes
+from rag.ingest.loaders import parse_bytes
 from tests.conftest import SEED
 
 ARTICLES = ("围绕养老护理人才", "制造名城澎湃", "韶山变民生", "资兴市掀起农耕文化", "凤凰纪委为农民工")

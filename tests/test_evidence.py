@@ -4,24 +4,22 @@ from dataclasses import replace
 
 import pytest
 
-from rag.answering import final, respond
-from rag.config import Settings
-from rag.errors import GeneratorError
-from rag.evidence import (
+from rag.answer.analysis import read_question
+from rag.answer.evidence import (
     Kind,
     Thresholds,
     anchors_present,
     choose,
-    counted_noun,
     date_spans,
     keyword_coverage,
     number_spans,
     person_spans,
-    question_kind,
-    wanted_units,
 )
-from rag.generators import create_generator
-from rag.generators.extractive import ExtractiveGenerator
+from rag.answer.generators import create_generator
+from rag.answer.generators.extractive import ExtractiveGenerator
+from rag.answer.stream import final, respond
+from rag.config import Settings
+from rag.errors import GeneratorError
 from rag.types import ABSTAIN_TEXT, Answer, Chunk, GenerationRequest, Passage, ScoredSentence
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
@@ -40,39 +38,39 @@ FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为
     ],
 )
 def test_question_kind(question: str, kind: Kind) -> None:
-    assert question_kind(question) is kind
+    assert read_question(question).asks == kind.value
 
 
 def test_wanted_units_follow_the_question() -> None:
-    assert "名" in wanted_units("为多少名农民工追回工资")
-    assert "元" in wanted_units("追回了多少工资")
-    assert "名" in wanted_units("How many workers got paid?")
-    assert "%" in wanted_units("What percentage of graduates found jobs?")
-    assert wanted_units("多少") == ()
+    assert "名" in read_question("为多少名农民工追回工资").units
+    assert "元" in read_question("追回了多少工资").units
+    assert "名" in read_question("How many workers got paid?").units
+    assert "%" in read_question("What percentage of graduates found jobs?").units
+    assert read_question("多少").units == ()
 
 
 def test_number_span_matches_the_unit_asked_for() -> None:
-    assert number_spans("为多少名农民工追回了工资", FENGHUANG)[0] == "386 名"
-    assert number_spans("办理了多少起案件", FENGHUANG)[0] == "32 起"
-    assert number_spans("追回拖欠工资多少钱", FENGHUANG)[0] == "500 余万元"
-    assert number_spans("How many workers", FENGHUANG) == ["386 名"]
+    assert number_spans(read_question("为多少名农民工追回了工资"), FENGHUANG)[0] == "386 名"
+    assert number_spans(read_question("办理了多少起案件"), FENGHUANG)[0] == "32 起"
+    assert number_spans(read_question("追回拖欠工资多少钱"), FENGHUANG)[0] == "500 余万元"
+    assert number_spans(read_question("How many workers"), FENGHUANG) == ["386 名"]
 
 
 def test_number_span_keeps_approximations_and_decimals() -> None:
-    assert number_spans("多少家", "累计关停污染企业 1700多家，关停畜禽养殖场。") == ["1700多家"]
-    assert number_spans("优良率是多少", "优良率为 89.6%。") == ["89.6%"]
+    assert number_spans(read_question("多少家"), "累计关停污染企业 1700多家，关停畜禽养殖场。") == ["1700多家"]
+    assert number_spans(read_question("优良率是多少"), "优良率为 89.6%。") == ["89.6%"]
 
 
 def test_dates_and_people() -> None:
-    assert date_spans("博物馆什么时候开馆？", "该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
-    assert person_spans("郴州市人社局局长是谁？", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
+    assert date_spans(read_question("博物馆什么时候开馆？"), "该馆于 2010年 9月开馆，是湖南省内唯一") == ["2010年 9月"]
+    assert person_spans(read_question("郴州市人社局局长是谁？"), "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
     sentence = "该县县委常委、县纪委书记、县监委代主任龙江说。"
-    assert person_spans("县监委代主任是谁", sentence) == ["龙江"]
+    assert person_spans(read_question("县监委代主任是谁"), sentence) == ["龙江"]
     # Titles listed before the name belong to the same person.
-    assert person_spans("县纪委书记是谁", sentence) == ["龙江"]
+    assert person_spans(read_question("县纪委书记是谁"), sentence) == ["龙江"]
     # Asked for a county head, a deputy director is no answer.
-    assert person_spans("凤凰县县长是谁？", sentence) == []
-    assert person_spans("Who is the director?", "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
+    assert person_spans(read_question("凤凰县县长是谁？"), sentence) == []
+    assert person_spans(read_question("Who is the director?"), "郴州市人社局局长莫雄介绍，连续四年来") == ["莫雄"]
 
 
 def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationRequest:
@@ -82,7 +80,9 @@ def _request(question: str, sentences: list[tuple[str, float]]) -> GenerationReq
     for text, score in sentences:
         scored.append(ScoredSentence(0, text, pos, pos + len(text), score))
         pos += len(text)
-    return GenerationRequest(question, (Passage(chunk, 0.9),), tuple(sorted(scored, key=lambda s: -s.score)))
+    return GenerationRequest(
+        read_question(question), (Passage(chunk, 0.9),), tuple(sorted(scored, key=lambda s: -s.score))
+    )
 
 
 def _answer(request: GenerationRequest, thresholds: Thresholds) -> Answer:
@@ -113,21 +113,21 @@ def test_registry_names_the_valid_generators() -> None:
 
 
 def test_counted_noun_and_coverage() -> None:
-    assert counted_noun("郴州技师学院有多少名教师？") == "教师"
-    assert counted_noun("郴州评选了多少名“郴州技术能手”？") == "郴州技术能手"
-    assert counted_noun("北京的人口是多少？") == ""
+    assert read_question("郴州技师学院有多少名教师？").counted_noun == "教师"
+    assert read_question("郴州评选了多少名“郴州技术能手”？").counted_noun == "郴州技术能手"
+    assert read_question("北京的人口是多少？").counted_noun == ""
     groups = (("凤凰",), ("追回", "修复"), ("工资", "薪水"))
     assert keyword_coverage(groups, FENGHUANG) == pytest.approx(2 / 3)
     assert keyword_coverage((), FENGHUANG) == 0.0
 
 
 def test_anchors_must_be_in_the_evidence() -> None:
-    def req(question: str) -> GenerationRequest:
-        return _request(question, [(FENGHUANG, 0.9)])
+    def req_info(question: str):  # type: ignore[no-untyped-def]
+        return _request(question, [(FENGHUANG, 0.9)]).info
 
-    assert anchors_present(req("凤凰县办理了多少起拖欠农民工工资案件？"), FENGHUANG)
-    assert not anchors_present(req("北京的人口是多少？"), FENGHUANG)
-    assert not anchors_present(req("株洲市 2025 年的 GDP 是多少？"), FENGHUANG)
+    assert anchors_present(req_info("凤凰县办理了多少起拖欠农民工工资案件？"), FENGHUANG)
+    assert not anchors_present(req_info("北京的人口是多少？"), FENGHUANG)
+    assert not anchors_present(req_info("株洲市 2025 年的 GDP 是多少？"), FENGHUANG)
 
 
 def test_unknown_names_and_flat_relevance_abstain() -> None:
@@ -147,7 +147,7 @@ def test_the_supporting_passage_must_name_what_the_question_names() -> None:
     thresholds = Thresholds(min_sentence=0.5, min_margin=0.0)
     zhuzhou = Chunk("z:0", "z", "制造名城澎湃“绿动力”——解读“株洲样本”", ZHUZHOU, 0, len(ZHUZHOU))
     request = GenerationRequest(
-        "长沙市今年空气质量优良天数是多少？",
+        read_question("长沙市今年空气质量优良天数是多少？"),
         (Passage(zhuzhou, 0.9),),
         (ScoredSentence(0, ZHUZHOU, 0, len(ZHUZHOU), 0.95),),
         names=("长沙市",),
@@ -155,11 +155,11 @@ def test_the_supporting_passage_must_name_what_the_question_names() -> None:
     reason = choose(request, thresholds)
     assert reason == "the passages that would answer never name 长沙市"
     # The same figures answer for the place the passage (by its title) is about.
-    asked = replace(request, question="株洲今年空气质量优良天数是多少？", names=("株洲",))
+    asked = replace(request, info=read_question("株洲今年空气质量优良天数是多少？"), names=("株洲",))
     choice = choose(asked, thresholds)
     assert not isinstance(choice, str) and choice.answer == "302 天"
     # A place suffix and the words of an organisation's name are matched too.
-    county = replace(request, question="凤凰县纪委办理了多少起拖欠农民工工资案件？", names=("凤凰县纪委",))
+    county = replace(request, info=read_question("凤凰县纪委办理了多少起拖欠农民工工资案件？"), names=("凤凰县纪委",))
     fenghuang = Chunk("f:0", "f", "凤凰纪委为农民工解“薪”愁", FENGHUANG, 0, len(FENGHUANG))
     county = replace(
         county,
@@ -171,8 +171,8 @@ def test_the_supporting_passage_must_name_what_the_question_names() -> None:
 
 
 def test_a_count_of_days_needs_a_figure_in_days() -> None:
-    assert wanted_units("今年空气质量优良天数是多少？") == ("天",)
-    assert "人" in wanted_units("参会人数是多少？")
+    assert read_question("今年空气质量优良天数是多少？").units == ("天",)
+    assert "人" in read_question("参会人数是多少？").units
     request = _request("今年空气质量优良天数是多少？", [("今年共有 8 名志愿者参加了蓝天保卫战。", 0.95)])
     assert choose(request, Thresholds(min_sentence=0.5, min_margin=0.0)) == "no good sentence gives a figure in 天"
 
@@ -195,7 +195,7 @@ def test_a_count_of_days_needs_a_figure_in_days() -> None:
     ],
 )
 def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
-    assert number_spans(question, sentence)[:1] == [span]
+    assert number_spans(read_question(question), sentence)[:1] == [span]
 
 
 @pytest.mark.parametrize(
@@ -216,7 +216,7 @@ def test_number_spans_are_whole_figures_said_of_what_is_asked(question: str, sen
     ],
 )
 def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentence: str, span: str) -> None:
-    assert date_spans(question, sentence)[:1] == [span]
+    assert date_spans(read_question(question), sentence)[:1] == [span]
 
 
 @pytest.mark.parametrize(
@@ -229,20 +229,20 @@ def test_date_spans_are_whole_dates_said_of_what_is_asked(question: str, sentenc
     ],
 )
 def test_number_spans_keep_rates_bounds_and_what_an_index_stands_at(question: str, sentence: str, span: str) -> None:
-    assert number_spans(question, sentence)[:1] == [span]
+    assert number_spans(read_question(question), sentence)[:1] == [span]
 
 
 def test_a_date_without_its_year_takes_the_year_its_passage_gives() -> None:
-    from rag.evidence import with_year
+    from rag.answer.evidence import completed_year
 
     passage = "2023年9月27日，证监会表示，自8月27日起优化监管安排。"
-    assert with_year("8月27日", passage, passage, None) == "2023年8月27日"
+    assert completed_year("8月27日", passage, passage, None) == "2023年8月27日"
     assert (
-        with_year("6月10日至6月24日", "6月10日至6月24日，检查进行。", "2023年海淀区报道。", None)
+        completed_year("6月10日至6月24日", "6月10日至6月24日，检查进行。", "2023年海淀区报道。", None)
         == "2023年6月10日至6月24日"
     )
     # the year the question asks about, when the passage gives several
     both = "2022年和2023年的9月22日都公布了成绩。"
-    assert with_year("9月22日", both, both, (2023, None, None)) == "2023年9月22日"
-    assert with_year("2024年7月3日", "x", "2023年", None) == "2024年7月3日"  # has its year
-    assert with_year("9月22日", "无年份。", "无年份。", (2023, None, None)) == "9月22日"  # none to add
+    assert completed_year("9月22日", both, both, (2023, None, None)) == "2023年9月22日"
+    assert completed_year("2024年7月3日", "x", "2023年", None) == "2024年7月3日"  # has its year
+    assert completed_year("9月22日", "无年份。", "无年份。", (2023, None, None)) == "9月22日"  # none to add

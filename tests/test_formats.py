@@ -11,7 +11,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import LoaderError
-from rag.loaders import parse_bytes
+from rag.ingest.loaders import parse_bytes
 
 BUS = "株洲市今年新建公交候车亭 126 座，更换新能源公交车 85 台。"
 BRIDGE = "醴陵市渌江大桥于 10 月 8 日通车，全长 1.2 公里，总投资 4.6 亿元。"
@@ -97,7 +97,7 @@ def test_broken_word_files_are_clear_errors() -> None:
             data = src.read(item)
             dst.writestr(item, b"<w:document><not-closed" if item.filename == "word/document.xml" else data)
     cases.append((broken_xml.getvalue(), "xml.docx", "cannot read this Word file"))
-    from rag.loaders import ReadOptions
+    from rag.ingest.loaders import ReadOptions
 
     for data, name, message in cases:
         with pytest.raises(LoaderError, match=message):
@@ -121,7 +121,7 @@ def test_a_page_without_an_article_is_read_whole() -> None:
 
 @pytest.fixture(scope="module")
 def formats_index(tmp_path_factory: pytest.TempPathFactory, model_cache: Path, real_embedder: Any) -> Settings:
-    from rag.service import index_paths
+    from rag.library import index_paths
 
     root = tmp_path_factory.mktemp("formats")
     (root / "files").mkdir()
@@ -143,8 +143,8 @@ def formats_index(tmp_path_factory: pytest.TempPathFactory, model_cache: Path, r
 def test_docx_and_web_pages_are_answerable(
     formats_index: Settings, real_embedder: Any, question: str, answer: str, doc_id: str, title: str
 ) -> None:
-    from rag.answering import Answerer, Query
-    from rag.generators import Generators
+    from rag.answer.generators import Generators
+    from rag.answer.stream import Answerer, Query
     from rag.service import open_pipeline
 
     answerer = Answerer(open_pipeline(formats_index, real_embedder), Generators(formats_index), formats_index)

@@ -15,13 +15,13 @@ from typing import Any
 import httpx
 import pytest
 
-from rag.answering import AnswerEvent, Delta, Done, Preview, final, respond
-from rag.evidence import Thresholds
-from rag.generators import Generator
-from rag.generators.extractive import ExtractiveGenerator
-from rag.generators.fake import ScriptedGenerator
-from rag.generators.fallback import FallbackGenerator
-from rag.generators.openai_compat import Backend, OpenAICompatGenerator
+from rag.answer.evidence import Thresholds
+from rag.answer.generators import Generator
+from rag.answer.generators.extractive import ExtractiveGenerator
+from rag.answer.generators.fake import ScriptedGenerator
+from rag.answer.generators.fallback import FallbackGenerator
+from rag.answer.generators.openai_compat import Backend, OpenAICompatGenerator
+from rag.answer.stream import AnswerEvent, Delta, Done, Preview, final, respond
 from rag.types import ABSTAIN_TEXT, Answer, GenerationRequest
 from tests.fakes import FENGHUANG_TITLE, FakeLlama, RecordingStream, llama_with, sse_chunks, two_passages, unreachable
 

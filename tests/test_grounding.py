@@ -1,4 +1,4 @@
-"""The grounding contract: drafts are released only as verified units (rag.grounding)."""
+"""The grounding contract: drafts are released only as verified units (rag.answer.grounding)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ from dataclasses import replace
 
 import pytest
 
-from rag.answering import verified
-from rag.grounding import Verifier, cited_ranks, fix_scales, split_units, ungrounded_terms
+from rag.answer.analysis import read_question
+from rag.answer.grounding import Verifier, cited_ranks, fix_scales, split_units, ungrounded_terms
+from rag.answer.stream import verified
 from rag.types import ABSTAIN_TEXT, Choice, Chunk, GenerationRequest, Passage, ScoredSentence
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
@@ -24,7 +25,9 @@ def _request(question: str, names: tuple[str, ...] = ()) -> GenerationRequest:
         ScoredSentence(n, text, 100 * n, 100 * n + len(text), 0.85 - 0.02 * n) for n, (_, _, text) in enumerate(texts)
     )
     evidence = Choice(sentences[1], "386 名", 0.9)
-    return GenerationRequest(question, passages, sentences, background=0.7, names=names, evidence=evidence)
+    return GenerationRequest(
+        read_question(question), passages, sentences, background=0.7, names=names, evidence=evidence
+    )
 
 
 def _streamed(request: GenerationRequest, pieces: list[str], shown: int | None = None) -> tuple[list[str], Verifier]:

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import HashEmbedder
 from rag.errors import IndexCorrupt, IndexMismatch, IndexMissing
-from rag.index import check_compatible, current_version, load_snapshot, save_snapshot
-from rag.indexing import split_sentences, update_snapshot
-from rag.loaders import parse_bytes
-from rag.store import FaissIndex
+from rag.index.build import update_snapshot
+from rag.index.embedded import FaissIndex
+from rag.index.embedding import HashEmbedder
+from rag.index.snapshot import check_compatible, current_version, load_snapshot, save_snapshot
+from rag.ingest.loaders import parse_bytes
+from rag.lang.zh.script import split_sentences
 from rag.types import Chunk, Document
 
 
@@ -173,9 +174,9 @@ def test_sentences_split_on_chinese_and_english_punctuation() -> None:
 
 
 def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rag.store
+    import rag.index.embedded
 
-    monkeypatch.setattr(rag.store, "IVF_FROM", 500)
+    monkeypatch.setattr(rag.index.embedded, "IVF_FROM", 500)
     rng = np.random.default_rng(0)
     vectors = rng.standard_normal((2000, 16)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -192,7 +193,7 @@ def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.Monk
 def test_query_batcher_gives_each_thread_its_own_vector() -> None:
     import threading
 
-    from rag.embedding import QueryBatcher
+    from rag.index.embedding import QueryBatcher
 
     calls: list[int] = []
 
@@ -225,7 +226,7 @@ def test_one_bad_text_fails_only_its_own_request_in_a_shared_batch() -> None:
     """Texts that share a model call are embedded again one by one when the call fails."""
     import threading
 
-    from rag.embedding import QueryBatcher
+    from rag.index.embedding import QueryBatcher
 
     gate = threading.Event()
     batches: list[list[str]] = []
@@ -281,11 +282,11 @@ class _CrashingEmbedder(HashEmbedder):
 def test_an_interrupted_build_resumes_without_re_embedding_finished_documents(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import rag.indexing
+    import rag.index.build
     from rag.config import Settings
-    from rag.service import index_documents
+    from rag.library import index_documents
 
-    monkeypatch.setattr(rag.indexing, "_EMBED_GROUP", 1)  # one document per group
+    monkeypatch.setattr(rag.index.build, "_EMBED_GROUP", 1)  # one document per group
     docs = [_doc(f"{n}.txt", f"第{n}篇文章：湘江边的第{n}个村庄修了新路。") for n in range(6)]
     settings = Settings(index_dir=tmp_path / "index", embedding_model="hash-64", chunk_size=200, chunk_overlap=20)
     seen: list[tuple[str, int, int]] = []

@@ -1,4 +1,4 @@
-"""Reading order and blocks of OCR'd pages (rag.layout), on the generated seed scan's own
+"""Reading order and blocks of OCR'd pages (rag.ingest.layout), on the generated seed scan's own
 record of what it printed where: no OCR model, so every failure here is the layout's."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from rag.articles import split_articles
-from rag.layout import Line, locate, page_lines, scan_blocks
-from rag.loaders import parse_bytes
+from rag.ingest.articles import split_articles
+from rag.ingest.layout import Line, locate, page_lines, scan_blocks
+from rag.ingest.loaders import parse_bytes
 from rag.types import TextBox
 from tests.conftest import SEED
 

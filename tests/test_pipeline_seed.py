@@ -6,12 +6,13 @@ import re
 
 import pytest
 
-from rag.answering import Answerer, Query
+from rag.answer.generators import Generators
+from rag.answer.retrieval import Pipeline
+from rag.answer.stream import Answerer, Query
 from rag.config import Settings
 from rag.errors import IndexMismatch, InvalidQuestion
-from rag.generators import Generators
-from rag.pipeline import Pipeline
-from rag.service import index_paths, open_pipeline
+from rag.library import index_paths
+from rag.service import open_pipeline
 from rag.types import Answer
 from tests.conftest import SEED
 

@@ -9,12 +9,14 @@ import httpx
 import numpy as np
 import pytest
 
+from rag.answer.analysis import read_question
 from rag.config import Settings
-from rag.embedding import HashEmbedder, SentenceTransformerEmbedder
 from rag.errors import ModelError
-from rag.loaders import parse_bytes
-from rag.remote_embedding import RemoteEmbedder, embeddings_endpoint
-from rag.service import index_documents, make_embedder, open_pipeline
+from rag.index.embedding import HashEmbedder, SentenceTransformerEmbedder
+from rag.index.remote_embedding import RemoteEmbedder, embeddings_endpoint
+from rag.ingest.loaders import parse_bytes
+from rag.library import index_documents
+from rag.service import make_embedder, open_pipeline
 from rag.types import passage_text
 from tests.fakes import embedding_server
 
@@ -44,7 +46,7 @@ def test_an_index_is_built_and_searched_with_a_remote_embedder(tmp_path: Path) -
         texts = [passage_text(c) for c in pipeline.snapshot.chunks]
         # the server's vectors (sent at three times unit length, out of order) are stored as unit vectors
         np.testing.assert_allclose(pipeline.snapshot.chunk_vectors(), local.embed_documents(texts), atol=1e-6)
-        passages = pipeline.retrieve("凤凰县为多少名农民工追回工资？", 1).request.passages
+        passages = pipeline.retrieve(read_question("凤凰县为多少名农民工追回工资？"), 1).request.passages
         assert passages[0].chunk.doc_id == "wages.txt"
         embedder.close()
         seen = httpx.get(f"{base}/stats").json()

@@ -10,17 +10,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.analysis import read_question
+from rag.answer.retrieval import Pipeline, RetrievalOptions
 from rag.config import Settings
-from rag.embedding import HashEmbedder
 from rag.errors import ConfigError, IndexCorrupt
-from rag.index import load_snapshot, save_snapshot
-from rag.indexing import update_snapshot
-from rag.lexical import build_lexical, extend_lexical, load_lexical, query_tokens, save_lexical, tokenize
-from rag.loaders import parse_bytes
-from rag.pipeline import Pipeline, RetrievalOptions
-from rag.retrieval import RETRIEVERS, rank_chunks
-from rag.service import index_documents
-from rag.store import reciprocal_rank_fusion
+from rag.index.build import update_snapshot
+from rag.index.embedding import HashEmbedder
+from rag.index.lexical import build_lexical, extend_lexical, load_lexical, query_tokens, save_lexical, tokenize
+from rag.index.search import RETRIEVERS, rank_chunks
+from rag.index.snapshot import load_snapshot, save_snapshot
+from rag.index.store import reciprocal_rank_fusion
+from rag.ingest.loaders import parse_bytes
+from rag.library import index_documents
 from rag.types import Document
 
 
@@ -161,23 +162,25 @@ class _Reversed:
 
 def test_pipeline_modes_per_request_and_reranking(hash_embedder: HashEmbedder) -> None:
     snapshot, _ = update_snapshot(None, DOCS, hash_embedder, chunk_size=200, chunk_overlap=20)
-    pipeline = Pipeline(hash_embedder, snapshot, 2000, RetrievalOptions("dense"))
+    pipeline = Pipeline(hash_embedder, snapshot, RetrievalOptions("dense"))
     for mode in RETRIEVERS:
-        assert pipeline.retrieve("紧缺工种", 2, mode).request.passages
+        assert pipeline.retrieve(read_question("紧缺工种"), 2, mode).request.passages
     with pytest.raises(ConfigError, match="hybrid"):
-        pipeline.retrieve("紧缺工种", 2, "sparse")
-    plain = [p.chunk.chunk_id for p in pipeline.retrieve("紧缺工种 农民工", 4, "hybrid").request.passages]
+        pipeline.retrieve(read_question("紧缺工种"), 2, "sparse")
+    plain = [
+        p.chunk.chunk_id for p in pipeline.retrieve(read_question("紧缺工种 农民工"), 4, "hybrid").request.passages
+    ]
     reranker = _Reversed()
-    reranked = Pipeline(hash_embedder, snapshot, 2000, RetrievalOptions("dense", rerank_depth=4, reranker=reranker))
-    got = [p.chunk.chunk_id for p in reranked.retrieve("紧缺工种 农民工", 4, "hybrid").request.passages]
+    reranked = Pipeline(hash_embedder, snapshot, RetrievalOptions("dense", rerank_depth=4, reranker=reranker))
+    got = [p.chunk.chunk_id for p in reranked.retrieve(read_question("紧缺工种 农民工"), 4, "hybrid").request.passages]
     assert reranker.calls == [("紧缺工种 农民工", len(plain))]
     assert got == plain[::-1]
 
 
 def test_seed_question_in_each_mode_cites_fenghuang(seed_pipeline: Pipeline) -> None:
-    from rag.answering import Answerer, Query
+    from rag.answer.generators import Generators
+    from rag.answer.stream import Answerer, Query
     from rag.config import Settings
-    from rag.generators import Generators
 
     settings = Settings(generator="extractive")
     answerer = Answerer(seed_pipeline, Generators(settings), settings)

@@ -13,9 +13,9 @@ from PIL import Image
 
 from rag.config import Settings
 from rag.errors import LoaderError
-from rag.loaders import ReadOptions, load_paths, pages_to_read, parse_bytes
-from rag.ocr import DETECT_SIDE, TYPE_PIXELS, OcrEngine, RapidOcrEngine, detection_side
-from rag.scans import ScanLimits, page_image
+from rag.ingest.loaders import ReadOptions, load_paths, pages_to_read, parse_bytes
+from rag.ingest.ocr import DETECT_SIDE, TYPE_PIXELS, OcrEngine, RapidOcrEngine, detection_side
+from rag.ingest.scans import ScanLimits, page_image
 from rag.types import TextBox
 from tests.fakes import ScriptedOcr
 
@@ -108,7 +108,7 @@ def test_an_image_only_pdf_is_read_page_by_page_in_reading_order(seed_scan: Any,
 
 
 def test_chunks_and_citations_keep_the_lines_they_hold(seed_scan: Any, seed_scan_pdf: bytes) -> None:
-    from rag.chunking import chunk_document
+    from rag.ingest.chunking import chunk_document
 
     doc = parse_bytes(seed_scan_pdf, "scan.pdf", "scan.pdf", options=ReadOptions(ocr=ScriptedOcr(seed_scan)))
     chunks = chunk_document(doc, 300, 60)
@@ -150,7 +150,7 @@ def test_a_photo_turned_by_exif_is_read_upright(seed_scan: Any) -> None:
 
 
 def test_a_scan_the_index_holds_is_not_read_again(tmp_path: Path, seed_scan: Any, hash_embedder: Any) -> None:
-    from rag.service import index_paths
+    from rag.library import index_paths
 
     folder = tmp_path / "scans"
     folder.mkdir()
@@ -262,7 +262,7 @@ def scan_index(
     real_ocr: RapidOcrEngine,
 ) -> Settings:
     """The generated seed scan (four image-only pages) indexed with the real OCR engine."""
-    from rag.service import index_paths
+    from rag.library import index_paths
 
     root = tmp_path_factory.mktemp("scan-index")
     (root / "scans").mkdir()
@@ -276,7 +276,7 @@ def scan_index(
 def test_the_ocr_text_matches_what_was_printed(scan_index: Settings, seed_scan: Any) -> None:
     from rapidfuzz.distance import Levenshtein
 
-    from rag.index import load_snapshot
+    from rag.index.snapshot import load_snapshot
 
     doc = load_snapshot(scan_index.index_dir).documents["scans/hunan-daily-scan.pdf"]
     printed, read = _squeeze(seed_scan.text()), _squeeze(doc.text)
@@ -288,8 +288,8 @@ def test_the_ocr_text_matches_what_was_printed(scan_index: Settings, seed_scan: 
 def test_the_fenghuang_question_is_answered_from_the_scan_with_its_box(
     scan_index: Settings, real_embedder: Any, seed_scan: Any
 ) -> None:
-    from rag.answering import Answerer, Query
-    from rag.generators import Generators
+    from rag.answer.generators import Generators
+    from rag.answer.stream import Answerer, Query
     from rag.service import open_pipeline
 
     answerer = Answerer(open_pipeline(scan_index, real_embedder), Generators(scan_index), scan_index)

@@ -11,15 +11,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rag.answer.analysis import read_question
 from rag.config import Settings
-from rag.embedding import HashEmbedder
 from rag.errors import IndexMismatch
-from rag.index import Snapshot, load_snapshot, save_snapshot
-from rag.indexing import update_snapshot
-from rag.loaders import parse_bytes
-from rag.retrieval import RETRIEVERS, rank_chunks
-from rag.service import index_documents, open_pipeline
-from rag.store import STORES, StoreConfig, Where
+from rag.index.build import update_snapshot
+from rag.index.embedding import HashEmbedder
+from rag.index.search import RETRIEVERS, rank_chunks
+from rag.index.snapshot import Snapshot, load_snapshot, save_snapshot
+from rag.index.store import STORES, StoreConfig, Where
+from rag.ingest.loaders import parse_bytes
+from rag.library import index_documents
+from rag.service import open_pipeline
 from rag.types import Document
 
 
@@ -39,7 +41,7 @@ WAGES = 'wages "2024".txt'  # quotes: filters must escape document ids
 
 
 def _rows_in_milvus(stores: StoreConfig, index_dir: Path) -> int:
-    from rag.milvus import _client
+    from rag.index.milvus import _client
 
     client = _client(stores.uri(index_dir), "")
     return int(client.query(stores.milvus_collection, filter="", output_fields=["count(*)"])[0]["count(*)"])
@@ -217,8 +219,8 @@ def test_the_service_serves_the_configured_store_and_moves_an_index_without_re_e
     moved = open_pipeline(settings, hash_embedder)
     assert moved.snapshot.manifest.store == "milvus" and moved.snapshot.store.kind == "milvus"
     for question in ("凤凰县农民工追回工资", "紧缺工种有多少个？"):
-        got = moved.retrieve(question, 3).request.passages
-        want = embedded.retrieve(question, 3).request.passages
+        got = moved.retrieve(read_question(question), 3).request.passages
+        want = embedded.retrieve(read_question(question), 3).request.passages
         assert [p.chunk.chunk_id for p in got] == [p.chunk.chunk_id for p in want]
     # the version names its store: a server without RAG_STORE set still reads it from Milvus
     assert load_snapshot(settings.index_dir, StoreConfig(milvus_uri=milvus["milvus_uri"])).store.kind == "milvus"

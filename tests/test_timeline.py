@@ -7,13 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from rag.answering import Answerer, Query
+from rag.answer.analysis import read_question
+from rag.answer.generators import Generators
+from rag.answer.stream import Answerer, Query
+from rag.answer.timeline import compare, date_event
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder
-from rag.generators import Generators
-from rag.loaders import content_hash, parse_text
-from rag.service import index_documents, open_pipeline
-from rag.timeline import compare, date_event, parse_comparison, parse_same_day, question_form
+from rag.index.embedding import SentenceTransformerEmbedder
+from rag.ingest.loaders import content_hash, parse_text
+from rag.lang.zh.events import parse_comparison, parse_same_day
+from rag.library import index_documents
+from rag.service import open_pipeline
 from rag.types import Chunk, Comparison, GenerationRequest, Passage
 
 
@@ -84,7 +87,7 @@ def _request(question: str, *texts: str) -> GenerationRequest:
     passages = tuple(Passage(_chunk(f"d{n}", text), 0.8) for n, text in enumerate(texts))
     candidates = tuple(tuple(range(len(texts))) for _ in comparison.events)
     return GenerationRequest(
-        question, passages, (), comparison=Comparison(comparison.events, comparison.relation, candidates)
+        read_question(question), passages, (), comparison=Comparison(comparison.events, comparison.relation, candidates)
     )
 
 
@@ -216,15 +219,15 @@ class _RefusingModel:
 
 
 def test_a_language_model_does_not_write_a_computed_comparison() -> None:
-    from rag.answering import final, respond
-    from rag.evidence import Thresholds
+    from rag.answer.evidence import Thresholds
+    from rag.answer.stream import final, respond
 
     request = _request(
         "乌镇举办互联网大会和长沙开通地铁六号线哪个事件更早发生？",
         "2023年11月8日，第十届世界互联网大会在乌镇举办。",
         "2022年6月28日，长沙地铁六号线开通运营。",
     )
-    answer = final(respond(request, _RefusingModel(), Thresholds(), preview=True))  # type: ignore[arg-type]
+    answer = final(respond(request, _RefusingModel(), Thresholds.from_settings(Settings()), preview=True))  # type: ignore[arg-type]
     assert answer.text == "长沙开通地铁六号线更早：它在2022年6月28日 [1]；另一件在2023年11月8日 [2]。"
     assert [c.doc_id for c in answer.citations] == ["d1", "d0"]
 
@@ -241,16 +244,16 @@ def test_a_language_model_does_not_write_a_computed_comparison() -> None:
 )  # fmt: skip
 def test_a_same_day_question_names_its_event_and_what_it_asks(question: str, parsed: tuple[str, str] | None) -> None:
     assert parse_same_day(question) == parsed
-    assert question_form(question) == ("same-day" if parsed else "")
+    assert (read_question(question).form == "same-day") == (parsed is not None)
 
 
 def test_a_same_day_question_is_asked_on_the_day_its_event_happened(news_answerer: Answerer) -> None:
     """The event's article dates the question; the answer comes from that day's article."""
     pipeline = news_answerer._pipeline
-    request = pipeline.retrieve("长沙地铁六号线开通运营当天，湖南最大降雨量达到多少？", 3).request
+    request = pipeline.retrieve(read_question("长沙地铁六号线开通运营当天，湖南最大降雨量达到多少？"), 3).request
     assert request.question == "湖南最大降雨量达到多少？"
     assert request.asked_date == (2022, 6, 28)
     assert request.passages[0].chunk.doc_id == "rain"
     # An event no article reports dates nothing: the question is asked as written.
-    request = pipeline.retrieve("北京冬奥会开幕当天，湖南最大降雨量达到多少？", 3).request
+    request = pipeline.retrieve(read_question("北京冬奥会开幕当天，湖南最大降雨量达到多少？"), 3).request
     assert request.question == "北京冬奥会开幕当天，湖南最大降雨量达到多少？" and request.asked_date is None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.uploads import JOURNAL, UploadFolder
+from rag.library.uploads import JOURNAL, UploadFolder
 
 
 class Crash(BaseException):

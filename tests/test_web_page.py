@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from rag.answer.retrieval import Pipeline
 from rag.config import Settings
-from rag.pipeline import Pipeline
 from tests.conftest import ROOT, running_server, server_env
 from tests.fakes import fake_llm_server
 
@@ -347,7 +347,7 @@ def test_an_uploaded_scan_is_cited_on_its_page_with_the_box_highlighted(
     browser: Any, model_cache: Path, real_embedder: Any, seed_scan: Any, seed_scan_pdf: bytes, tmp_path: Path
 ) -> None:
     # A server whose index holds one unrelated article: the answer can only come from the scan.
-    from rag.service import index_paths
+    from rag.library import index_paths
 
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "bus.txt").write_text(
@@ -388,8 +388,14 @@ def test_an_uploaded_scan_is_cited_on_its_page_with_the_box_highlighted(
                 break
             page.wait_for_timeout(100)
         page.click("#source-zoom")  # the whole page, so that every box is inside the view
-        image = sheet.locator("img").bounding_box()
-        assert image
+        image, settled = None, False
+        for _ in range(40):  # until the page has been laid out again (the same box twice running)
+            now = sheet.locator("img").bounding_box()
+            settled, image = now is not None and now == image, now
+            if settled:
+                break
+            page.wait_for_timeout(50)
+        assert image and settled
         shown = []  # each highlighted box, as fractions of the page image it is drawn on
         for hit in sheet.locator(".box.hit").all():
             box = hit.bounding_box()

@@ -13,8 +13,8 @@ from api.deps import StateDep
 from api.errors import status_for
 from api.schemas import AskRequest, AskResponse, ErrorBody
 from api.streaming import event_stream
-from rag.answering import AnswerStream, Delta, Done, Preview, Query
-from rag.conversation import Turn
+from rag.answer.conversation import Turn
+from rag.answer.stream import AnswerStream, Delta, Done, Preview, Query
 from rag.errors import RagError
 
 router = APIRouter(tags=["questions"])

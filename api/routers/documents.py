@@ -2,60 +2,27 @@
 
 from __future__ import annotations
 
-import re
 import threading
-from collections.abc import Callable
 from datetime import date
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 
 from api.deps import StateDep
-from api.errors import DocumentChanged, DocumentExists, DocumentNotFound, InvalidBody, UploadTooLarge
+from api.errors import DocumentChanged, InvalidBody, UploadTooLarge
 from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, TextDocument
-from api.state import AppState
-from rag.embedding import InterruptibleEmbedder
-from rag.errors import IndexMissing, Interrupted, LoaderError, RagError
-from rag.index import load_manifest, writer_lock
-from rag.loaders import OCR_STAGE, SUPPORTED_SUFFIXES, content_hash, doc_id_for, pages_to_read, parse_bytes
-from rag.pipeline import Pipeline
-from rag.scans import page_image as render_page
-from rag.service import index_documents
+from rag.answer.retrieval import Pipeline
+from rag.errors import DocumentNotFound, LoaderError, RagError
+from rag.ingest.loaders import content_hash
+from rag.ingest.scans import page_image as render_page
 from rag.text import invalid_character
-from rag.types import Document
 
-T = TypeVar("T")
-# Held by a whole upload or delete, across processes (rag.index.writer_lock).
-UPLOADS_LOCK = ".uploads.lock"
 router = APIRouter(tags=["documents"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {s: {"model": ErrorBody} for s in (404, 413, 415, 422, 503)}
-# Control characters (NUL among them) have no place in a file name; anything else a user
-# named the file stays, so that two different names never become one file.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-# File names are at most 255 bytes on common file systems; the rest is room for a suffix.
-MAX_NAME_BYTES = 200
-
-
-def safe_filename(name: str) -> str:
-    """The upload's file name without folders: ``../../etc/passwd.txt`` is ``passwd.txt``,
-    so uploads never leave the documents folder. Leading dots go (hidden files are not
-    indexed); a name over ``MAX_NAME_BYTES`` is shortened before its extension; a name
-    with a control or invalid character, or without an extension, is refused.
-    """
-    if _CONTROL.search(name) or invalid_character(name) >= 0:
-        raise LoaderError(f"the file name {name!r} has a control or invalid character; rename the file")
-    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".").strip()
-    suffix = Path(base).suffix
-    if not base or not suffix or suffix == base:
-        raise LoaderError(f"{name!r} is not a usable file name; give it one of: {', '.join(SUPPORTED_SUFFIXES)}")
-    if len(base.encode()) > MAX_NAME_BYTES:
-        room = MAX_NAME_BYTES - len(suffix.encode())
-        base = base[: -len(suffix)].encode()[:room].decode(errors="ignore").rstrip() + suffix
-    return base
 
 
 def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
@@ -79,32 +46,6 @@ def list_documents(state: StateDep) -> DocumentList:
     pipeline = state.pipeline
     ids = sorted(pipeline.snapshot.documents) if pipeline else []
     return DocumentList(documents=[_info(pipeline, doc_id) for doc_id in ids])
-
-
-def _one_process_at_a_time(
-    state: AppState,
-) -> Callable[[Callable[[threading.Event], T]], Callable[[threading.Event], T]]:
-    """An upload or delete holding the uploads lock (beside the index): with ``rag serve
-    --workers`` another process may be changing the same documents folder, and its journal
-    is one file. The job starts from the newest index version, which another worker may have written."""
-
-    def wrap(job: Callable[[threading.Event], T]) -> Callable[[threading.Event], T]:
-        def locked(stop: threading.Event) -> T:
-            with writer_lock(state.settings.index_dir, UPLOADS_LOCK):
-                state.reload_if_changed()
-                return job(stop)
-
-        return locked
-
-    return wrap
-
-
-def _indexed_hashes(state: AppState) -> dict[str, str]:
-    """What the index on disk holds (document id -> content hash); empty before the first index."""
-    try:
-        return dict(load_manifest(state.settings.index_dir).document_hashes)
-    except IndexMissing:
-        return {}
 
 
 async def _read_upload(request: Request, limit: int) -> tuple[str, bytes, str]:
@@ -168,51 +109,26 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     deletes wait; more get 503 with Retry-After.
     """
     name, data, published = await _read_upload(request, state.settings.max_upload_bytes)
-    filename = safe_filename(name)
-    folder = state.settings.documents_dir
-    doc_id = doc_id_for(folder / filename, folder)
-    source = str((folder / filename).resolve())
+    library = state.library
     # The file is checked before the request queues: 415/422 cost no write slot. A text file
     # is read now; a scan, whose OCR takes seconds a page, is read in its turn.
-    scanned = await run_in_threadpool(pages_to_read, data, filename, state.reading)
-    ready = None if scanned else await run_in_threadpool(parse_bytes, data, doc_id, source, published, state.reading)
+    upload = await run_in_threadpool(library.check, name, data, published)
 
-    @_one_process_at_a_time(state)
     def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:
             raise RagError("no embedding model is loaded")
-        state.uploads.recover(_indexed_hashes(state))
-        if (folder / filename).exists() and not replace:
-            raise DocumentExists(f"{filename} already exists; send it with ?replace=true to replace it")
-        embedder = InterruptibleEmbedder(state.embedder, stop)
-        state.progress.start(filename)
-        try:
-            document = ready or _read_scan(state, data, doc_id, source, published, stop)
-            state.uploads.put(
-                filename, doc_id, data, document.content_hash,
-                lambda: index_documents(state.settings, [document], embedder, progress=state.progress.update),
-            )  # fmt: skip
-            state.progress.update("loading the new index", 0, 0)
-            state.reload()
-        finally:
-            state.progress.finish()
-        return _info(state.pipeline, doc_id)
+        with library.writing():
+            state.reload_if_changed()  # another worker may have written a newer version
+            state.progress.start(upload.filename)
+            try:
+                library.add(upload, state.embedder, replace, state.progress.update, stop)
+                state.progress.update("loading the new index", 0, 0)
+                state.reload()
+            finally:
+                state.progress.finish()
+        return _info(state.pipeline, upload.doc_id)
 
     return await state.writes.run(job, request)
-
-
-def _read_scan(
-    state: AppState, data: bytes, doc_id: str, source: str, published: str, stop: threading.Event
-) -> Document:
-    """A scan read by OCR, page by page, its progress shown; a client that goes away stops it."""
-
-    def tell(done: int, total: int) -> None:
-        if stop.is_set():
-            raise Interrupted("the upload was cancelled while its pages were read; nothing changed")
-        state.progress.update(OCR_STAGE, done, total)
-
-    tell(0, 0)
-    return parse_bytes(data, doc_id, source, published, state.reading, progress=tell)
 
 
 @router.get(
@@ -236,7 +152,7 @@ async def page_image(doc_id: str, page: int, state: StateDep) -> Response:
         raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
     if content_hash(data) != document.content_hash:
         raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
-    image = await run_in_threadpool(render_page, data, source.name, page, state.reading.limits)
+    image = await run_in_threadpool(render_page, data, source.name, page, state.library.reading.limits)
     etag = f'"{document.content_hash[:20]}-{page}"'
     return Response(image, media_type="image/jpeg", headers={"ETag": etag, "Cache-Control": "private, max-age=86400"})
 
@@ -250,28 +166,21 @@ async def index_status(state: StateDep) -> IndexStatus:
 @router.delete("/api/documents/{doc_id:path}", status_code=204, responses=_ERRORS)
 async def delete_document(doc_id: str, request: Request, state: StateDep) -> Response:
     """Remove a document from the index (and its uploaded file)."""
+    library = state.library
 
-    @_one_process_at_a_time(state)
     def job(stop: threading.Event) -> None:
-        state.uploads.recover(_indexed_hashes(state))
-        pipeline = state.pipeline
-        if pipeline is None or doc_id not in pipeline.snapshot.documents:
-            raise DocumentNotFound(f"no document {doc_id!r}; GET /api/documents lists them")
         assert state.embedder is not None
-        source = Path(pipeline.snapshot.documents[doc_id].source)
-        folder = state.settings.documents_dir.resolve()
-        name = source.name if source.parent == folder else None
-        embedder = InterruptibleEmbedder(state.embedder, stop)
-        state.progress.start(doc_id)
-        try:
-            state.progress.update("removing", 0, 0)
-            state.uploads.delete(
-                name, doc_id, lambda: index_documents(state.settings, [], embedder, drop=lambda _: {doc_id})
-            )
-            state.progress.update("loading the new index", 0, 0)
-            state.reload()
-        finally:
-            state.progress.finish()
+        with library.writing():
+            state.reload_if_changed()
+            pipeline = state.pipeline
+            documents = pipeline.snapshot.documents if pipeline else {}
+            state.progress.start(doc_id)
+            try:
+                library.delete(doc_id, documents, state.embedder, state.progress.update, stop)
+                state.progress.update("loading the new index", 0, 0)
+                state.reload()
+            finally:
+                state.progress.finish()
 
     await state.writes.run(job, request)
     return Response(status_code=204)

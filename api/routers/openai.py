@@ -20,10 +20,11 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from api.deps import StateDep
 from api.errors import status_for
-from api.schemas import CitationModel, UsageModel
+from api.schemas import AskResponse
 from api.streaming import event_stream
-from rag.answering import Delta, Done, Query
-from rag.conversation import Turn
+from rag.answer.conversation import Turn
+from rag.answer.stream import Delta, Done, Query
+from rag.config import MAX_TOP_K
 from rag.errors import InvalidQuestion, RagError
 from rag.types import Answer
 
@@ -62,7 +63,7 @@ class ChatRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    top_k: StrictInt | None = Field(default=None, ge=1, le=50)
+    top_k: StrictInt | None = Field(default=None, ge=1, le=MAX_TOP_K)
     retriever: Literal["dense", "lexical", "hybrid"] | None = None
     as_of: date | None = None
 
@@ -105,11 +106,12 @@ def query_of(body: ChatRequest, preview: bool = False) -> Query:
 
 
 def _citations(answer: Answer) -> list[dict[str, Any]]:
-    return [CitationModel.from_citation(c).model_dump() for c in answer.citations]
+    """The answer's citations in the one answer shape (api.schemas.AskResponse)."""
+    return [c.model_dump() for c in AskResponse.from_answer(answer).citations]
 
 
 def _usage(answer: Answer) -> dict[str, int]:
-    return UsageModel.from_usage(answer.usage).model_dump()
+    return AskResponse.from_answer(answer).usage.model_dump()
 
 
 @router.post("/v1/chat/completions", response_model=None)

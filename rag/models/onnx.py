@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +27,8 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.errors import ModelError
+from rag.fileio import atomic_path
+from rag.lang import SAMPLE_QUESTIONS
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -38,12 +38,7 @@ logger = logging.getLogger(__name__)
 Vectors = npt.NDArray[np.float32]
 ONNX_FILE = "query-encoder.onnx"
 # Questions of both languages and lengths the agreement check runs on.
-PROBES = (
-    "凤凰县为多少名农民工追回了拖欠工资？",
-    "How many workers did Fenghuang recover wages for?",
-    "株洲市委书记是谁？",
-    "What share of Zhuzhou's days had good air quality last year, and how did that compare?",
-)
+PROBES = SAMPLE_QUESTIONS
 MIN_AGREEMENT = 0.9999
 INT8_FILE = "query-encoder-int8.onnx"
 # int8 weights move vectors (cosine about 0.98 to fp32 on passages): this bar only catches
@@ -84,10 +79,7 @@ def export_onnx(model_path: Path, target: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
     sample = tokenizer(list(PROBES[:2]), padding=True, return_tensors="pt")
     axes = {"batch": 0, "tokens": 1}
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=".onnx-", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_path(target, prefix=".onnx-", sync=False) as tmp:
         # The tracer warns about Python conditions on shapes in transformers' masking code;
         # they hold for every input (the mask is as long as the input), and the agreement
         # check afterwards is what decides whether the export is used.
@@ -103,10 +95,6 @@ def export_onnx(model_path: Path, target: Path) -> Path:
                 opset_version=17,
                 dynamo=False,
             )
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 
@@ -115,14 +103,8 @@ def quantize_int8(source: Path, target: Path) -> Path:
     and the token embedding table: a quarter of the memory), written aside and renamed."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    handle, tmp = tempfile.mkstemp(prefix=".onnx-", dir=target.parent)
-    os.close(handle)
-    try:
+    with atomic_path(target, prefix=".onnx-", sync=False) as tmp:
         quantize_dynamic(str(source), tmp, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gather"])
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return target
 
 

@@ -1,0 +1,1 @@
+"""English: stop words, question patterns and what they mean in Chinese text."""

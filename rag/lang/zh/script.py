@@ -1,0 +1,77 @@
+"""Chinese script: the characters of Chinese text, its character pairs, where its sentences end.
+
+Chinese has no spaces between words, so text is matched by pairs of adjacent characters
+(``cjk_bigrams``) and cut into sentences at its full-width stops (``split_sentences``).
+"""
+
+from __future__ import annotations
+
+import re
+from itertools import pairwise
+
+from rag.types import Chunk
+
+# Han characters, the common ones and Extension A: what makes a text Chinese.
+HAN = "\u3400-\u9fff"
+# The common (unified) ideographs alone, and the compatibility ideographs.
+HAN_COMMON = "\u4e00-\u9fff"
+HAN_COMPATIBILITY = "\uf900-\ufaff"
+# Han characters with the punctuation, kana, bopomofo and full-width forms that sit between
+# them in Chinese text: no space belongs between two of these.
+CJK_TEXT = (
+    "\u2e80-\u2fdf\u3000-\u303f\u3040-\u30ff\u3100-\u312f\u3400-\u4dbf\u4e00-\u9fff"
+    "\uf900-\ufaff\ufe30-\ufe4f\uff00-\uffef\u2018-\u201f\u2014\u2026\u00b7\u2460-\u24ff"
+)
+IDEOGRAPHIC_SPACE = "\u3000"
+# Word's built-in paragraph styles as a Chinese Word names them.
+WORD_STYLES = {"title": "标题", "subtitle": "副标题", "heading": "标题"}
+# A reporter's byline closing a paragraph (（张弦）); a photo credit (供图) is not one.
+BYLINE_END = rf"[（(][{HAN_COMMON}\u00b7 ]{{2,24}}[）)]$"
+PHOTO_CREDIT = "供图"
+# An author's name on a line of its own (李永亮), and the tag that numbers an article of a
+# series (⑥, 之三).
+AUTHOR_LINE = rf"^[{HAN_COMMON}]{{2,4}}$"
+SERIES_TAG = r"[\u2460-\u2473\u2776-\u277f]$|之[一二三四五六七八九十\d]+$"
+_HAN = re.compile(f"[{HAN}]")
+_NOT_CJK = re.compile(r"[^\u4e00-\u9fff]")
+_NOT_CJK_OR_LATIN = re.compile(r"[^\u4e00-\u9fffA-Za-z0-9]")
+# A sentence: up to its end mark (。！？；, their ASCII forms), with the closing quotes after it.
+_SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』）)]*)?")
+# Full-width marks that end a sentence, and those that end a clause.
+SENTENCE_MARKS = "。！？；"
+CLAUSE_MARKS = "，"
+_SENTENCE_END = "。！？!?…；;."
+_CLOSERS = "”’」』）)》"
+
+
+def has_han(text: str) -> bool:
+    """Does the text hold a Han character (is it, or part of it, Chinese)?"""
+    return _HAN.search(text) is not None
+
+
+def cjk_bigrams(text: str, latin: bool = False) -> set[str]:
+    """Pairs of adjacent CJK characters (with ``latin``, letters and digits too): a cheap
+    lexical signal for Chinese text, which has no spaces between words."""
+    runs = (_NOT_CJK_OR_LATIN if latin else _NOT_CJK).sub(" ", text)
+    return {a + b for word in runs.split() for a, b in pairwise(word)}
+
+
+def ends_sentence(text: str) -> bool:
+    """True when text ends with sentence punctuation (closing quotes allowed)."""
+    stripped = text.rstrip(_CLOSERS)
+    return bool(stripped) and stripped[-1] in _SENTENCE_END
+
+
+def split_sentences(chunk: Chunk) -> list[tuple[int, int]]:
+    """Sentence spans of a chunk, in document offsets (sentences of two or more characters).
+    A line of the chunk's own headline is not one: the title goes with every chunk of its
+    article already, and as evidence it only repeats what the question names."""
+    spans = []
+    for match in _SENTENCE.finditer(chunk.text):
+        text = match.group()
+        lead = len(text) - len(text.lstrip())
+        body = text.strip()
+        if len(body) >= 2 and not (body in chunk.title and not ends_sentence(body)):
+            start = chunk.start + match.start() + lead
+            spans.append((start, start + len(body)))
+    return spans
