@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
-from rag.lang import ABSTAIN_TEXT as _ABSTAIN_TEXT
-
 
 @dataclass(frozen=True)
 class Article:
@@ -115,10 +113,6 @@ class Citation:
         return found[0].page if found else 0
 
 
-# The text of every abstention, in every language a question may come in (rag.lang).
-ABSTAIN_TEXT = _ABSTAIN_TEXT
-
-
 @dataclass(frozen=True)
 class Usage:
     """Tokens a language model read and wrote for one answer (zero for the extractive generator)."""
@@ -134,7 +128,7 @@ class Usage:
 @dataclass(frozen=True)
 class Answer:
     """The answer to a question: verified text with ``[n]`` markers that refer to ``citations``,
-    or an abstention (``ABSTAIN_TEXT`` and why)."""
+    or an abstention (``rag.lang.ABSTAIN_TEXT`` and why)."""
 
     text: str
     abstained: bool

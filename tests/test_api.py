@@ -19,7 +19,7 @@ from rag.answer.analysis import read_question
 from rag.answer.generators.fake import ScriptedGenerator
 from rag.answer.retrieval import Pipeline
 from rag.config import Settings
-from rag.types import ABSTAIN_TEXT
+from rag.lang import ABSTAIN_TEXT
 from tests.clients import ask_every_mode, sse_events
 from tests.conftest import running_server
 from tests.fakes import fake_llm_server

@@ -20,7 +20,8 @@ from rag.answer.generators.extractive import ExtractiveGenerator
 from rag.answer.stream import final, respond
 from rag.config import Settings
 from rag.errors import GeneratorError
-from rag.types import ABSTAIN_TEXT, Answer, Chunk, GenerationRequest, Passage, ScoredSentence
+from rag.lang import ABSTAIN_TEXT
+from rag.types import Answer, Chunk, GenerationRequest, Passage, ScoredSentence
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
 

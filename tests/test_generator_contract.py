@@ -22,7 +22,8 @@ from rag.answer.generators.fake import ScriptedGenerator
 from rag.answer.generators.fallback import FallbackGenerator
 from rag.answer.generators.openai_compat import Backend, OpenAICompatGenerator
 from rag.answer.stream import AnswerEvent, Delta, Done, Preview, final, respond
-from rag.types import ABSTAIN_TEXT, Answer, GenerationRequest
+from rag.lang import ABSTAIN_TEXT
+from rag.types import Answer, GenerationRequest
 from tests.fakes import FENGHUANG_TITLE, FakeLlama, RecordingStream, llama_with, sse_chunks, two_passages, unreachable
 
 THRESHOLDS = Thresholds(min_sentence=0.5, min_margin=0.05)

@@ -9,7 +9,8 @@ import pytest
 from rag.answer.analysis import read_question
 from rag.answer.grounding import Verifier, cited_ranks, fix_scales, split_units, ungrounded_terms
 from rag.answer.stream import verified
-from rag.types import ABSTAIN_TEXT, Choice, Chunk, GenerationRequest, Passage, ScoredSentence
+from rag.lang import ABSTAIN_TEXT
+from rag.types import Choice, Chunk, GenerationRequest, Passage, ScoredSentence
 
 FENGHUANG = "今年来，该县共办理拖欠农民工工资案件 32 起，为 386 名农民工追回拖欠工资 500 余万元。"
 ZHUZHOU = "去年，株洲市空气质量优良天数达到 326 天。"

@@ -19,8 +19,8 @@ from rag.answer.generators.llama_cpp import LlamaCppGenerator
 from rag.answer.retrieval import Pipeline
 from rag.answer.stream import Answerer, Delta, Done, Preview, Query
 from rag.config import Settings
+from rag.lang import ABSTAIN_TEXT
 from rag.lang.zh.script import has_han as is_chinese
-from rag.types import ABSTAIN_TEXT
 from tests.test_generator_contract import markers_agree
 
 FENGHUANG = "凤凰纪委为农民工解“薪”愁"
