@@ -170,7 +170,8 @@ def test_sentences_split_on_chinese_and_english_punctuation() -> None:
     chunk = Chunk("x:0", "x", "t", "第一句。第二句！Third one? 第四句", 10, 10 + 25)
     spans = split_sentences(chunk)
     texts = [chunk.text[s - 10 : e - 10] for s, e in spans]
-    assert texts == ["第一句。", "第二句！", "Third one?", "第四句"]
+    # JioNLP's coarse cut: Chinese stops end a sentence; an ASCII "?" before Chinese text does not.
+    assert texts == ["第一句。", "第二句！", "Third one? 第四句"]
 
 
 def test_large_corpora_get_an_ivf_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,8 +6,12 @@ Chinese has no spaces between words, so text is matched by pairs of adjacent cha
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import re
 from itertools import pairwise
+from typing import Any
 
 from rag.types import Chunk
 
@@ -35,8 +39,6 @@ SERIES_TAG = r"[\u2460-\u2473\u2776-\u277f]$|之[一二三四五六七八九十\
 _HAN = re.compile(f"[{HAN}]")
 _NOT_CJK = re.compile(r"[^\u4e00-\u9fff]")
 _NOT_CJK_OR_LATIN = re.compile(r"[^\u4e00-\u9fffA-Za-z0-9]")
-# A sentence: up to its end mark (。！？；, their ASCII forms), with the closing quotes after it.
-_SENTENCE = re.compile(r"[^。！？!?；;\n]+(?:[。！？!?；;]+[”’」』）)]*)?")
 # Full-width marks that end a sentence, and those that end a clause.
 SENTENCE_MARKS = "。！？；"
 CLAUSE_MARKS = "，"
@@ -62,16 +64,32 @@ def ends_sentence(text: str) -> bool:
     return bool(stripped) and stripped[-1] in _SENTENCE_END
 
 
+@functools.cache
+def _jionlp() -> Any:
+    """JioNLP, imported once, without the banner it prints on import (it would reach a client
+    that reads standard output, such as ``rag ask --json``)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        import jionlp
+    return jionlp
+
+
 def split_sentences(chunk: Chunk) -> list[tuple[int, int]]:
-    """Sentence spans of a chunk, in document offsets (sentences of two or more characters).
-    A line of the chunk's own headline is not one: the title goes with every chunk of its
-    article already, and as evidence it only repeats what the question names."""
-    spans = []
-    for match in _SENTENCE.finditer(chunk.text):
-        text = match.group()
-        lead = len(text) - len(text.lstrip())
-        body = text.strip()
+    """Sentence spans of a chunk, in document offsets (sentences of two or more characters),
+    cut by JioNLP's ``split_sentence`` (coarse). A line of the chunk's own headline is not one:
+    the title goes with every chunk of its article already, and as evidence it only repeats
+    what the question names.
+
+    JioNLP replaced our own sentence pattern after measuring both on the tuning halves
+    (``python -m eval.swaps sentences``): CMRC 2018 1,525 -> 1,538 of 2,122 correct, ChronoQA
+    1,694 -> 1,695 of 2,568, the seed set unchanged (96 of 108)."""
+    spans, at = [], 0
+    for piece in _jionlp().split_sentence(chunk.text, criterion="coarse"):
+        start = chunk.text.find(piece, at)
+        if start < 0:
+            continue
+        at = start + len(piece)
+        body = piece.strip()
         if len(body) >= 2 and not (body in chunk.title and not ends_sentence(body)):
-            start = chunk.start + match.start() + lead
-            spans.append((start, start + len(body)))
+            begin = chunk.start + start + len(piece) - len(piece.lstrip())
+            spans.append((begin, begin + len(body)))
     return spans
