@@ -49,10 +49,9 @@ def _graph(modules: dict[str, Path]) -> dict[str, set[str]]:
     for name, path in modules.items():
         edges = set()
         for module, names in _imports(path):
-            for target in [f"{module}.{n}" for n in names] + [module]:
-                if target in modules and target != name:
-                    edges.add(target)
-                    break
+            # the module itself, and each name of it that is a module (from rag.lang import tables)
+            targets = {module, *(f"{module}.{n}" for n in names)}
+            edges.update(t for t in targets if t in modules and t != name)
         graph[name] = edges
     return graph
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from pydantic import ValidationError
 from api.deps import StateDep
 from api.errors import DocumentChanged, InvalidBody, UploadTooLarge
 from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, TextDocument
+from api.state import AppState
 from rag.answer.retrieval import Pipeline
 from rag.errors import DocumentNotFound, LoaderError, RagError
 from rag.ingest.loaders import content_hash
@@ -46,6 +49,22 @@ def list_documents(state: StateDep) -> DocumentList:
     pipeline = state.pipeline
     ids = sorted(pipeline.snapshot.documents) if pipeline else []
     return DocumentList(documents=[_info(pipeline, doc_id) for doc_id in ids])
+
+
+@contextlib.contextmanager
+def _changing(state: AppState, what: str) -> Iterator[None]:
+    """One upload or delete: the library held across ``rag serve --workers`` processes, the
+    newest index version loaded first (another worker may have written it), its progress shown,
+    and the new version loaded once the change is saved."""
+    with state.library.writing():
+        state.reload_if_changed()
+        state.progress.start(what)
+        try:
+            yield
+            state.progress.update("loading the new index", 0, 0)
+            state.reload()
+        finally:
+            state.progress.finish()
 
 
 async def _read_upload(request: Request, limit: int) -> tuple[str, bytes, str]:
@@ -117,15 +136,8 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:
             raise RagError("no embedding model is loaded")
-        with library.writing():
-            state.reload_if_changed()  # another worker may have written a newer version
-            state.progress.start(upload.filename)
-            try:
-                library.add(upload, state.embedder, replace, state.progress.update, stop)
-                state.progress.update("loading the new index", 0, 0)
-                state.reload()
-            finally:
-                state.progress.finish()
+        with _changing(state, upload.filename):
+            library.add(upload, state.embedder, replace, state.progress.update, stop)
         return _info(state.pipeline, upload.doc_id)
 
     return await state.writes.run(job, request)
@@ -170,17 +182,10 @@ async def delete_document(doc_id: str, request: Request, state: StateDep) -> Res
 
     def job(stop: threading.Event) -> None:
         assert state.embedder is not None
-        with library.writing():
-            state.reload_if_changed()
+        with _changing(state, doc_id):
             pipeline = state.pipeline
             documents = pipeline.snapshot.documents if pipeline else {}
-            state.progress.start(doc_id)
-            try:
-                library.delete(doc_id, documents, state.embedder, state.progress.update, stop)
-                state.progress.update("loading the new index", 0, 0)
-                state.reload()
-            finally:
-                state.progress.finish()
+            library.delete(doc_id, documents, state.embedder, state.progress.update, stop)
 
     await state.writes.run(job, request)
     return Response(status_code=204)

@@ -102,6 +102,7 @@ def read_question(text: str, as_of: date | None = None, original: str = "") -> Q
         event, rest = parts
         same_day = SameDay(event, read_question(rest, as_of))
     asks = _asks(text)
+    counted = zh.counted_units(text)
     form: Form = "comparison" if comparison else "same-day" if same_day else asks
     return QuestionInfo(
         text=text,
@@ -112,8 +113,8 @@ def read_question(text: str, as_of: date | None = None, original: str = "") -> Q
         comparison=comparison,
         same_day=same_day,
         asked_date=question_date(text, as_of),
-        units=_units(text),
-        counted_units=zh.counted_units(text),
+        units=_units(text, counted),
+        counted_units=counted,
         counted_noun=zh.counted_noun(text),
         titles="|".join([*zh.titles_asked(text), *en.titles_asked(text)]),
         asks_year=zh.asks_year(text),
@@ -136,10 +137,10 @@ def _asks(text: str) -> Form:
     return next((f for f in forms if zh.ASKS[f].search(text) or en.ASKS[f].search(text)), "other")
 
 
-def _units(text: str) -> tuple[str, ...]:
+def _units(text: str, counted: tuple[str, ...]) -> tuple[str, ...]:
     """Units the question's number should carry (empty: any number): the Chinese rules first,
     then an English word for what is counted."""
-    units = zh.wanted_units(text)
+    units = zh.wanted_units(text, counted)
     if units is not None:
         return units
     group = en.unit_group(text)

@@ -87,9 +87,9 @@ def bound_names(candidates: Sequence[NameCandidate], passages: Sequence[str]) ->
     dictionary knows well that a retrieved passage contains; ``passages`` are their texts."""
     names = []
     for candidate in candidates:
+        known = candidate.known >= _MIN_PERSON_FREQUENCY if candidate.tag == "nr" else candidate.known > 0
         seen = any(names_in(candidate.word, text) for text in passages)
-        trusted = candidate.known >= _MIN_PERSON_FREQUENCY if candidate.tag == "nr" else True
-        if (candidate.tag == "nr" and trusted and seen) or (candidate.tag != "nr" and (candidate.known or seen)):
+        if (known and seen) if candidate.tag == "nr" else (known or seen):
             names.append(candidate.word)
     return tuple(dict.fromkeys(names))
 

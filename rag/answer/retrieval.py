@@ -23,8 +23,6 @@ from rag.lang import WARM_UP_QUESTION
 from rag.lang.zh.dates import date_agreement, dated_first
 from rag.types import Comparison, GenerationRequest, Passage, QuestionInfo, ScoredSentence, Ymd, passage_text
 
-# A question that touches every part of the path once, asked before the first real one.
-_WARM_UP = WARM_UP_QUESTION
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3
 # A question that names a date looks this deep for passages of that date (rag.lang.zh.dates).
@@ -84,7 +82,7 @@ class Pipeline:
         from rag.answer.analysis import analyse
 
         self._translator.warm_up()
-        self.retrieve(analyse(_WARM_UP), 1)
+        self.retrieve(analyse(WARM_UP_QUESTION), 1)
 
     @property
     def embedder(self) -> Embedder:

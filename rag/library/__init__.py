@@ -127,10 +127,7 @@ def index_paths(
     the index holds as they are now are not read again (a folder of scans is not OCR'd twice)."""
     if progress is not None:
         progress("reading files", 0, 0)
-    known: dict[str, str] = {}
-    if not rebuild:
-        with contextlib.suppress(IndexMissing):
-            known = dict(load_manifest(settings.index_dir).document_hashes)
+    known = {} if rebuild else indexed_hashes(settings.index_dir)
     report = load_paths(paths, options or read_options(settings), known, progress)
     found = [d.doc_id for d in report.documents] + list(report.unchanged)
     stats, version = index_documents(
@@ -142,6 +139,14 @@ def index_paths(
         progress=progress,
     )
     return IndexResult(stats, report.failed, version)
+
+
+def indexed_hashes(index_dir: Path) -> dict[str, str]:
+    """What the index on disk holds (document id -> content hash); empty before the first index."""
+    try:
+        return dict(load_manifest(index_dir).document_hashes)
+    except IndexMissing:
+        return {}
 
 
 # Held by a whole upload or delete, across processes (rag.index.snapshot.writer_lock).
@@ -187,8 +192,9 @@ class Upload:
 class DocumentLibrary:
     """The documents folder (``RAG_DOCUMENTS_DIR``) and the index, changed together.
 
-    Every change runs inside ``writing()``, which holds a lock beside the index across
-    processes (``rag serve --workers`` and ``rag index``), and begins by finishing or undoing a
+    Every change runs inside ``writing()``, which holds a lock beside the index across the
+    processes of ``rag serve --workers`` (the index itself has its own writer lock, which
+    ``rag index`` takes too), and begins by finishing or undoing a
     change a crash interrupted (``recover``). ``check`` reads an upload before it queues, so a
     bad file costs no turn; ``add`` and ``delete`` then change the folder and the index, or
     neither. ``stop`` (a client gone away) interrupts an update before it is saved.
@@ -205,16 +211,9 @@ class DocumentLibrary:
         with writer_lock(self.settings.index_dir, UPLOADS_LOCK):
             yield
 
-    def indexed_hashes(self) -> dict[str, str]:
-        """What the index on disk holds (document id -> content hash); empty before the first index."""
-        try:
-            return dict(load_manifest(self.settings.index_dir).document_hashes)
-        except IndexMissing:
-            return {}
-
     def recover(self) -> str:
         """Finish or undo the change a crash interrupted (call inside ``writing()``); what was done."""
-        return self.folder.recover(self.indexed_hashes())
+        return self.folder.recover(indexed_hashes(self.settings.index_dir))
 
     def check(self, name: str, data: bytes, published: str = "") -> Upload:
         """The upload checked: a usable name, a type we read, and (but for scans) its text read."""

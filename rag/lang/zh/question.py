@@ -48,11 +48,12 @@ def counted_units(question: str) -> tuple[str, ...]:
     return ()
 
 
-def wanted_units(question: str) -> tuple[str, ...] | None:
-    """Units the question's number should carry: those it names, a percentage for a share, points
-    for an index, money for an amount; () for a change (a percentage or an amount, whichever the
-    text gives); None when no rule of this language says."""
-    if counted := counted_units(question):
+def wanted_units(question: str, counted: tuple[str, ...]) -> tuple[str, ...] | None:
+    """Units the question's number should carry: those it names (``counted``, its
+    ``counted_units``), a percentage for a share, points for an index, money for an amount; ()
+    for a change (a percentage or an amount, whichever the text gives); None when no rule of
+    this language says."""
+    if counted:
         return counted
     if _CHANGE.search(question):
         return ()
