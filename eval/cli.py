@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.data import HALVES, ROOT, SEED_DOCS, Dataset, Question, half_of, load_dataset
+from eval.data import HALVES, ROOT, SEED_DOCS, Dataset, Question, half_of, load_dataset, withheld_gold
 from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
 from rag.answer.generators import Generators
@@ -63,6 +63,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="only the questions of one half of a dev set, split by document: tune (choose rules and defaults on "
         "it) or report (left untouched, the figures to quote)",
     )
+    parser.add_argument(
+        "--withhold-gold",
+        action="store_true",
+        help="ask each question without its gold passages (an unanswerable set: the right reply is an abstention; "
+        "questions whose answer another passage holds are left out)",
+    )
     parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
     parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -89,6 +95,10 @@ def _run(
 ) -> tuple[list[Summary], list[Record]]:
     pool = [q for q in dataset.questions if args.half is None or half_of(q) == args.half]
     questions = chosen_questions(pool, args.limit, args.sample)
+    if args.withhold_gold:
+        questions = withheld_gold(dataset, questions)
+        if not questions:
+            raise RagError(f"{dataset.name}: no question can be asked without its gold passages")
     summaries: list[Summary] = []
     records: list[Record] = []
     embedder = None
@@ -125,6 +135,15 @@ def _print(summary: Summary) -> None:
     )
 
 
+def _print_unanswerable(config: str, records: list[Record]) -> None:
+    """How often the unanswerable questions got an answer (a false answer) instead of an abstention."""
+    unanswerable = [r for r in records if not r.answerable and not r.error]
+    if unanswerable:
+        false = sum(not r.abstained for r in unanswerable)
+        share = 100 * false / len(unanswerable)
+        print(f"{config}: false answers {false} of {len(unanswerable)} unanswerable ({share:.1f}%)")
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """The ``rag eval`` command."""
     dataset = load_dataset(args.data, args.as_of_field)
@@ -147,6 +166,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     paths = write(out, dataset.name, summaries, records)
     for summary in summaries:
         _print(summary)
+        _print_unanswerable(summary.config, [r for r in records if r.config == summary.config])
     print(f"report: {paths['markdown']}\nresults: {paths['json']}\nchart: {paths['chart']}")
     return 0
 

@@ -6,7 +6,8 @@ import hashlib
 import json
 import logging
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
 
@@ -46,6 +47,8 @@ class Question:
     documents: str = ""
     # The day the question is asked, which 去年 and 上周 count from (``--as-of-field``).
     as_of: date | None = None
+    # Documents the question is asked without (``withheld_gold``): its own gold passages.
+    withheld: tuple[str, ...] = ()
 
     @property
     def answerable(self) -> bool:
@@ -236,3 +239,27 @@ def half_of(question: Question) -> Half:
         return "tune"
     digest = hashlib.sha256(question.gold_pids[0].encode()).digest()
     return HALVES[digest[0] & 1]
+
+
+def _squeezed(text: str) -> str:
+    return re.sub(r"\s+", "", text).lower()
+
+
+def withheld_gold(dataset: Dataset, questions: Sequence[Question]) -> tuple[Question, ...]:
+    """Unanswerable questions made from answerable ones: each is asked without its gold
+    passages (``withheld``), as a user asks about an article the corpus lacks. A question
+    stays only when no other passage of the corpus holds any of its answers, so abstaining
+    is the one right reply."""
+    gold = {pid for q in questions for pid in q.gold_pids}
+    texts = {p.pid: _squeezed(f"{p.title}{p.text}") for p in dataset.passages}
+    corpus = "\n".join(texts.values())
+    kept = []
+    for q in questions:
+        if not (q.answerable and q.gold_pids and gold.issuperset(q.gold_pids)):
+            continue
+        answers = {_squeezed(a) for group in q.answer_groups for a in group if a.strip()}
+        inside = [texts.get(pid, "") for pid in q.gold_pids]
+        if any(corpus.count(a) > sum(t.count(a) for t in inside) for a in answers):
+            continue  # another passage holds an answer: not unanswerable
+        kept.append(replace(q, qid=f"{q.qid}-withheld", answer_groups=(), category="withheld", withheld=q.gold_pids))
+    return tuple(kept)

@@ -28,6 +28,7 @@ from rag.answer.stream import Answerer, Query
 from rag.config import Settings
 from rag.errors import RagError
 from rag.index.embedding import Embedder
+from rag.index.store import Where
 from rag.ingest.loaders import content_hash, parse_text
 from rag.library import index_documents, index_paths
 from rag.service import open_pipeline
@@ -109,7 +110,9 @@ class Record:
 class Asker(Protocol):
     """Something that answers a question: the library in-process, or a server over HTTP."""
 
-    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply: ...
+    def ask(
+        self, question: str, config: Config, as_of: date | None = None, withheld: tuple[str, ...] = ()
+    ) -> Reply: ...
 
 
 class InProcessAsker:
@@ -118,8 +121,10 @@ class InProcessAsker:
 
     def __init__(self, pipeline: Pipeline, settings: Settings) -> None:
         self._answerer = Answerer(pipeline, Generators(settings), settings)
+        self._documents = frozenset(pipeline.snapshot.documents)
 
-    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None, withheld: tuple[str, ...] = ()) -> Reply:
+        where = Where(self._documents - set(withheld)) if withheld else None
         query = Query(
             question,
             top_k=config.top_k,
@@ -128,6 +133,7 @@ class InProcessAsker:
             depth=RETRIEVAL_DEPTH,
             preview=True,  # as /api/ask/stream: the timings then show when the preview would be sent
             as_of=as_of,
+            where=where,
         )
         stream = self._answerer.open(query)
         answer = stream.answer()
@@ -146,8 +152,11 @@ class HttpAsker:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(base_url=url.rstrip("/"), timeout=timeout_s, headers=headers, transport=transport)
 
-    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None, withheld: tuple[str, ...] = ()) -> Reply:
         import httpx
+
+        if withheld:
+            raise RagError("questions asked without their gold passages are asked in-process only (no --url)")
 
         payload = {
             "question": question,
@@ -225,7 +234,7 @@ def run_config(asker: Asker, questions: Iterable[Question], config: Config) -> I
     """Ask every question under one config; errors become failed records, not crashes."""
     for question in questions:
         try:
-            yield score(question, config, asker.ask(question.question, config, question.as_of))
+            yield score(question, config, asker.ask(question.question, config, question.as_of, question.withheld))
         except RagError as exc:
             yield failed(question, config, str(exc))
 

@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     # far the best passage must stand out from the corpus (see rag.answer.generators.extractive).
     abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
     abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
+    # The least confidence that the gate's evidence answers (rag.answer.confidence, fitted on the
+    # dev sets' tuning halves with their unanswerable twins); 0 turns the check off.
+    abstain_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
 
     @property
     def embedding_id(self) -> str:

@@ -191,6 +191,8 @@ class Choice:
     answer: str
     score: float
     draft: bool = False  # the answer is a whole draft with its own [n] markers (rag.answer.timeline)
+    confidence: float = 1.0  # that the evidence answers the question (rag.answer.confidence)
+    typed: bool = False  # the answer is a span of the asked type (a figure, a date, a name), not the sentence
 
 
 # Which event came first or last, or whether all share a year, month or day.
@@ -286,8 +288,9 @@ class QuestionInfo:
 class GenerationRequest:
     """A question (analysed), its retrieved passages (best first) and their sentences (best first).
 
-    ``background`` is the question's mean similarity to the corpus at large: how much
-    the best passage stands out from it measures how well the corpus covers the question.
+    ``background`` is the question's mean similarity to the other articles of the corpus: how
+    much the best passage stands out from it measures how well the corpus covers the
+    question (None: the corpus holds one article only).
     ``keywords`` group the Chinese corpus words each English word of the question may
     mean; ``unknown_names`` are names the corpus never mentions (see rag.index.lexicon);
     ``names`` are the places, organisations and people the question names, which the
@@ -301,7 +304,7 @@ class GenerationRequest:
     info: QuestionInfo
     passages: tuple[Passage, ...]
     sentences: tuple[ScoredSentence, ...]
-    background: float = 0.0
+    background: float | None = None
     keywords: tuple[tuple[str, ...], ...] = ()
     unknown_names: tuple[str, ...] = ()
     names: tuple[str, ...] = ()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.data import DatasetError, load_dataset, load_seed, load_shared, load_squad
+from eval.data import DatasetError, load_dataset, load_seed, load_shared, load_squad, withheld_gold
 from eval.metrics import contains_answer
 from rag.ingest.loaders import parse_bytes
 from tests.conftest import SEED
@@ -118,3 +118,23 @@ def test_a_sample_is_the_same_every_time_and_keeps_the_order() -> None:
     assert order == sorted(order) and order != list(range(20))
     assert chosen_questions(questions, limit=10) == questions[:10]
     assert chosen_questions(questions, sample=10_000) == questions
+
+
+def test_a_question_withheld_from_its_gold_passage_is_unanswerable_only_when_no_other_passage_answers(
+    tmp_path: Path,
+) -> None:
+    passages = [
+        {"pid": "p1", "text": "凤凰县为 386 名农民工追回工资。", "title": "凤凰"},
+        {"pid": "p2", "text": "株洲关停 1800 家企业。", "title": "株洲"},
+        {"pid": "p3", "text": "另一篇报道也说株洲关停 1800 家企业。", "title": "株洲二"},
+    ]
+    questions = [
+        {"qid": "q1", "question": "凤凰县为多少名农民工追回工资？", "answer_groups": [["386"]], "gold_pids": ["p1"]},
+        {"qid": "q2", "question": "株洲关停多少家企业？", "answer_groups": [["1800"]], "gold_pids": ["p2"]},
+    ]
+    (tmp_path / "passages.jsonl").write_text("".join(json.dumps(p, ensure_ascii=False) + "\n" for p in passages))
+    (tmp_path / "qa.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in questions))
+    data = load_shared(tmp_path)
+    (withheld,) = withheld_gold(data, data.questions)  # q2's answer is in p3 too: it stays answerable
+    assert withheld.qid == "q1-withheld" and withheld.withheld == ("p1",)
+    assert not withheld.answerable and withheld.question == "凤凰县为多少名农民工追回工资？"

@@ -29,7 +29,7 @@ class FakeAsker:
     def __init__(self, replies: dict[str, Reply]) -> None:
         self.replies = replies
 
-    def ask(self, question: str, config: Config, as_of: date | None = None) -> Reply:
+    def ask(self, question: str, config: Config, as_of: date | None = None, withheld: tuple[str, ...] = ()) -> Reply:
         if question not in self.replies:
             raise RagError("server unreachable")
         return self.replies[question]

@@ -64,10 +64,12 @@ def test_a_docx_splits_into_its_articles_with_headings_as_titles() -> None:
     doc = parse_bytes(_docx(), "docs/news.docx", "news.docx")
     assert [a.title for a in doc.articles] == ["株洲公交提质升级 候车更舒适出行更绿色", "渌江大桥建成通车"]
     assert BUS.replace(" ", "") in doc.text.replace(" ", "")
-    assert "候车亭 | 126 座" in doc.text and "新能源公交车 | 85 台" in doc.text
+    # A cell under a header row is written with its column's heading, the header row as it is.
+    assert "项目 | 数量" in doc.text
+    assert "候车亭 | 数量：126 座" in doc.text and "新能源公交车 | 数量：85 台" in doc.text
     assert "合并的单元格 | 右侧" in doc.text  # a merged cell is written once
     first = doc.articles[0]
-    assert "候车亭 | 126 座" in doc.text[first.start : first.end]
+    assert "候车亭 | 数量：126 座" in doc.text[first.start : first.end]
 
 
 def test_a_docx_without_headings_is_titled_by_its_title_property() -> None:

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -160,3 +161,28 @@ def test_every_client_of_a_real_server_with_the_local_model(seed_settings: Setti
         for question in ("What is the population of Changsha?", "长沙市今年空气质量优良天数是多少？"):
             for mode, seen in ask_every_mode(base, question).items():
                 assert seen.text == ABSTAIN_TEXT and seen.abstained, (question, mode, seen.text)
+
+
+@pytest.fixture(scope="module")
+def own_answerer(
+    tmp_path_factory: pytest.TempPathFactory, seed_settings: Settings, real_embedder: Any, generators: Generators
+) -> Answerer:
+    """The local model over an index of one article of ours (tests/test_own_documents.py)."""
+    from rag.library import index_paths
+    from rag.service import open_pipeline
+    from tests.test_own_documents import ARTICLE
+
+    folder = tmp_path_factory.mktemp("own-llm")
+    (folder / "docs").mkdir()
+    (folder / "docs" / "juzizhou.txt").write_text(ARTICLE, encoding="utf-8")
+    settings = seed_settings.model_copy(update={"index_dir": folder / "index"})
+    index_paths(settings, [folder / "docs"], real_embedder)
+    return Answerer(open_pipeline(settings, real_embedder), generators, settings)
+
+
+def test_the_local_model_answers_a_one_document_index_and_abstains_on_what_it_lacks(own_answerer: Answerer) -> None:
+    answer = own_answerer.ask(Query("橘子洲景区单日最高接待游客多少人次？", generator="llama-cpp"))
+    assert not answer.abstained, answer.abstain_reason
+    assert "4.5" in answer.text and "15.6" not in answer.text  # the single day's highest, not the total
+    for question in ("What is the population of Changsha?", "长沙市的人口是多少？"):
+        assert own_answerer.ask(Query(question, generator="llama-cpp")).abstained, question

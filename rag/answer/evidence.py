@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
+from rag.answer.confidence import CONFIDENCE
 from rag.answer.entities import missing_in
 from rag.answer.timeline import compare
 from rag.config import Settings
@@ -55,16 +56,18 @@ _SPACE = re.compile(r"\s")
 
 @dataclass(frozen=True)
 class Thresholds:
-    """When the gate abstains (RAG_ABSTAIN_MIN_SIMILARITY and RAG_ABSTAIN_MIN_MARGIN, chosen on
-    the seed eval set): the evidence sentence's least similarity to the question, and how far
-    the best passage must stand out from the corpus."""
+    """When the gate abstains: the evidence sentence's least similarity to the question
+    (RAG_ABSTAIN_MIN_SIMILARITY), how far the best passage must stand out from the rest of the
+    corpus (RAG_ABSTAIN_MIN_MARGIN), and the least confidence that the chosen evidence answers
+    (RAG_ABSTAIN_MIN_CONFIDENCE, of ``rag.answer.confidence``; 0 turns it off)."""
 
     min_sentence: float
     min_margin: float
+    min_confidence: float = 0.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
-        return cls(settings.abstain_min_similarity, settings.abstain_min_margin)
+        return cls(settings.abstain_min_similarity, settings.abstain_min_margin, settings.abstain_min_confidence)
 
 
 def _kind(info: QuestionInfo) -> Kind:
@@ -83,23 +86,34 @@ def _common_suffix(a: str, b: str) -> int:
 
 
 def _said_of(
-    info: QuestionInfo, asked: AskedContext, sentence: str, matches: list[re.Match[str]], last: bool = False
+    info: QuestionInfo,
+    asked: AskedContext,
+    sentence: str,
+    matches: list[re.Match[str]],
+    last: bool = False,
+    aggregates: bool = False,
 ) -> list[str]:
     """The matched spans, the one said of what the question asks first: the one whose words
     just before it end as the question's words before its question word do (下调至多少 ->
     the figure after 下调至), then the one with the most of the question's words around
     its question word within its clause, then the most question words nearby, then the first.
-    With ``last``, spans the question itself gives come after all others."""
+    With ``last``, spans the question itself gives come after all others; with ``aggregates``
+    (figures), between spans the question's words tell apart no further, the one said to be
+    what the question's aggregate asks (最高, 累计) first."""
     given = _SPACE.sub("", info.text)
     ranked = []
     for order, match in enumerate(matches):
         echoed = last and _SPACE.sub("", match.group()) in given
+        # Asked for the highest (单日最高), a figure said to be the highest before a plain one,
+        # and a total (累计) last.
+        said = zh.said_aggregate(sentence, match.start(), match.end()) if aggregates and info.aggregate else ""
+        fits = 0 if not info.aggregate or said == info.aggregate else 1 if not said else 2
         before = FILLER_END.sub("", zh.clause_before(sentence, match.start()))
         after = zh.clause_after(sentence, match.end())
         said_of = shared if (shared := _common_suffix(asked.left, before)) >= 2 else 0  # one shared 率 says little
         near = cjk_bigrams(before) | cjk_bigrams(after)
         overlap = _context_overlap(info.pairs, sentence, match.start(), match.end())
-        ranked.append((echoed, -said_of, -len(asked.pairs & near), -overlap, order, match.group().strip()))
+        ranked.append((echoed, -said_of, -len(asked.pairs & near), fits, -overlap, order, match.group().strip()))
     return [span for *_, span in sorted(ranked)]
 
 
@@ -117,14 +131,18 @@ def number_spans(info: QuestionInfo, sentence: str) -> list[str]:
         if zh.figure_digits(match.group()) not in given
         and not (info.units and number_unit(match.group().strip()) not in info.units)
     ]
-    return _said_of(info, info.number_context, sentence, kept)
+    if not kept and not info.given_numbers:
+        # No figure in digits: one in Chinese numerals with its measure word (五层, 两轮, 八成).
+        kept = [m for m in zh.numeral_figures(sentence) if not info.units or counts_in(info.units, m.group())]
+    return _said_of(info, info.number_context, sentence, kept, aggregates=True)
 
 
 def date_spans(info: QuestionInfo, sentence: str) -> list[str]:
     """Dates in the sentence, best match for the question first; one the question itself
     gives (2024年5月22日起…到什么时候) only after the others, since a question may echo its
     answer (2019年9月底…预计何时开通)."""
-    spans = _said_of(info, info.date_context, sentence, zh.dates(sentence), last=True)
+    # Dates in digits, else the ones written otherwise (建安二十四年, 20世纪中叶, 金朝).
+    spans = _said_of(info, info.date_context, sentence, zh.dates(sentence) or zh.numeral_dates(sentence), last=True)
     if info.asks_year:
         return spans
     # 什么时候 asks for the day: a year alone (2014年起担任CEO) only when no day or month is given.
@@ -230,7 +248,8 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
         return "nothing retrieved"
     if request.unknown_names:
         return f"the documents never mention the name asked about: {', '.join(request.unknown_names)}"
-    if request.passages[0].score - request.background < thresholds.min_margin:
+    background = request.background
+    if background is not None and request.passages[0].score - background < thresholds.min_margin:
         return "no passage stands out from the rest of the documents"
     info = request.info
     kind = _kind(info)
@@ -270,7 +289,63 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
         return "the evidence lacks the question's numbers, terms or topic"
     if span and kind is Kind.DATE:
         span = completed_year(span, best.text, request.passages[best.passage_rank].chunk.text, request.asked_date)
-    return Choice(sentence=best, answer=span or best.text, score=score)
+    signs = evidence_signs(request, score, best, span)
+    confidence = CONFIDENCE.of(signs)
+    if confidence < thresholds.min_confidence:
+        return f"the evidence is too weak to answer (confidence {confidence:.2f} < {thresholds.min_confidence:.2f})"
+    return Choice(sentence=best, answer=span or best.text, score=score, confidence=confidence, typed=span is not None)
+
+
+def unquotable(request: GenerationRequest, choice: Choice) -> str:
+    """Why the gate's evidence cannot be the extractive answer ('' when it can): that answer is
+    only a span of the asked type. A question asking for a figure or a date is not answered
+    by a whole sentence without one, nor an English question by a Chinese sentence (a language
+    model, reading the passages, may still answer either). A person is still answered by the
+    sentence that names them: names are cut out only after a title (局长莫雄), and on the dev
+    sets' tuning halves most people asked for are named without one."""
+    if choice.typed or choice.draft:
+        return ""
+    kind = _kind(request.info)
+    if kind in (Kind.NUMBER, Kind.DATE):
+        return f"no good sentence gives the {kind.value} asked for"
+    if request.info.language == "en":
+        return "no span of the passages answers the English question by itself"
+    return ""
+
+
+def evidence_signs(
+    request: GenerationRequest, score: float, best: ScoredSentence, span: str | None
+) -> dict[str, float]:
+    """What says the chosen evidence answers the question (``rag.answer.confidence`` weighs them):
+    how far the best passage stands out, how similar the sentence is, how much of the question's
+    topic the sentence and its passage hold, whether a span of the asked type was found, and
+    what the question asks."""
+    info = request.info
+    passage = request.passages[best.passage_rank].chunk
+    pairs = info.topic_pairs or info.pairs
+    focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
+    sentence_pairs = cjk_bigrams(best.text)
+    passage_pairs = cjk_bigrams(passage_text(passage))
+    english = info.language == "en"
+    kind = _kind(info)
+    return {
+        "margin": request.passages[0].score - request.background if request.background is not None else 0.05,
+        "one_article": float(request.background is None),
+        "best_passage": request.passages[0].score,
+        "passage_gap": request.passages[0].score - request.passages[1].score if len(request.passages) > 1 else 0.0,
+        "similarity": best.score,
+        "score": score,
+        "sentence_topic": len(focus & sentence_pairs) / len(focus) if focus else 0.0,
+        "passage_topic": len(pairs & passage_pairs) / len(pairs) if pairs else 0.0,
+        "keywords": keyword_coverage(request.keywords, best.text) if english else 0.0,
+        "typed": float(span is not None),
+        "asks_number": float(kind is Kind.NUMBER),
+        "asks_date": float(kind is Kind.DATE),
+        "asks_person": float(kind is Kind.PERSON),
+        "english": float(english),
+        "named": float(bool(request.names)),
+        "rank": float(best.passage_rank),
+    }
 
 
 def completed_year(span: str, sentence: str, passage: str, asked: Ymd | None) -> str:

@@ -21,7 +21,7 @@ from rag.index.snapshot import Snapshot
 from rag.index.store import Where
 from rag.lang import WARM_UP_QUESTION
 from rag.lang.zh.dates import date_agreement, dated_first
-from rag.types import Comparison, GenerationRequest, Passage, QuestionInfo, ScoredSentence, Ymd, passage_text
+from rag.types import Chunk, Comparison, GenerationRequest, Passage, QuestionInfo, ScoredSentence, Ymd, passage_text
 
 # Sentences of this many top passages are scored for the extractive answer.
 _EVIDENCE_PASSAGES = 3
@@ -151,8 +151,7 @@ class Pipeline:
         passages = ranked[:top_k]
         evidence_rows = [row for row, _ in hits[: min(top_k, _EVIDENCE_PASSAGES)]]
         sentences = score_sentences(self._snapshot, query, evidence_rows)
-        sample = self._snapshot.background_vectors
-        background = float(np.mean(sample @ query)) if len(sample) else 0.0
+        background = self._background(query, passages[0].chunk if passages else None)
         t2 = time.perf_counter()
         timings = {"embed_ms": (t1 - t0) * 1000, "search_ms": (t2 - t1) * 1000}
         names = translation.names or bound_names(info.name_candidates, [passage_text(p.chunk) for p in passages])
@@ -161,6 +160,17 @@ class Pipeline:
             asked_date=asked,
         )  # fmt: skip
         return Retrieval(request, timings, ranked)
+
+    def _background(self, query: Vectors, best: Chunk | None) -> float | None:
+        """The question's mean similarity to the other articles (not the one of the ``best``
+        passage), or None when the corpus has no other: a corpus of one article is not a
+        background against which that article could stand out (a user's first try is often one file)."""
+        snapshot = self._snapshot
+        article = (best.doc_id, best.title) if best is not None else None
+        others = [i for i, a in enumerate(snapshot.background_articles) if a != article]
+        if not others:
+            return None
+        return float(np.mean(snapshot.background_vectors[others] @ query))
 
     def _checked(self, where: Where | None) -> Where | None:
         """The filter, or a clear error when it can match nothing by mistake."""

@@ -32,7 +32,7 @@ from datetime import date
 
 from rag.answer.analysis import Limits, analyse
 from rag.answer.conversation import ChatFunction, Turn
-from rag.answer.evidence import Thresholds, choose
+from rag.answer.evidence import Thresholds, choose, unquotable
 from rag.answer.generators import Call, ChatGenerator, Generator, Generators
 from rag.answer.generators.extractive import ExtractiveGenerator, evidence_draft
 from rag.answer.grounding import Verifier
@@ -236,6 +236,9 @@ def respond(
         return
     request = replace(request, evidence=choice)
     generator = drafter(request, generator)
+    if generator.name == "extractive" and (reason := unquotable(request, choice)):
+        yield from _abstention(reason, timings, started, call)
+        return
     preview = preview and generator.name != "extractive"
     yield from _generated(request, generator, call, preview, timings, started, cancelled or threading.Event())
 

@@ -104,10 +104,20 @@ class Snapshot:
         return np.fromiter((s.chunk_row for s in self.sentences), dtype=np.int64, count=len(self.sentences))
 
     @functools.cached_property
-    def background_vectors(self) -> Vectors:
-        """An even sample of chunk vectors: what an unrelated question scores against."""
+    def background_rows(self) -> range:
+        """An even sample of chunk rows: what an unrelated question scores against."""
         step = max(1, len(self.chunks) // _BACKGROUND_SAMPLE)
-        return np.ascontiguousarray(self.store.vectors(range(0, len(self.chunks), step)[:_BACKGROUND_SAMPLE]))
+        return range(0, len(self.chunks), step)[:_BACKGROUND_SAMPLE]
+
+    @functools.cached_property
+    def background_vectors(self) -> Vectors:
+        """The vectors of ``background_rows``."""
+        return np.ascontiguousarray(self.store.vectors(self.background_rows))
+
+    @functools.cached_property
+    def background_articles(self) -> tuple[tuple[str, str], ...]:
+        """The article (document id, title) of each of ``background_rows``."""
+        return tuple((self.chunks[row].doc_id, self.chunks[row].title) for row in self.background_rows)
 
     def sentence_rows(self, chunk_row: int) -> range:
         """Rows of the sentences of one chunk (sentences are stored in chunk order)."""

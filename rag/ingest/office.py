@@ -1,7 +1,8 @@
 """Word documents (.docx, python-docx): paragraphs, headings as titles, tables as text.
 
 Body paragraphs become blocks in document order, tables among them (each row one line,
-its cells joined by `` | ``; a merged cell is written once). Paragraphs styled Title or
+its cells joined by `` | ``, each cell under a header row with its column's heading:
+``候车亭 | 数量：126 座``; a merged cell is written once). Paragraphs styled Title or
 Heading N are headings; those of the top level the document uses open a new text frame,
 so a file holding several articles, each under its own top heading, splits into them and
 each takes its heading as its title (rag.ingest.articles). Headers and footers are page furniture
@@ -80,20 +81,37 @@ def read_docx(data: bytes, name: str, max_unpacked: int) -> tuple[list[Block], s
 
 
 def _rows(table: object) -> list[str]:
+    """The table's rows as lines. A table of two rows or more whose first row is a header
+    (text in two columns or more) writes every later cell after the first column with its
+    column's heading (地区 | 增速：6.4%), so a figure is read, found and cited by its row and
+    column; the header row is kept as it is."""
     from docx.table import Table
 
     assert isinstance(table, Table)
+    grid = [_cells(row) for row in table.rows]
+    header = grid[0] if len(grid) >= 2 else []
+    headed = sum(1 for _, text in header if text) >= 2
     rows = []
-    for row in table.rows:
-        cells: list[str] = []
-        seen: list[object] = []
-        for cell in row.cells:
-            if any(cell._tc is other for other in seen):  # a merged cell repeats in every column it spans
-                continue
-            seen.append(cell._tc)
-            text = normalise_line(" ".join(p.text for p in cell.paragraphs))
-            if text:
-                cells.append(text)
-        if cells:
-            rows.append(" | ".join(cells))
+    for n, cells in enumerate(grid):
+        names = dict(header) if headed and n > 0 else {}
+        parts = [
+            f"{names[column]}：{text}" if column > 0 and names.get(column) and names[column] != text else text
+            for column, text in cells
+            if text
+        ]
+        if parts:
+            rows.append(" | ".join(parts))
     return rows
+
+
+def _cells(row: object) -> list[tuple[int, str]]:
+    """(column, text) of a row's cells; a merged cell repeats in every column it spans and is
+    taken once, at its first column."""
+    cells: list[tuple[int, str]] = []
+    seen: list[object] = []
+    for column, cell in enumerate(row.cells):  # type: ignore[attr-defined]
+        if any(cell._tc is other for other in seen):
+            continue
+        seen.append(cell._tc)
+        cells.append((column, normalise_line(" ".join(p.text for p in cell.paragraphs))))
+    return cells

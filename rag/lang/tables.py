@@ -66,3 +66,14 @@ def alternation(language: str, name: str, **fill: str) -> str:
 def pattern(language: str, name: str, flags: int = 0, **fill: str) -> re.Pattern[str]:
     """A table compiled into one regular expression (see ``alternation``)."""
     return re.compile(alternation(language, name, **fill), flags)
+
+
+def patterns(language: str, name: str, flags: int = 0, **fill: str) -> tuple[re.Pattern[str], ...]:
+    """A table's pieces compiled one by one, for tables whose pieces name the same groups
+    (``(?P<a>…)`` in each), which one expression cannot hold."""
+    compiled = []
+    for piece in table(language, name).pieces():
+        for key, value in fill.items():
+            piece = piece.replace("{" + key + "}", value)
+        compiled.append(re.compile(piece, flags))
+    return tuple(compiled)

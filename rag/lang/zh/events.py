@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from rag.lang.tables import pattern
+from rag.lang.tables import pattern, patterns
 from rag.lang.zh.dates import dates_in
 from rag.types import Comparison, Relation
 
@@ -39,9 +39,36 @@ def _clean(event: str) -> str:
     return _EVENT["head"].sub("", _EVENT["tail"].sub("", event.strip()))
 
 
+# Other wordings of a comparison, read as the template: A比B早吗 -> A和B哪个更早.
+_PAIR_EARLY = patterns("zh", "event_pair_early")
+_PAIR_LATE = patterns("zh", "event_pair_late")
+_IN_ORDER = patterns("zh", "event_in_order")
+
+
+def _as_template(text: str) -> str | None:
+    """A comparison worded otherwise (A比B早吗, A早于B吗, 按时间先后排序, 相隔多久) in the
+    template's words, or None."""
+    for pairs, word in ((_PAIR_EARLY, "更早"), (_PAIR_LATE, "更晚")):
+        for pair in pairs:
+            if found := pair.match(text):
+                return f"{found.group('a')}和{found.group('b')}哪个{word}"
+    for in_order in _IN_ORDER:
+        if found := in_order.match(text):
+            return f"{found.group('events')}哪个最早"
+    return None
+
+
 def parse_comparison(question: str) -> Comparison | None:
     """The comparison a Chinese question asks for, or None when it asks something else."""
     text = question.strip().rstrip("？?。！!")
+    found = _parse_template(text)
+    if found is None and (template := _as_template(text)) is not None:
+        found = _parse_template(template)
+    return found
+
+
+def _parse_template(text: str) -> Comparison | None:
+    """The comparison of a question in the template's words (A和B哪个更早发生)."""
     relation: Relation
     same = _EVENT["same"].search(text)
     if same:
