@@ -39,7 +39,11 @@ def _names(text: str) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``rag eval``."""
-    parser.add_argument("--data", default="seed", help="'seed', a shared-format folder, or a SQuAD-style .json")
+    parser.add_argument(
+        "--data",
+        default="seed",
+        help="'seed', 'paraphrase' (seed questions reworded), a shared-format folder, or a SQuAD-style .json",
+    )
     parser.add_argument("--url", default="", help="evaluate a running server (POST URL/api/ask) instead")
     parser.add_argument("--api-key", default="", help="bearer token for --url")
     parser.add_argument("--generator", type=_names, default=None, help="comma-separated generators to compare")

@@ -36,6 +36,7 @@ _UNSEEN = {
     "多少[^，。？?]{0,4}(?:资金|工资|补贴|税收)": "the money noun after 多少, the order the branch before it reverses",
     "是于": "the written form of 是在 (was it at/on)",
     "同一时间": "at the same time: how 同一天 is also said",
+    "(?:长|书记|主任)叫什么": "县长叫什么: a title's holder asked by name, as people say it (paraphrase set)",
     "靠前": "哪个时间更靠前: which came first, a natural wording of the comparison (paraphrase rows)",
     "靠后": "哪个时间更靠后: which came last, the twin of 靠前",
 }
