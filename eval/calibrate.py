@@ -35,17 +35,11 @@ from rag.answer.evidence import Thresholds, choose, evidence_signs
 from rag.config import Settings
 from rag.index.store import Where
 from rag.service import make_embedder, open_pipeline
-from rag.types import Choice
 
 SHARED = ROOT.parent / "shared" / "data"
 DATASETS = (("seed", ""), (str(SHARED / "cmrc2018"), ""), (str(SHARED / "chronoqa"), "meta.question_date"))
 THRESHOLDS = (0.0, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6)
 _SEED = 26
-
-
-def _signs_of(request, choice: Choice) -> dict[str, float]:  # type: ignore[no-untyped-def]
-    span = None if choice.answer == choice.sentence.text else choice.answer
-    return evidence_signs(request, choice.score, choice.sentence, span)
 
 
 Row = tuple[str, bool, bool, dict[str, float]]
@@ -77,12 +71,12 @@ def collect(settings: Settings, sample: int, indexes: Path) -> tuple[list[Row], 
             choice = choose(request, thresholds)
             if isinstance(choice, str):
                 continue
-            if choice.draft:  # a computed comparison: not gated by confidence, counted as it is
-                right = question.answerable and answer_found(without_markers(choice.answer), question.answer_groups)
-                computed.append((dataset.name, question.answerable, right, {}))
-                continue
             right = question.answerable and answer_found(without_markers(choice.answer), question.answer_groups)
-            rows.append((dataset.name, question.answerable, right, _signs_of(request, choice)))
+            if choice.draft:  # a computed comparison: not gated by confidence, counted as it is
+                computed.append((dataset.name, question.answerable, right, {}))
+            else:
+                signs = evidence_signs(request, choice.score, choice.sentence, choice.typed)
+                rows.append((dataset.name, question.answerable, right, signs))
         asked_totals[dataset.name] = (sum(q.answerable for q in asked), sum(not q.answerable for q in asked))
         print(f"{dataset.name}: {len(pool)} questions, {len(asked) - len(pool)} withheld", file=sys.stderr)
     return rows, computed, asked_totals

@@ -8,6 +8,7 @@ confusions a new user met first.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,22 +28,27 @@ ARTICLE = """橘子洲音乐节吸引八方游客
 """
 
 
+@contextlib.contextmanager
+def _served(folder: Path, model_cache: Path, embedder: Embedder) -> Iterator[TestClient]:
+    """The files of ``folder``/docs indexed into ``folder``/index, served (extractive by default)."""
+    from rag.library import index_paths
+    from rag.service import open_pipeline
+
+    settings = Settings(index_dir=folder / "index", cache_dir=model_cache, generator="extractive")
+    index_paths(settings, [folder / "docs"], embedder)
+    with TestClient(create_app(settings, open_pipeline(settings, embedder)), base_url="http://localhost") as client:
+        yield client
+
+
 @pytest.fixture(scope="module")
 def one_file(
     tmp_path_factory: pytest.TempPathFactory, model_cache: Path, real_embedder: Embedder
 ) -> Iterator[TestClient]:
     """An index of one text file of ours, served."""
-    from rag.library import index_paths
-    from rag.service import open_pipeline
-
     folder = tmp_path_factory.mktemp("own")
     (folder / "docs").mkdir()
     (folder / "docs" / "juzizhou.txt").write_text(ARTICLE, encoding="utf-8")
-    settings = Settings(index_dir=folder / "index", cache_dir=model_cache, generator="extractive")
-    index_paths(settings, [folder / "docs"], real_embedder)
-    with TestClient(
-        create_app(settings, open_pipeline(settings, real_embedder)), base_url="http://localhost"
-    ) as client:
+    with _served(folder, model_cache, real_embedder) as client:
         yield client
 
 
@@ -92,9 +98,6 @@ def table_file(
     """An index of one Word file of ours holding a table: figures by city, an amount and a rate."""
     import docx
 
-    from rag.library import index_paths
-    from rag.service import open_pipeline
-
     folder = tmp_path_factory.mktemp("own-table")
     (folder / "docs").mkdir()
     document = docx.Document()
@@ -106,11 +109,7 @@ def table_file(
         for c, text in enumerate(row):
             table.cell(r, c).text = text
     document.save(str(folder / "docs" / "economy.docx"))
-    settings = Settings(index_dir=folder / "index", cache_dir=model_cache, generator="extractive")
-    index_paths(settings, [folder / "docs"], real_embedder)
-    with TestClient(
-        create_app(settings, open_pipeline(settings, real_embedder)), base_url="http://localhost"
-    ) as client:
+    with _served(folder, model_cache, real_embedder) as client:
         yield client
 
 

@@ -176,6 +176,14 @@ def answer_span(info: QuestionInfo, sentence: str) -> str | None:
     return spans[0] if spans else None
 
 
+def _topic(request: GenerationRequest) -> tuple[frozenset[str], frozenset[str]]:
+    """The question's topic pairs (all its pairs when it has no topic), and those of them the
+    passages' titles do not hold: the focus a sentence that answers shares with it."""
+    info = request.info
+    pairs = info.topic_pairs or info.pairs
+    return pairs, pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
+
+
 def rank_sentences(request: GenerationRequest) -> list[tuple[float, ScoredSentence, str | None]]:
     """Sentences by evidence score: similarity, typed-span bonus, shared character pairs.
 
@@ -186,8 +194,7 @@ def rank_sentences(request: GenerationRequest) -> list[tuple[float, ScoredSenten
     passages have no titles, and the seed set unchanged (README, "Evidence sentence").
     """
     info = request.info
-    pairs = info.topic_pairs or info.pairs
-    focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
+    pairs, focus = _topic(request)
     asked_date = request.asked_date
     agreement = [date_agreement(asked_date, passage_text(p.chunk), p.chunk.published) for p in request.passages]
     ranked = []
@@ -289,7 +296,7 @@ def choose(request: GenerationRequest, thresholds: Thresholds) -> Choice | str:
         return "the evidence lacks the question's numbers, terms or topic"
     if span and kind is Kind.DATE:
         span = completed_year(span, best.text, request.passages[best.passage_rank].chunk.text, request.asked_date)
-    signs = evidence_signs(request, score, best, span)
+    signs = evidence_signs(request, score, best, span is not None)
     confidence = CONFIDENCE.of(signs)
     if confidence < thresholds.min_confidence:
         return f"the evidence is too weak to answer (confidence {confidence:.2f} < {thresholds.min_confidence:.2f})"
@@ -313,17 +320,14 @@ def unquotable(request: GenerationRequest, choice: Choice) -> str:
     return ""
 
 
-def evidence_signs(
-    request: GenerationRequest, score: float, best: ScoredSentence, span: str | None
-) -> dict[str, float]:
+def evidence_signs(request: GenerationRequest, score: float, best: ScoredSentence, typed: bool) -> dict[str, float]:
     """What says the chosen evidence answers the question (``rag.answer.confidence`` weighs them):
     how far the best passage stands out, how similar the sentence is, how much of the question's
     topic the sentence and its passage hold, whether a span of the asked type was found, and
     what the question asks."""
     info = request.info
     passage = request.passages[best.passage_rank].chunk
-    pairs = info.topic_pairs or info.pairs
-    focus = pairs - cjk_bigrams(" ".join(p.chunk.title for p in request.passages))
+    pairs, focus = _topic(request)
     sentence_pairs = cjk_bigrams(best.text)
     passage_pairs = cjk_bigrams(passage_text(passage))
     english = info.language == "en"
@@ -338,7 +342,7 @@ def evidence_signs(
         "sentence_topic": len(focus & sentence_pairs) / len(focus) if focus else 0.0,
         "passage_topic": len(pairs & passage_pairs) / len(pairs) if pairs else 0.0,
         "keywords": keyword_coverage(request.keywords, best.text) if english else 0.0,
-        "typed": float(span is not None),
+        "typed": float(typed),
         "asks_number": float(kind is Kind.NUMBER),
         "asks_date": float(kind is Kind.DATE),
         "asks_person": float(kind is Kind.PERSON),

@@ -118,6 +118,7 @@ def clause_after(sentence: str, end: int, reach: int = 10) -> str:
 
 # How a passage says a figure is the highest, the lowest or a total (said_* of rules.toml).
 _SAID = {kind: pattern("zh", f"said_{kind}") for kind in ("max", "min", "total")}
+_RECORD = pattern("zh", "said_record")
 
 
 def said_aggregate(sentence: str, start: int, end: int) -> str:
@@ -139,24 +140,20 @@ def _next_clause(sentence: str, end: int) -> str:
     return following if _RECORD.match(following) else ""
 
 
-_RECORD = pattern("zh", "said_record")
-
-
 # A figure in Chinese numerals with what it counts (五层, 十五路, 两到三枚, 四至八倍, 约为八成);
 # 一 alone (一个, 一种) is an article more often than a count.
 _NUMERALS = "零〇一二两三四五六七八九十百千"
+_ABOUT = "(?:约为|约|近|共|达)?"
 _NUMERAL_FIGURE = re.compile(
-    rf"(?:约为|约|近|共|达)?[{_NUMERALS}]+(?:(?:至|到|或|-|~)[{_NUMERALS}]+)?(?:{alternation('zh', 'counters')})"
+    rf"{_ABOUT}[{_NUMERALS}]+(?:(?:至|到|或|-|~)[{_NUMERALS}]+)?(?:{alternation('zh', 'counters')})"
 )
+_LONE_ONE = re.compile(rf"{_ABOUT}一(?![{_NUMERALS}])")
 _NUMERAL_DATE = pattern("zh", "numeral_date", han=HAN)
 
 
 def numeral_figures(sentence: str) -> list[re.Match[str]]:
     """Figures written in Chinese numerals with a measure word (not 一 alone)."""
     return [m for m in _NUMERAL_FIGURE.finditer(sentence) if _LONE_ONE.match(m.group()) is None]
-
-
-_LONE_ONE = re.compile(rf"(?:约为|约|近|共|达)?一(?![{_NUMERALS}])")
 
 
 def numeral_dates(sentence: str) -> list[re.Match[str]]:
