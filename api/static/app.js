@@ -473,8 +473,8 @@ async function showScan(citation) {
     });
   $("source-sheet").replaceChildren(image, ...boxes);
   $("source-page-meta").textContent = t("scanPage", page);
-  setZoom(true);
   figure.hidden = false;
+  setZoom(true);
   image.addEventListener("load", centreEvidence, { once: true });
 }
 
@@ -485,15 +485,14 @@ function setZoom(zoomed) {
   centreEvidence();
 }
 
-/** Scroll the page view (only it, not the panel) so that the evidence's first line is in the middle. */
+/** Scroll the page view (only it, not the panel) so that the evidence's first line is in the middle.
+ * Done at once (reading the offsets lays the page out), so the view is never shown unscrolled. */
 function centreEvidence() {
-  requestAnimationFrame(() => {
-    const view = $("source-view");
-    const hit = view.querySelector(".box.hit");
-    if (!hit) return;
-    view.scrollLeft = Math.max(0, hit.offsetLeft - view.clientWidth * 0.1);
-    view.scrollTop = Math.max(0, hit.offsetTop + hit.offsetHeight / 2 - view.clientHeight / 2);
-  });
+  const view = $("source-view");
+  const hit = view.querySelector(".box.hit");
+  if (!hit) return;
+  view.scrollLeft = Math.max(0, hit.offsetLeft - view.clientWidth * 0.1);
+  view.scrollTop = Math.max(0, hit.offsetTop + hit.offsetHeight / 2 - view.clientHeight / 2);
 }
 
 async function loadDocuments() {
