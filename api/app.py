@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -22,6 +24,7 @@ from rag.answer.retrieval import Pipeline
 from rag.config import Settings
 from rag.errors import IndexMissing, IndexStoreError, RagError
 from rag.index.snapshot import live_version
+from rag.ingest.sandbox import stop_all
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +67,32 @@ async def _watch_index(state: AppState) -> None:
             logger.exception("reloading the index failed")
 
 
+def _also_on_termination(callback: Callable[[], None]) -> None:
+    """Run ``callback`` as soon as SIGTERM or SIGINT arrives, then the handler already there
+    (uvicorn's, which begins the graceful shutdown): uploads being read are stopped at once
+    instead of holding their connections open for the graceful timeout. Only where signals
+    can be handled (the main thread of ``rag serve``)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for number in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(number)
+        if not callable(previous):
+            continue
+
+        def handler(signum: int, frame: object, previous: Callable[..., object] = previous) -> None:
+            callback()
+            previous(signum, frame)
+
+        signal.signal(number, handler)
+
+
+def _stop_reading(state: AppState) -> None:
+    """Shutdown begins: no more uploads are read; the ones being read are killed (they fail)."""
+    state.stopping.set()
+    state.parses.shutdown(wait=False)
+    stop_all()
+
+
 def _warm_default_generator(state: AppState) -> None:
     """Load the default generator's model at start-up rather than on the first question."""
     assert state.generators is not None
@@ -88,10 +117,11 @@ def create_app(settings: Settings | None = None, pipeline: Pipeline | None = Non
         state.metrics = metrics
         metrics.watch(state)
         watcher = asyncio.create_task(_watch_index(state)) if resolved.index_poll_s > 0 else None
+        _also_on_termination(lambda: _stop_reading(state))
         try:
             yield {"app": state}
         finally:
-            state.stopping.set()
+            _stop_reading(state)
             if watcher is not None:
                 watcher.cancel()
             state.writes.shutdown()

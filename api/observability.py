@@ -87,6 +87,9 @@ class Watched(Protocol):
     @property
     def writes(self) -> _Queue: ...
 
+    @property
+    def parses(self) -> _Queue: ...
+
 
 class _StateCollector(Collector):
     """Gauges read from the app's state at scrape time: the index and the queues."""
@@ -103,6 +106,7 @@ class _StateCollector(Collector):
             ("rag_index_ready", "1 when questions can be asked", 1 if snapshot else 0),
             ("rag_llm_answers_in_flight", "Language-model answers running or waiting", state.answers.in_use),
             ("rag_index_updates_queued", "Uploads and deletes running or waiting", state.writes.admitted),
+            ("rag_uploads_being_read", "Uploaded files being read (parsed) or waiting to be", state.parses.admitted),
             ("rag_worker_pid", "The id of the process that answered this scrape (rag serve --workers)", os.getpid()),
         )
         for name, documentation, value in gauges:

@@ -7,12 +7,12 @@ import threading
 from dataclasses import dataclass, field
 
 from api.observability import Metrics
-from api.work import IndexProgress, Slots, WriteQueue
+from api.work import IndexProgress, Slots, WorkQueue, parse_queue, write_queue
 from rag.answer.generators import Generators, resolve_name
 from rag.answer.retrieval import Pipeline
 from rag.answer.stream import Answerer, AnswerStream, Query
 from rag.config import Settings
-from rag.errors import IndexMissing, RagError
+from rag.errors import ConfigError, IndexMissing, RagError
 from rag.index.embedding import Embedder
 from rag.index.snapshot import live_version
 from rag.library import DocumentLibrary
@@ -39,7 +39,8 @@ class AppState:
     metrics: Metrics = field(default_factory=Metrics)
     stopping: threading.Event = field(default_factory=threading.Event)  # set when shutdown begins
     version: str = ""  # the index version the pipeline was loaded from
-    writes: WriteQueue = field(init=False)
+    writes: WorkQueue = field(init=False)
+    parses: WorkQueue = field(init=False)  # uploads read before they queue for a write
     answers: Slots = field(init=False)
     library: DocumentLibrary = field(init=False)  # the documents folder and the index, changed together
     progress: IndexProgress = field(init=False)
@@ -49,8 +50,14 @@ class AppState:
         if self.generators is None:
             default = resolve_name(settings.generator, settings)
             offered = settings.offered_generator_set() or frozenset({default, "extractive"})
+            if default not in offered:
+                raise ConfigError(
+                    f"RAG_GENERATOR={settings.generator} means {default} here, which RAG_OFFERED_GENERATORS "
+                    f"({', '.join(sorted(offered))}) does not offer; name one of those as RAG_GENERATOR"
+                )
             self.generators = Generators(settings, offered)
-        self.writes = WriteQueue(settings.max_pending_writes)
+        self.writes = write_queue(settings.max_pending_writes)
+        self.parses = parse_queue(settings.max_pending_parses, settings.parse_workers, settings.parses_per_client)
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
         self.progress = IndexProgress()
         self.library = DocumentLibrary(settings)

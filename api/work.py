@@ -28,61 +28,93 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-class WriteQueue:
-    """Index updates, one at a time on one thread, with at most ``limit`` admitted."""
+class WorkQueue:
+    """Jobs run on ``workers`` threads of their own, with at most ``limit`` admitted (running
+    or waiting) and at most ``per_client`` of them from one client address."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, workers: int, what: str, setting: str, stopped: str, per_client: int = 0) -> None:
         self._limit = limit
+        self._stopped = stopped
+        self._per_client = per_client or limit
         self._admitted = 0
+        self._by_client: dict[str, int] = {}
         self._lock = threading.Lock()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-writer")
+        self._what = what
+        self._setting = setting
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"rag-{what.split()[0]}")
 
-    def _admit(self) -> None:
+    def _admit(self, client: str) -> None:
         with self._lock:
+            if self._by_client.get(client, 0) >= self._per_client:
+                raise Busy(
+                    f"this client already has {self._per_client} {self._what} queued; try again when one is done",
+                    retry_after_s=10,
+                )
             if self._admitted >= self._limit:
                 raise Busy(
-                    f"{self._admitted} uploads or deletes are already queued (RAG_MAX_PENDING_WRITES); "
-                    "try again shortly",
+                    f"{self._admitted} {self._what} are already queued ({self._setting}); try again shortly",
                     retry_after_s=10,
                 )
             self._admitted += 1
+            self._by_client[client] = self._by_client.get(client, 0) + 1
 
     @property
     def admitted(self) -> int:
-        """Updates running or waiting."""
+        """Jobs running or waiting."""
         return self._admitted
 
-    def _leave(self, _: object) -> None:
+    def _leave(self, client: str) -> None:
         with self._lock:
             self._admitted -= 1
+            left = self._by_client.pop(client, 1) - 1
+            if left:
+                self._by_client[client] = left
 
     async def run(self, job: Callable[[threading.Event], T], request: Request | None = None) -> T:
-        """Run ``job(stop)`` on the writer thread. If the client goes away first, ``stop`` is
+        """Run ``job(stop)`` on a worker thread. If the client goes away first, ``stop`` is
         set (a job not started never runs; a running one stops at its next check)."""
-        self._admit()
+        client = request.client.host if request is not None and request.client else ""
+        self._admit(client)
         stop = threading.Event()
-        # The request's context (its id, for log lines) goes with the job to the writer thread.
+        # The request's context (its id, for log lines) goes with the job to the worker thread.
         future: Future[T] = self._executor.submit(contextvars.copy_context().run, job, stop)
-        future.add_done_callback(self._leave)
+        future.add_done_callback(lambda _: self._leave(client))
         waiting = asyncio.wrap_future(future)
         try:
             while True:
                 done, _ = await asyncio.wait({waiting}, timeout=_POLL_S)
                 if done:
+                    if future.cancelled():  # dropped from the queue: the server is stopping
+                        raise Busy(f"the server is stopping; {self._stopped}", retry_after_s=30)
                     return waiting.result()
                 if request is not None and await request.is_disconnected():
                     stop.set()
                     future.cancel()
                     waiting.add_done_callback(_retrieve)  # its Interrupted is expected; nobody awaits it
-                    raise Interrupted("the client went away; the change was stopped before it was saved")
+                    raise Interrupted(f"the client went away; {self._stopped}")
         except asyncio.CancelledError:
             stop.set()
             future.cancel()
             raise
 
-    def shutdown(self) -> None:
-        """Finish the running write; drop queued ones."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def shutdown(self, wait: bool = True) -> None:
+        """Drop queued jobs; finish the running ones (``wait``) or leave them to stop."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def write_queue(limit: int) -> WorkQueue:
+    """Index updates: one at a time."""
+    return WorkQueue(
+        limit, 1, "uploads or deletes", "RAG_MAX_PENDING_WRITES", "the change was stopped before it was saved"
+    )
+
+
+def parse_queue(limit: int, workers: int, per_client: int) -> WorkQueue:
+    """Uploaded files read (each in a process of its own, rag.ingest.sandbox), ``workers`` at once."""
+    return WorkQueue(
+        limit, workers, "uploads being read", "RAG_MAX_PENDING_PARSES", "its reading was stopped; nothing changed",
+        per_client,
+    )  # fmt: skip
 
 
 class IndexProgress:

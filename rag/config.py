@@ -54,6 +54,16 @@ class Settings(BaseSettings):
         default="", description="generators a server offers, comma-separated; empty: its default and extractive"
     )
     max_file_bytes: int = Field(default=200 * 2**20, ge=1, description="largest file `rag index` reads")
+    parse_cpu_s: int = Field(
+        default=120, ge=1, description="CPU seconds reading one uploaded file may take (and again per scanned page)"
+    )
+    parse_memory_mb: int = Field(default=3072, ge=64, description="memory reading one uploaded file may use (MB)")
+    parse_wall_s: float = Field(
+        default=300.0, gt=0, description="seconds reading one uploaded file may last (and again per scanned page)"
+    )
+    parse_workers: int = Field(default=1, ge=1, description="uploaded files read at once, each in its own process")
+    max_pending_parses: int = Field(default=8, ge=1, description="uploads being read or waiting before 503")
+    parses_per_client: int = Field(default=2, ge=1, description="of those, the most one client address may hold")
     max_pages: int = Field(default=200, ge=1, description="pages a PDF or multi-page TIFF may have")
     max_image_pixels: int = Field(
         default=80_000_000, ge=10_000, description="pixels an image, or a PDF page rendered for OCR, may have"
@@ -136,6 +146,10 @@ class Settings(BaseSettings):
     )
     llm_passages: int = Field(default=3, ge=1, le=50, description="passages an LLM generator reads")
     llm_sentences: int = Field(default=2, ge=0, le=50, description="best sentences read per passage; 0: whole chunk")
+    llm_candidates: int = Field(
+        default=0, ge=0, le=50, description="sentences holding a span of the asked type added per passage"
+    )
+    llm_hint: bool = Field(default=True, description="show the LLM the extractive evidence sentence as most relevant")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
         default="hybrid", description="chunk retrieval: embeddings, BM25 keywords, or both fused"
     )

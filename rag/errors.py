@@ -23,6 +23,10 @@ class UnsupportedFileType(LoaderError):
     """The file's extension is not one the loaders handle."""
 
 
+class ParseLimitExceeded(LoaderError):
+    """Reading a file passed a limit on its CPU time, memory or duration (rag.ingest.sandbox)."""
+
+
 class IndexStoreError(RagError):
     """Base for index problems (kept apart from the built-in IndexError)."""
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 import rag.answer.generators
+from api.state import AppState
 from rag.answer.conversation import Turn, standalone_question
 from rag.answer.evidence import Thresholds
 from rag.answer.generators import Call, Generator, Generators
@@ -22,7 +23,7 @@ from rag.answer.generators.openai_compat import OpenAICompatGenerator
 from rag.answer.generators.prompting import PromptShape, messages
 from rag.answer.stream import final, respond
 from rag.config import Settings
-from rag.errors import GeneratorError, ModelError
+from rag.errors import ConfigError, GeneratorError, ModelError
 from rag.models.gguf import join_parts, provision_default_gguf, resolve_gguf
 from rag.types import Answer, Choice, GenerationRequest, ScoredSentence
 from tests.fakes import FENGHUANG, ZHUZHOU, FakeLlama, llama_with, openai_with, sse, two_passages, unreachable
@@ -56,6 +57,27 @@ def test_prompt_reads_the_best_sentences_the_focus_and_the_translated_keywords()
     assert "key words in Chinese: 凤凰, 追回" in content
     whole = messages(request, PromptShape(passages=1, sentences=0))[1]["content"]
     assert ZHUZHOU in whole and "[2]" not in whole
+
+
+def test_candidate_sentences_show_every_figure_the_model_could_pick() -> None:
+    """With candidates, a sentence holding a figure with the asked unit is read although two
+    more similar sentences hold none; without the hint, no sentence is called most relevant."""
+    request = replace(
+        _request("凤凰县为多少名农民工追回了拖欠工资？"),
+        sentences=(
+            ScoredSentence(1, "凤凰县纪委开展专项行动。", 100, 112, 0.9),
+            ScoredSentence(1, "行动得到群众好评。", 120, 129, 0.8),
+            ScoredSentence(1, "共为386名农民工追回工资。", 140, 153, 0.5),
+        ),
+    )
+    focused = replace(request, evidence=Choice(request.sentences[0], "", 0.9))
+    similar = messages(focused, PromptShape(passages=2, sentences=2))[1]["content"]
+    assert "386名" not in similar and "Most relevant sentence" in similar
+    shape = PromptShape(passages=2, sentences=2, candidates=1, hint=False)
+    content = messages(focused, shape)[1]["content"]
+    assert "凤凰县纪委开展专项行动。……行动得到群众好评。……共为386名农民工追回工资。" in content
+    assert "Most relevant sentence" not in content
+    assert PromptShape.from_settings(Settings(llm_candidates=3, llm_hint=False)) == PromptShape(3, 2, 3, False)
 
 
 def test_prompt_dates_each_passage_it_can() -> None:
@@ -147,6 +169,30 @@ def test_auto_is_the_local_llm_when_it_is_installed(
     generators = Generators(Settings())
     assert Settings().generator == "auto" and generators.default == expected
     assert Generators(Settings(generator="openai")).default == "openai"
+
+
+def test_a_requests_auto_is_the_servers_default_and_never_loads_a_model_it_does_not_offer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On an extractive-only server, ``auto`` is answered extractively: the local LLM, though
+    installed, is not built (issue 27: it was loaded, +1.9 GB, and bypassed the answer slots)."""
+    monkeypatch.setattr(rag.answer.generators, "_llama_cpp_installed", lambda _: True)
+
+    def never(_: Settings) -> Generator:
+        raise AssertionError("the local model was loaded")
+
+    monkeypatch.setitem(rag.answer.generators.REGISTRY, "llama-cpp", never)
+    generators = Generators(Settings(generator="extractive"), frozenset({"extractive"}))
+    assert generators.resolve("auto") == generators.resolve(None) == "extractive"
+    assert generators.get("auto").name == "extractive"
+    with pytest.raises(GeneratorError, match="does not offer 'llama-cpp'"):
+        generators.resolve("llama-cpp")
+    # A server whose default is the LLM but which offers only extractive refuses auto with the reason.
+    with pytest.raises(GeneratorError, match="does not offer 'llama-cpp'"):
+        Generators(Settings(), frozenset({"extractive"})).resolve("auto")
+    # A server so configured does not start: it says which setting to change.
+    with pytest.raises(ConfigError, match="RAG_GENERATOR=auto means llama-cpp here"):
+        AppState(Settings(offered_generators="extractive"), None)
 
 
 def test_openai_backend_streams_and_cites() -> None:

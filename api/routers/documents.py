@@ -129,9 +129,10 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     """
     name, data, published = await _read_upload(request, state.settings.max_upload_bytes)
     library = state.library
-    # The file is checked before the request queues: 415/422 cost no write slot. A text file
-    # is read now; a scan, whose OCR takes seconds a page, is read in its turn.
-    upload = await run_in_threadpool(library.check, name, data, published)
+    # The file is read before the request queues for a write, in a process of its own within
+    # the parse limits (RAG_PARSE_*), a bounded number at a time: 415/422 cost no write slot.
+    # A scan, whose OCR takes seconds a page, is read in its write turn (progress is shown).
+    upload = await state.parses.run(lambda stop: library.check(name, data, published, stop), request)
 
     def job(stop: threading.Event) -> DocumentInfo:
         if state.embedder is None:

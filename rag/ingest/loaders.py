@@ -42,8 +42,10 @@ from rag.types import Document, Region
 
 TEXT_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".markdown")
 SUPPORTED_SUFFIXES: tuple[str, ...] = (*TEXT_SUFFIXES, ".html", ".htm", ".pdf", ".docx", *IMAGE_SUFFIXES)
-# How much larger than the file a .docx may unpack to.
-_UNPACK_RATIO = 20
+# How much larger than the file a .docx may unpack to (text XML packs about 5 to 10 times),
+# and at most: a bound on the upload itself, not on the largest file allowed.
+_UNPACK_RATIO = 100
+_MAX_UNPACKED = 256 * 2**20
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,16 @@ class ReadOptions:
     limits: ScanLimits = field(default_factory=ScanLimits)
     max_file_bytes: int = 200 * 2**20
     ocr_cache: Path | None = None
+    scans: bool = True  # False: a file that needs OCR raises NeedsOcr instead (read it in its turn)
+
+
+class NeedsOcr(Exception):
+    """Raised instead of starting OCR when ``ReadOptions.scans`` is off: the file has ``pages``
+    scanned pages."""
+
+    def __init__(self, name: str, pages: int) -> None:
+        super().__init__(f"{name}: {pages} scanned pages")
+        self.pages = pages
 
 
 @dataclass(frozen=True)
@@ -104,7 +116,7 @@ def _read_html(data: bytes, name: str, options: ReadOptions, progress: PageProgr
 def _read_docx(data: bytes, name: str, options: ReadOptions, progress: PageProgress | None) -> Extracted:
     from rag.ingest.office import read_docx
 
-    blocks, title = read_docx(data, name, max(options.max_file_bytes, len(data)) * _UNPACK_RATIO)
+    blocks, title = read_docx(data, name, min(len(data) * _UNPACK_RATIO, _MAX_UNPACKED))
     return Extracted(tuple(blocks), title=title)
 
 
@@ -128,9 +140,11 @@ def _scanned(text: str) -> bool:
     return sum(1 for ch in text if not ch.isspace()) < MIN_TEXT_CHARS
 
 
-def _ocr(options: ReadOptions, name: str) -> OcrEngine:
+def _ocr(options: ReadOptions, name: str, pages: int) -> OcrEngine:
     if options.ocr is None:
         raise LoaderError(f"{name}: is a scan (no text layer) and OCR is off; set RAG_OCR=rapidocr to read it")
+    if not options.scans:
+        raise NeedsOcr(name, pages)
     return options.ocr
 
 
@@ -140,7 +154,7 @@ def _read_pdf(data: bytes, name: str, options: ReadOptions, progress: PageProgre
     scanned = [n for n, text in enumerate(texts, start=1) if _scanned(text)]
     if not scanned:
         return Extracted(tuple(split_blocks("\n".join(texts))))
-    ocr = _ocr(options, name)
+    ocr = _ocr(options, name, len(scanned))
     digest = content_hash(data)
     cache = OcrCache(options.ocr_cache)
     blocks: list[Block] = []
@@ -173,8 +187,8 @@ def _read_pdf(data: bytes, name: str, options: ReadOptions, progress: PageProgre
 
 
 def _read_image(data: bytes, name: str, options: ReadOptions, progress: PageProgress | None) -> Extracted:
-    ocr = _ocr(options, name)
     pages = image_page_count(data, name, options.limits)
+    ocr = _ocr(options, name, pages)
     lines = ocr_lines(
         image_pages(data, name, options.limits), pages, ocr, OcrCache(options.ocr_cache), content_hash(data), progress
     )
@@ -223,7 +237,7 @@ def pages_to_read(data: bytes, name: str, options: ReadOptions | None = None) ->
     else:
         return 0
     if pages:
-        _ocr(options, name)
+        _ocr(options, name, pages)
     return pages
 
 

@@ -69,6 +69,10 @@ class RapidOcrEngine:
         self._engine: Any = None
         self._lock = threading.Lock()
 
+    def __reduce__(self) -> tuple[type[RapidOcrEngine], tuple[float, int]]:
+        """Sent to a reading process (rag.ingest.sandbox) as its settings: it loads its own models."""
+        return (RapidOcrEngine, (self.min_score, self.threads))
+
     @property
     def name(self) -> str:
         return "rapidocr-1.4-ppocrv4-scaled"

@@ -10,6 +10,7 @@ any step leaves the folder and the index agreeing.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -32,12 +33,12 @@ from rag.index.snapshot import (
 from rag.ingest.loaders import (
     OCR_STAGE,
     SUPPORTED_SUFFIXES,
+    NeedsOcr,
     ReadOptions,
     doc_id_for,
     load_paths,
-    pages_to_read,
-    parse_bytes,
 )
+from rag.ingest.sandbox import ParseLimits, read_isolated
 from rag.ingest.scans import OcrCache
 from rag.library.uploads import UploadFolder
 from rag.service import ocr_cache_folder, read_options, store_config
@@ -187,6 +188,7 @@ class Upload:
     data: bytes
     published: str
     document: Document | None
+    scanned_pages: int = 0
 
 
 class DocumentLibrary:
@@ -203,6 +205,9 @@ class DocumentLibrary:
     def __init__(self, settings: Settings, reading: ReadOptions | None = None) -> None:
         self.settings = settings
         self.reading = reading or read_options(settings)
+        self.parse_limits = ParseLimits(
+            settings.parse_cpu_s, settings.parse_memory_mb * 2**20, settings.parse_wall_s
+        )  # fmt: skip
         self.folder = UploadFolder(settings.documents_dir)
 
     @contextlib.contextmanager
@@ -215,14 +220,19 @@ class DocumentLibrary:
         """Finish or undo the change a crash interrupted (call inside ``writing()``); what was done."""
         return self.folder.recover(indexed_hashes(self.settings.index_dir))
 
-    def check(self, name: str, data: bytes, published: str = "") -> Upload:
-        """The upload checked: a usable name, a type we read, and (but for scans) its text read."""
+    def check(self, name: str, data: bytes, published: str = "", stop: threading.Event | None = None) -> Upload:
+        """The upload checked: a usable name, a type we read, and (but for scans, whose OCR waits
+        for the upload's turn) its text read, once, in a child process within the parse limits
+        (``rag.ingest.sandbox``); ``stop`` cancels the reading."""
         filename = safe_filename(name)
         folder = self.settings.documents_dir
         doc_id = doc_id_for(folder / filename, folder)
         source = str((folder / filename).resolve())
-        scanned = pages_to_read(data, filename, self.reading)
-        document = None if scanned else parse_bytes(data, doc_id, source, published, self.reading)
+        text_only = dataclasses.replace(self.reading, scans=False)
+        try:
+            document = read_isolated(data, doc_id, source, published, text_only, self.parse_limits, stop=stop)
+        except NeedsOcr as scan:
+            return Upload(filename, doc_id, source, data, published, None, scan.pages)
         return Upload(filename, doc_id, source, data, published, document)
 
     def add(
@@ -285,4 +295,11 @@ class DocumentLibrary:
                 progress(OCR_STAGE, done, total)
 
         tell(0, 0)
-        return parse_bytes(upload.data, upload.doc_id, upload.source, upload.published, self.reading, progress=tell)
+        # OCR takes seconds a page: the time limits hold for the file and again for each page.
+        share = 1 + upload.scanned_pages
+        limits = dataclasses.replace(
+            self.parse_limits, cpu_s=self.parse_limits.cpu_s * share, wall_s=self.parse_limits.wall_s * share
+        )
+        return read_isolated(
+            upload.data, upload.doc_id, upload.source, upload.published, self.reading, limits, tell, stop
+        )

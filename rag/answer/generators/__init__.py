@@ -34,7 +34,7 @@ def _llama_cpp(settings: Settings) -> Generator:
         threads=settings.llm_threads,
         context=settings.llm_context,
         max_tokens=settings.llm_max_tokens,
-        shape=PromptShape(settings.llm_passages, settings.llm_sentences),
+        shape=PromptShape.from_settings(settings),
     )
 
 
@@ -58,7 +58,7 @@ def _openai(settings: Settings) -> Generator:
         retries=settings.openai_retries,
         max_tokens=settings.llm_max_tokens,
     )
-    generator = OpenAICompatGenerator(backend, PromptShape(settings.llm_passages, settings.llm_sentences))
+    generator = OpenAICompatGenerator(backend, PromptShape.from_settings(settings))
     return FallbackGenerator([generator, ExtractiveGenerator()]) if settings.generator_fallback else generator
 
 
@@ -113,17 +113,18 @@ class Generators:
         return [name for name in installed if self._offered is None or name in self._offered]
 
     def resolve(self, name: str | None) -> str:
-        """The generator a request for ``name`` gets (``None``: the default), or a
-        ``GeneratorError`` when this process does not offer it."""
+        """The concrete generator a request for ``name`` gets (``None`` or ``auto``: the server's
+        default), or a ``GeneratorError`` when this process does not offer it. Decided before a
+        request is admitted, so that the pending-answer limit and the offered set apply to the
+        generator that will run, and ``get`` builds exactly this one."""
         requested = name or self._settings.generator
-        if requested == AUTO:
-            return self.default
-        if self._offered is not None and requested not in self._offered and requested in REGISTRY:
+        concrete = self.default if requested == AUTO else requested
+        if self._offered is not None and concrete not in self._offered and concrete in REGISTRY:
             offered = ", ".join(sorted(self._offered))
             raise GeneratorError(
-                f"this server does not offer {requested!r}; it offers: {offered} (RAG_OFFERED_GENERATORS)"
+                f"this server does not offer {concrete!r}; it offers: {offered} (RAG_OFFERED_GENERATORS)"
             )
-        return requested
+        return concrete
 
     @property
     def default(self) -> str:
@@ -139,15 +140,15 @@ class Generators:
         When ``auto`` picks the local LLM and it cannot be built (a missing model part,
         a full disk), ``auto`` means extractive from then on, with a log line.
         """
-        requested = name or self._settings.generator
-        self.resolve(name)
-        resolved = "extractive" if requested == AUTO and self._auto_failed else resolve_name(requested, self._settings)
+        resolved = self.resolve(name)
+        # Only the server's own ``auto`` falls back: a request's ``auto`` means that default.
+        falls_back = self._settings.generator == AUTO and (name or AUTO) == AUTO
         with self._lock:
             if resolved not in self._built:
                 try:
                     self._built[resolved] = create_generator(resolved, self._settings)
                 except (RagError, OSError) as exc:
-                    if requested != AUTO:
+                    if not falls_back:
                         raise
                     self._give_up_auto(resolved, exc)
                     resolved = "extractive"
