@@ -16,7 +16,7 @@ import os
 import resource
 import tempfile
 import time
-from typing import Any
+from typing import Any, ClassVar
 
 from rag.config import Settings
 from rag.errors import ConfigError
@@ -92,21 +92,39 @@ try:  # uvicorn is a dependency of the service, not of this module's importers
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     class TimedH11Protocol(H11Protocol):
+        """Also caps the connections one client address holds (RAG_MAX_CONNECTIONS_PER_CLIENT):
+        one more is closed at once, so hundreds of idle sockets from one client cannot take the
+        server's RAG_MAX_CONNECTIONS from everyone else (past those uvicorn answers 503)."""
+
+        _open: ClassVar[dict[str, int]] = {}  # connections by client address, in this process
+
         @staticmethod
         @functools.cache
-        def _timeout_s() -> float:
-            return Settings().header_timeout_s
+        def _settings() -> tuple[float, int]:
+            settings = Settings()
+            return settings.header_timeout_s, settings.max_connections_per_client
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._first_request_timer = self.loop.call_later(self._timeout_s(), self._no_request_in_time)
+            self._first_request_timer: asyncio.TimerHandle | None = None
+            timeout_s, per_client = self._settings()
+            self._address = self.client[0] if self.client else ""
+            held = self._open[self._address] = self._open.get(self._address, 0) + 1
+            if held > per_client:
+                transport.abort()
+                return
+            self._first_request_timer = self.loop.call_later(timeout_s, self._no_request_in_time)
 
         def _no_request_in_time(self) -> None:
             if self.cycle is None and not self.transport.is_closing():
                 self.transport.close()
 
         def connection_lost(self, exc: Exception | None) -> None:
-            self._first_request_timer.cancel()
+            if self._first_request_timer is not None:
+                self._first_request_timer.cancel()
+            left = self._open.pop(self._address, 1) - 1
+            if left > 0:
+                self._open[self._address] = left
             super().connection_lost(exc)
 
 except ImportError:  # pragma: no cover

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -71,8 +72,20 @@ def status_for(exc: RagError) -> tuple[int, str]:
     return next(((status, code) for cls, status, code in _STATUS if isinstance(exc, cls)), (400, "bad_request"))
 
 
+# The folders of an absolute path (``/srv/rag/documents/a.pdf``): a client is told the file
+# name, never where the server keeps it.
+_FOLDERS = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+")
+
+
+def public(message: str) -> str:
+    """A message as a client may read it: absolute paths shortened to their last part."""
+    return _FOLDERS.sub("", message)
+
+
 def error_response(code: str, message: str, status: int, request: Request | None = None) -> JSONResponse:
-    """An error as the client expects it (OpenAI's shape on /v1), with the request's id."""
+    """An error as the client expects it (OpenAI's shape on /v1), with the request's id; any
+    absolute path in the message is cut to its file name (``public``)."""
+    message = public(message)
     rid = request_id.get()  # the same id is in the X-Request-ID header and the log lines
     if request is not None and request.url.path.startswith("/v1/"):
         # OpenAI clients read {"error": {"message", "type", "code"}}.

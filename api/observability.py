@@ -29,6 +29,7 @@ from api.context import request_id
 from api.errors import UNEXPECTED, error_response
 from rag.answer.generators import Generators
 from rag.answer.retrieval import Pipeline
+from rag.text import printable
 from rag.types import Answer
 
 logger = logging.getLogger(__name__)
@@ -236,6 +237,15 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class TextFormatter(logging.Formatter):
+    """The text log: one line per message, whatever a client put in it (a ``%0a`` in a path
+    would otherwise start a forged line): control characters are escaped; a traceback keeps
+    its lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return printable(super().formatMessage(record))
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time (UTC), level, logger, message, request id (and the traceback)."""
 
@@ -257,7 +267,11 @@ class JsonFormatter(logging.Formatter):
 def log_config(log_format: str, level: str) -> dict[str, Any]:
     """uvicorn's logging configuration with request ids on every line, as text or JSON."""
     text = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
-    formatter: dict[str, Any] = {"()": "api.observability.JsonFormatter"} if log_format == "json" else {"format": text}
+    formatter: dict[str, Any] = (
+        {"()": "api.observability.JsonFormatter"}
+        if log_format == "json"
+        else {"()": "api.observability.TextFormatter", "fmt": text}
+    )
     handler = {"class": "logging.StreamHandler", "formatter": "main", "filters": ["request_id"]}
     limited = {"handlers": [], "propagate": True, "filters": ["rate_limit"]}
     return {

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 from rag.config import MAX_TOP_K
 from rag.index.store import Where
+from rag.text import unsafe_in_name
 from rag.types import Answer
 
 
@@ -47,6 +48,16 @@ class AskRequest(BaseModel):
     )
     published_from: date | None = Field(default=None, description="search only documents published on or after")
     published_to: date | None = Field(default=None, description="search only documents published on or before")
+
+    @field_validator("documents")
+    @classmethod
+    def _plain_ids(cls, ids: list[str] | None) -> list[str] | None:
+        """Document ids are names: a control, bidirectional or zero-width character is refused
+        here (one reached the Milvus filter and came back as 503 and a page of traceback)."""
+        for doc_id in ids or ():
+            if len(doc_id) > 1024 or unsafe_in_name(doc_id) >= 0:
+                raise ValueError(f"{doc_id[:80]!r} is not a document id (GET /api/documents lists them)")
+        return ids
 
     def where(self) -> Where | None:
         """The filter the request asks for, if any."""

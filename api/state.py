@@ -7,7 +7,7 @@ import threading
 from dataclasses import dataclass, field
 
 from api.observability import Metrics
-from api.work import IndexProgress, Slots, WorkQueue, parse_queue, write_queue
+from api.work import IndexProgress, PageRenders, Slots, WorkQueue, parse_queue, write_queue
 from rag.answer.generators import Generators, resolve_name
 from rag.answer.retrieval import Pipeline
 from rag.answer.stream import Answerer, AnswerStream, Query
@@ -41,6 +41,7 @@ class AppState:
     version: str = ""  # the index version the pipeline was loaded from
     writes: WorkQueue = field(init=False)
     parses: WorkQueue = field(init=False)  # uploads read before they queue for a write
+    pages: PageRenders = field(default_factory=PageRenders)  # scanned pages shown beside citations
     answers: Slots = field(init=False)
     library: DocumentLibrary = field(init=False)  # the documents folder and the index, changed together
     progress: IndexProgress = field(init=False)

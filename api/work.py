@@ -10,6 +10,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -181,3 +182,48 @@ class Slots:
     def in_use(self) -> int:
         """Slots held now."""
         return self._held
+
+
+class PageRenders:
+    """Page images for display, rendered at most ``concurrent`` at a time and each once: kept
+    by key (the document's content hash and the page) with the file's signature (size and
+    modification time) in a cache of at most ``max_bytes``; a changed file renders again.
+
+    A large scan's page costs hundreds of MB while it is read and decoded; eight requests for
+    it at once decode it once, the others wait for their turn and find it rendered.
+    """
+
+    def __init__(self, concurrent: int = 1, max_bytes: int = 64 * 2**20) -> None:
+        self._slots = asyncio.Semaphore(concurrent)
+        self._cache: OrderedDict[str, tuple[object, bytes]] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._lock = threading.Lock()
+
+    def cached(self, key: str, signature: object) -> bytes | None:
+        """The rendered page, if it is kept for a file of this signature."""
+        with self._lock:
+            found = self._cache.get(key)
+            if found is None or found[0] != signature:
+                return None
+            self._cache.move_to_end(key)
+            return found[1]
+
+    async def get(self, key: str, signature: object, render: Callable[[], bytes]) -> bytes:
+        """The page under ``key``, rendered (on a worker thread) when it is not kept."""
+        if (found := self.cached(key, signature)) is not None:
+            return found
+        async with self._slots:
+            if (found := self.cached(key, signature)) is not None:  # rendered while this one waited
+                return found
+            image = await asyncio.to_thread(contextvars.copy_context().run, render)
+        with self._lock:
+            if len(image) <= self._max_bytes:
+                if (old := self._cache.pop(key, None)) is not None:
+                    self._bytes -= len(old[1])
+                self._cache[key] = (signature, image)
+                self._bytes += len(image)
+                while self._bytes > self._max_bytes:
+                    _, (_, dropped) = self._cache.popitem(last=False)
+                    self._bytes -= len(dropped)
+        return image

@@ -92,6 +92,9 @@ class Settings(BaseSettings):
         default=6, ge=1, description="language-model answers running or queued before 503 (extractive: unbounded)"
     )
     max_connections: int = Field(default=512, ge=8, description="open connections before new requests get 503")
+    max_connections_per_client: int = Field(
+        default=64, ge=1, description="open connections one client address may hold; more are closed at once"
+    )
     header_timeout_s: float = Field(default=10.0, gt=0, description="a connection's first request must arrive by then")
     cache_dir: Path = Field(default_factory=_default_cache_dir)
     embedding_model: str = DEFAULT_MODEL_NAME

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,47 @@ def test_questions_can_be_limited_to_documents_and_publication_days(docs_client:
     ):
         refused = client.post("/api/ask", json={"question": wages, **limits})
         assert refused.status_code == 422 and problem in refused.json()["message"]
+
+
+def test_names_and_ids_that_read_otherwise_than_they_are_are_refused(docs_client: tuple[TestClient, Settings]) -> None:
+    """A right-to-left override or a zero-width character in a file name is refused; the NFD
+    spelling of an existing name is that name (409), not a look-alike second document; a
+    control character in a search filter's id is a 422, not a store error."""
+    client, _ = docs_client
+    text = "凤凰县为386名农民工追回了拖欠工资。"
+    for name in ("report\u202etxt.exe.txt", "re\u200bport.txt", "report\u2066.txt", "a\x85b.txt"):
+        refused = client.post("/api/documents", json={"name": name, "text": text})
+        assert refused.status_code == 422 and "bidirectional or zero-width" in refused.json()["message"], name
+    composed = "Café.txt"
+    assert client.post("/api/documents", json={"name": composed, "text": text}).status_code == 201
+    decomposed = unicodedata.normalize("NFD", composed)
+    assert decomposed != composed
+    twin = client.post("/api/documents", json={"name": decomposed, "text": text})
+    assert twin.status_code == 409, twin.text
+    asked = client.post("/api/ask", json={"question": text, "documents": ["documents/a\x00b.txt"]})
+    assert asked.status_code == 422 and "is not a document id" in asked.json()["message"]
+    # An error names the file, not the folder the server keeps it in.
+    broken = client.post("/api/documents", files={"file": ("broken.pdf", b"%PDF-1.4 not really", "application/pdf")})
+    message = broken.json()["message"]
+    assert broken.status_code == 422 and message.startswith("broken.pdf: ") and "/" not in message, message
+
+
+def test_an_upload_over_the_limit_without_a_length_is_413(docs_client: tuple[TestClient, Settings]) -> None:
+    """A chunked multipart upload past RAG_MAX_UPLOAD_BYTES got 400; it is 413 like a sized one."""
+    client, settings = docs_client
+    boundary = "b0undary"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n'
+        "Content-Type: text/plain\r\n\r\n"
+    ).encode()
+
+    def chunks() -> Iterator[bytes]:
+        yield head
+        for _ in range(settings.max_upload_bytes // 1000 + 10):
+            yield "凤凰县".encode() * 111
+        yield f"\r\n--{boundary}--\r\n".encode()
+
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    response = client.post("/api/documents", content=chunks(), headers=headers)
+    assert response.status_code == 413, response.text
+    assert "RAG_MAX_UPLOAD_BYTES" in response.json()["message"]

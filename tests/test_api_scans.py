@@ -77,6 +77,11 @@ def test_the_page_image_is_served_and_checked_against_the_file(
     assert max(image.size) == 2000 and abs(image.size[0] / image.size[1] - width / height) < 0.01
     assert client.get("/api/documents/documents/page4.png/pages/2").status_code == 404
     assert client.get("/api/documents/documents/nope.png/pages/1").status_code == 404
+    # A client that has the page is told so; page numbers are plain digits.
+    again = client.get("/api/documents/documents/page4.png/pages/1", headers={"If-None-Match": shown.headers["etag"]})
+    assert again.status_code == 304 and not again.content and again.headers["etag"] == shown.headers["etag"]
+    for odd in ("1.0", "+1", "01", "0", "１"):
+        assert client.get(f"/api/documents/documents/page4.png/pages/{odd}").status_code == 422, odd
     stored = settings.documents_dir / "page4.png"
     original = stored.read_bytes()
     try:

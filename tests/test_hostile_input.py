@@ -5,7 +5,10 @@ unpacks to a bound set by its own size. The server tests run a real ``rag serve`
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
@@ -14,7 +17,9 @@ import httpx
 import psutil
 import pytest
 
+from api.observability import TextFormatter, log_config
 from api.process import server_process
+from api.work import PageRenders
 from eval.hostile import docx_bomb, slow_pdf
 from rag.answer.retrieval import Pipeline
 from rag.config import Settings
@@ -22,6 +27,8 @@ from rag.errors import Busy, Interrupted, LoaderError, ParseLimitExceeded
 from rag.ingest import sandbox
 from rag.ingest.loaders import ReadOptions, parse_bytes
 from rag.ingest.sandbox import ParseLimits, read_isolated
+from rag.ingest.scans import ScanLimits, image_page_count
+from rag.ingest.scans import page_image as render_page
 from tests.conftest import server_env
 
 TEXT = "凤凰纪委为农民工解“薪”愁\n\n凤凰县今年为386名农民工追回了拖欠工资。"
@@ -144,3 +151,90 @@ def test_uploads_being_read_are_bounded_per_server_and_per_client_and_sigterm_st
         assert isinstance(outcome, httpx.TransportError) or outcome.status_code == 503, outcome
     assert asked_s < 5, asked_s
     assert stopped_s < 8, stopped_s  # before: the graceful timeout (30 s), the PDFs still being read
+
+
+def _tiff(*sizes: tuple[int, int], mode: str = "L") -> bytes:
+    from PIL import Image
+
+    frames = [Image.new(mode, size, 255) for size in sizes]
+    out = io.BytesIO()
+    frames[0].save(out, "TIFF", save_all=True, append_images=frames[1:], compression="tiff_deflate")
+    return out.getvalue()
+
+
+def test_every_frame_of_a_tiff_is_held_to_the_pixel_limit() -> None:
+    """The limit was checked on the first frame only: a second one of 40 MP decoded (+1.77 GB)."""
+    limits = ScanLimits(max_image_pixels=20_000)
+    tiff = _tiff((100, 100), (400, 400))
+    with pytest.raises(LoaderError, match=r"400x400 pixels, over 20,000 \(RAG_MAX_IMAGE_PIXELS\)"):
+        image_page_count(tiff, "two.tif", limits)
+    with pytest.raises(LoaderError, match="RAG_MAX_IMAGE_PIXELS"):
+        render_page(tiff, "two.tif", 2, limits)
+    assert render_page(tiff, "two.tif", 1, limits)[:2] == b"\xff\xd8"  # the small frame is shown
+
+
+def test_a_frame_past_pillows_own_bomb_limit_is_a_clear_error_not_a_crash() -> None:
+    """A 20,000 x 20,000 frame raised DecompressionBombError (500): now a LoaderError (422)."""
+    tiff = _tiff((100, 100), (20_000, 20_000), mode="1")
+    with pytest.raises(LoaderError, match="RAG_MAX_IMAGE_PIXELS"):
+        render_page(tiff, "bomb.tif", 2, ScanLimits(max_image_pixels=10**10))
+
+
+def test_a_page_is_rendered_once_for_many_requests_and_again_when_its_file_changes() -> None:
+    renders: list[str] = []
+
+    def render(version: str) -> bytes:
+        time.sleep(0.05)
+        renders.append(version)
+        return version.encode() * 1000
+
+    pages = PageRenders(concurrent=1, max_bytes=10_000)
+
+    async def run() -> list[bytes]:
+        return list(await asyncio.gather(*(pages.get("p1", (1, 1), lambda: render("a")) for _ in range(8))))
+
+    assert asyncio.run(run()) == [b"a" * 1000] * 8 and renders == ["a"]
+    assert asyncio.run(pages.get("p1", (2, 2), lambda: render("b"))) == b"b" * 1000 and renders == ["a", "b"]
+    for n in range(12):  # past max_bytes the oldest go
+        asyncio.run(pages.get(f"other{n}", (1, 1), lambda: render("c")))
+    assert pages.cached("p1", (2, 2)) is None and pages.cached("other11", (1, 1)) == b"c" * 1000
+
+
+def test_one_client_with_many_idle_sockets_does_not_starve_the_others(
+    seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path
+) -> None:
+    """Hundreds of idle sockets from one address took every connection (89 of 90 requests got
+    503, liveness too); now that address holds RAG_MAX_CONNECTIONS_PER_CLIENT, the rest close."""
+    env = server_env(seed_settings, tmp_path, RAG_MAX_CONNECTIONS="40", RAG_MAX_CONNECTIONS_PER_CLIENT="20")
+    with server_process(env, tmp_path / "server.log") as (base, _):
+        host, port = base.removeprefix("http://").split(":")
+        idle = [socket.create_connection((host, int(port))) for _ in range(60)]
+        time.sleep(0.5)
+        closed = 0
+        for sock in idle:
+            sock.settimeout(0.2)
+            try:
+                closed += sock.recv(1) == b""
+            except TimeoutError:
+                pass
+            except ConnectionResetError:
+                closed += 1
+        other = httpx.HTTPTransport(local_address="127.0.0.2")
+        with httpx.Client(base_url=base, timeout=30, transport=other) as http:
+            statuses = [http.get("/api/health/live").status_code for _ in range(10)]
+            asked = http.post("/api/ask", json={"question": "凤凰县为多少名农民工追回了拖欠工资？"})
+        for sock in idle:
+            sock.close()
+    assert closed == 40, closed  # all but the 20 the address may hold
+    assert statuses == [200] * 10 and asked.status_code == 200
+
+
+def test_a_client_cannot_forge_a_line_of_the_text_log() -> None:
+    """``GET /a%0a2026-12-05 ERROR ...`` wrote a second, forged line; control characters are escaped."""
+    formatter = TextFormatter(log_config("text", "info")["formatters"]["main"]["fmt"])
+    record = logging.LogRecord(
+        "rag.access", logging.WARNING, __file__, 1, "%s %s", ("GET", "/a\n2026 ERROR x\x1b[2J"), None
+    )
+    record.request_id = "-"
+    line = formatter.format(record)
+    assert "\n" not in line and line.endswith("GET /a\\n2026 ERROR x\\x1b[2J")

@@ -7,10 +7,10 @@ import threading
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, Response
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Path as PathParam
 from pydantic import ValidationError
 
 from api.deps import StateDep
@@ -149,9 +149,16 @@ async def upload_document(request: Request, state: StateDep, replace: bool = Fal
     response_class=Response,
     responses={200: {"content": {"image/jpeg": {}}}, **_ERRORS, 409: {"model": ErrorBody}},
 )
-async def page_image(doc_id: str, page: int, state: StateDep) -> Response:
+async def page_image(
+    doc_id: str,
+    request: Request,
+    state: StateDep,
+    number: Annotated[str, PathParam(alias="page", pattern=r"^[1-9][0-9]{0,5}$", description="1-based page number")],
+) -> Response:
     """A page of a scanned document as a JPEG (at most 2,000 pixels a side): a citation's
-    ``regions`` are boxes on it, as fractions of its width and height."""
+    ``regions`` are boxes on it, as fractions of its width and height. Rendered once (then
+    kept, a few at a time), with an ``ETag``: a client that has it gets 304."""
+    page = int(number)  # plain digits only: 1.0, +1 and 01 are refused (422)
     pipeline = state.pipeline
     document = pipeline.snapshot.documents.get(doc_id) if pipeline else None
     if document is None:
@@ -160,14 +167,27 @@ async def page_image(doc_id: str, page: int, state: StateDep) -> Response:
         raise DocumentNotFound(f"{doc_id} has no page {page} (it has {document.pages}; 0 when it is not a scan)")
     source = Path(document.source)
     try:
-        data = await run_in_threadpool(source.read_bytes)
+        stat = source.stat()
     except OSError as exc:
         raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
-    if content_hash(data) != document.content_hash:
-        raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
-    image = await run_in_threadpool(render_page, data, source.name, page, state.library.reading.limits)
     etag = f'"{document.content_hash[:20]}-{page}"'
-    return Response(image, media_type="image/jpeg", headers={"ETag": etag, "Cache-Control": "private, max-age=86400"})
+    headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
+    limits = state.library.reading.limits
+
+    def render() -> bytes:
+        """Read the file, check it is the one indexed, and render the page."""
+        try:
+            data = source.read_bytes()
+        except OSError as exc:
+            raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
+        if content_hash(data) != document.content_hash:
+            raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
+        return render_page(data, source.name, page, limits)
+
+    image = await state.pages.get(etag, (stat.st_size, stat.st_mtime_ns), render)
+    if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
+        return Response(status_code=304, headers=headers)
+    return Response(image, media_type="image/jpeg", headers=headers)
 
 
 @router.get("/api/index/status", response_model=IndexStatus)

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from api.deps import StateDep
+from api.errors import public
 from api.schemas import Health
 from api.security import key_accepted
 
@@ -28,7 +29,7 @@ async def health(request: Request, state: StateDep) -> JSONResponse:
     body = Health(
         status="ok" if snapshot else "not ready",
         ready=snapshot is not None,
-        detail=state.not_ready,
+        detail=public(state.not_ready),
         documents=len(snapshot.documents) if snapshot else 0,
         chunks=len(snapshot.chunks) if snapshot else 0,
         embedding_model=settings.embedding_id,
@@ -52,7 +53,7 @@ async def ready(state: StateDep) -> JSONResponse:
     """Readiness: questions can be asked now (route traffic here only then): 503 while there
     is no index or the server is shutting down."""
     if state.pipeline is None:
-        return JSONResponse({"status": "not ready", "detail": state.not_ready or "no index"}, status_code=503)
+        return JSONResponse({"status": "not ready", "detail": public(state.not_ready) or "no index"}, status_code=503)
     if state.stopping.is_set():
         return JSONResponse({"status": "not ready", "detail": "shutting down"}, status_code=503)
     return JSONResponse({"status": "ready"})

@@ -81,21 +81,50 @@ def _open_image(data: bytes, name: str, limits: ScanLimits) -> PilImage:
     return image
 
 
-def _upright(image: PilImage, frame: int, name: str) -> PilImage:
-    """One frame decoded, turned the way the camera's EXIF orientation says, as RGB."""
-    from PIL import ImageOps
+def _frame(image: PilImage, frame: int, name: str, limits: ScanLimits) -> PilImage:
+    """The image at one of its frames, checked against the pixel limit: each frame of a TIFF
+    has its own size, and the first one's says nothing of the rest."""
+    from PIL import Image
 
     try:
         image.seek(frame)
+    except Image.DecompressionBombError as exc:
+        raise LoaderError(f"{name}: page {frame + 1} has too many pixels (RAG_MAX_IMAGE_PIXELS)") from exc
+    except (OSError, ValueError, EOFError, SyntaxError) as exc:
+        raise LoaderError(f"{name}: page {frame + 1} cannot be read ({exc.__class__.__name__})") from exc
+    width, height = image.size
+    if width * height > limits.max_image_pixels:
+        raise _too_large(name, width, height, limits)
+    return image
+
+
+def _upright(image: PilImage, frame: int, name: str, limits: ScanLimits, fit: int = 0) -> PilImage:
+    """One frame decoded, turned the way the camera's EXIF orientation says, as RGB; ``fit``:
+    no larger than that on its long side (a JPEG is then decoded at a reduced scale)."""
+    from PIL import Image, ImageOps
+
+    image = _frame(image, frame, name, limits)
+    try:
+        if fit:
+            image.draft("RGB", (fit, fit))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
         turned = ImageOps.exif_transpose(image)
-        return (turned if turned is not None else image).convert("RGB")
+        turned = turned if turned is not None else image
+        if fit:
+            turned.thumbnail((fit, fit))
+        return turned.convert("RGB")
+    except Image.DecompressionBombError as exc:
+        raise LoaderError(f"{name}: page {frame + 1} has too many pixels (RAG_MAX_IMAGE_PIXELS)") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # a truncated or corrupt image body
         raise LoaderError(f"{name}: page {frame + 1} cannot be decoded ({exc.__class__.__name__})") from exc
 
 
 def image_page_count(data: bytes, name: str, limits: ScanLimits) -> int:
-    """How many pages an image file holds (checked against the limits, not decoded)."""
-    return int(getattr(_open_image(data, name, limits), "n_frames", 1))
+    """How many pages an image file holds, each checked against the limits (not decoded)."""
+    image = _open_image(data, name, limits)
+    frames = int(getattr(image, "n_frames", 1))
+    for frame in range(1, frames):
+        _frame(image, frame, name, limits)
+    return frames
 
 
 def _pdf(data: bytes, name: str) -> object:
@@ -213,7 +242,7 @@ def image_pages(data: bytes, name: str, limits: ScanLimits) -> Iterator[tuple[in
     """Each page of an image file, decoded when asked for (not when the cache holds it)."""
     image = _open_image(data, name, limits)
     for frame in range(getattr(image, "n_frames", 1)):
-        yield frame + 1, lambda frame=frame: _upright(image, frame, name)  # type: ignore[misc]
+        yield frame + 1, lambda frame=frame: _upright(image, frame, name, limits)  # type: ignore[misc]
 
 
 def pdf_pages(
@@ -233,7 +262,7 @@ def page_image(data: bytes, name: str, page: int, limits: ScanLimits, max_side: 
         frames = _open_image(data, name, limits)
         if not 1 <= page <= getattr(frames, "n_frames", 1):
             raise LoaderError(f"{name}: has no page {page}")
-        image = _upright(frames, page - 1, name)
+        image = _upright(frames, page - 1, name, limits, fit=max_side)
     image.thumbnail((max_side, max_side))
     out = io.BytesIO()
     image.save(out, "JPEG", quality=85)

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,7 +42,7 @@ from rag.ingest.sandbox import ParseLimits, read_isolated
 from rag.ingest.scans import OcrCache
 from rag.library.uploads import UploadFolder
 from rag.service import ocr_cache_folder, read_options, store_config
-from rag.text import invalid_character
+from rag.text import unsafe_in_name
 from rag.types import Document
 
 
@@ -152,9 +152,6 @@ def indexed_hashes(index_dir: Path) -> dict[str, str]:
 
 # Held by a whole upload or delete, across processes (rag.index.snapshot.writer_lock).
 UPLOADS_LOCK = ".uploads.lock"
-# Control characters (NUL among them) have no place in a file name; anything else a user
-# named the file stays, so that two different names never become one file.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # File names are at most 255 bytes on common file systems; the rest is room for a suffix.
 MAX_NAME_BYTES = 200
 
@@ -163,10 +160,15 @@ def safe_filename(name: str) -> str:
     """The upload's file name without folders: ``../../etc/passwd.txt`` is ``passwd.txt``,
     so uploads never leave the documents folder. Leading dots go (hidden files are not
     indexed); a name over ``MAX_NAME_BYTES`` is shortened before its extension; a name
-    with a control or invalid character, or without an extension, is refused.
+    with a control, bidirectional or zero-width character (``rag.text.unsafe_in_name``), or
+    without an extension, is refused. The name is taken in NFC, so that the NFC and NFD
+    spellings of one name (a Mac's and a PC's) are one file, not two look-alikes.
     """
-    if _CONTROL.search(name) or invalid_character(name) >= 0:
-        raise LoaderError(f"the file name {name!r} has a control or invalid character; rename the file")
+    if unsafe_in_name(name) >= 0:
+        raise LoaderError(
+            f"the file name {name!r} has a control, bidirectional or zero-width character; rename the file"
+        )
+    name = unicodedata.normalize("NFC", name)
     base = name.replace("\\", "/").rsplit("/", 1)[-1].strip().lstrip(".").strip()
     suffix = Path(base).suffix
     if not base or not suffix or suffix == base:
