@@ -13,6 +13,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.context import request_id
 from rag.errors import (
     Busy,
+    DocumentChanged,
     DocumentExists,
     DocumentNotFound,
     GeneratorError,
@@ -31,10 +32,6 @@ from rag.errors import (
 
 logger = logging.getLogger(__name__)
 UNEXPECTED = "the server hit an unexpected error; see its log (this request's id is in it)"
-
-
-class DocumentChanged(RagError):
-    """A document's file changed (or went) since it was indexed: its pages no longer match."""
 
 
 class UploadTooLarge(RagError):
@@ -73,8 +70,8 @@ def status_for(exc: RagError) -> tuple[int, str]:
 
 
 # The folders of an absolute path (``/srv/rag/documents/a.pdf``): a client is told the file
-# name, never where the server keeps it.
-_FOLDERS = re.compile(r"(?<![\w.:/])/(?:[^\s/'\"]+/)+")
+# name, never where the server keeps it. The service's own routes (/api/..., /v1/...) stay.
+_FOLDERS = re.compile(r"(?<![\w.:/])/(?!api/|v1/)(?:[^\s/'\"]+/)+")
 
 
 def public(message: str) -> str:

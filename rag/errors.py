@@ -51,6 +51,10 @@ class DocumentNotFound(RagError):
     """No indexed document has this id."""
 
 
+class DocumentChanged(RagError):
+    """A document's file changed (or went) since it was indexed: its pages no longer match."""
+
+
 class DocumentExists(RagError):
     """An upload would replace a document without asking to."""
 

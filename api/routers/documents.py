@@ -14,13 +14,13 @@ from fastapi import Path as PathParam
 from pydantic import ValidationError
 
 from api.deps import StateDep
-from api.errors import DocumentChanged, InvalidBody, UploadTooLarge
+from api.errors import InvalidBody, UploadTooLarge
 from api.schemas import DocumentInfo, DocumentList, ErrorBody, IndexStatus, TextDocument
 from api.state import AppState
 from rag.answer.retrieval import Pipeline
-from rag.errors import DocumentNotFound, LoaderError, RagError
-from rag.ingest.loaders import content_hash
-from rag.ingest.scans import page_image as render_page
+from rag.errors import DocumentChanged, DocumentNotFound, LoaderError, RagError
+from rag.ingest.sandbox import run_isolated
+from rag.ingest.scans import indexed_page_image
 from rag.text import invalid_character
 
 router = APIRouter(tags=["documents"])
@@ -172,19 +172,15 @@ async def page_image(
         raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
     etag = f'"{document.content_hash[:20]}-{page}"'
     headers = {"ETag": etag, "Cache-Control": "private, max-age=86400"}
-    limits = state.library.reading.limits
-
-    def render() -> bytes:
-        """Read the file, check it is the one indexed, and render the page."""
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
-        if content_hash(data) != document.content_hash:
-            raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
-        return render_page(data, source.name, page, limits)
-
-    image = await state.pages.get(etag, (stat.st_size, stat.st_mtime_ns), render)
+    library = state.library
+    # Read, checked against the index and rendered in a reading process (within the parse
+    # limits), so that a large page's decoding never grows the server.
+    args = (str(source), doc_id, document.content_hash, page, library.reading.limits)
+    image = await state.pages.get(
+        etag,
+        (stat.st_size, stat.st_mtime_ns),
+        lambda: run_isolated(indexed_page_image, args, library.parse_limits, source.name),
+    )
     if etag in (tag.strip() for tag in request.headers.get("if-none-match", "").split(",")):
         return Response(status_code=304, headers=headers)
     return Response(image, media_type="image/jpeg", headers=headers)

@@ -65,8 +65,11 @@ class NeedsOcr(Exception):
     scanned pages."""
 
     def __init__(self, name: str, pages: int) -> None:
-        super().__init__(f"{name}: {pages} scanned pages")
+        super().__init__(name, pages)  # both in args: it is pickled back from a reading process
         self.pages = pages
+
+    def __str__(self) -> str:
+        return f"{self.args[0]}: {self.pages} scanned pages"
 
 
 @dataclass(frozen=True)

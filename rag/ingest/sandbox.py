@@ -20,11 +20,12 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from rag.errors import Busy, Interrupted, LoaderError, ParseLimitExceeded, UnsupportedFileType
+from rag.errors import Busy, Interrupted, LoaderError, ParseLimitExceeded, RagError
 from rag.ingest.loaders import NeedsOcr, ReadOptions, parse_bytes
 from rag.ingest.scans import PageProgress
 from rag.types import Document
@@ -43,32 +44,26 @@ class ParseLimits:
 
 
 _context = multiprocessing.get_context("forkserver")
-_context.set_forkserver_preload(["rag.ingest.loaders", "rag.ingest.sandbox"])
+_context.set_forkserver_preload(["rag.ingest.loaders", "rag.ingest.scans", "rag.ingest.sandbox"])
 _children: set[Any] = set()
 _halted: set[Any] = set()  # children stop_all killed
 _children_lock = threading.Lock()
 
 
-def _read_in_child(
-    conn: Connection, data: bytes, doc_id: str, source: str, published: str, options: ReadOptions, cpu_s: int
-) -> None:
-    """The child: limit its CPU time, read the file, send progress lines and the outcome."""
+def _in_child(conn: Connection, function: Callable[..., Any], args: tuple[Any, ...], cpu_s: int, name: str) -> None:
+    """The child: limit its CPU time, run ``function(*args, progress)``, send progress lines and
+    the outcome (a library error is sent as itself; NeedsOcr too)."""
     import resource
 
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 2))  # SIGXCPU at the soft limit, SIGKILL at hard
     try:
-        document = parse_bytes(data, doc_id, source, published, options, lambda d, t: conn.send(("progress", d, t)))
-        conn.send(("done", document))
-    except NeedsOcr as exc:
-        conn.send(("scan", exc.pages))
-    except UnsupportedFileType as exc:
-        conn.send(("unsupported", str(exc)))
-    except LoaderError as exc:
-        conn.send(("error", str(exc)))
+        conn.send(("done", function(*args, progress=lambda d, t: conn.send(("progress", d, t)))))
+    except (RagError, NeedsOcr) as exc:
+        conn.send(("raised", exc))
     except MemoryError:
-        conn.send(("memory", ""))
+        conn.send(("memory", None))
     except Exception as exc:  # a parser's own bug: the upload fails, the server does not
-        conn.send(("error", f"{source.rsplit('/', 1)[-1]}: could not be read ({type(exc).__name__}: {exc})"))
+        conn.send(("raised", LoaderError(f"{name}: could not be read ({type(exc).__name__}: {exc})")))
     finally:
         conn.close()
 
@@ -95,10 +90,26 @@ def read_isolated(
     """``parse_bytes`` in a child process within ``limits``; see the module's description.
     ``NeedsOcr`` (with the page count) when the file is a scan and ``options.scans`` is off."""
     name = source.rsplit("/", 1)[-1]
+    document: Document = run_isolated(
+        parse_bytes, (data, doc_id, source, published, options), limits, name, progress, stop
+    )
+    return document
+
+
+def run_isolated(
+    function: Callable[..., Any],
+    args: tuple[Any, ...],
+    limits: ParseLimits,
+    name: str,
+    progress: PageProgress | None = None,
+    stop: threading.Event | None = None,
+) -> Any:
+    """``function(*args, progress=...)`` (a module-level function) in a child process within
+    ``limits``: its result, or the library error it raised; ``name`` is the file's, for messages."""
     parent, child = _context.Pipe(duplex=False)
     process = _context.Process(
-        target=_read_in_child,
-        args=(child, data, doc_id, source, published, options, limits.cpu_s),
+        target=_in_child,
+        args=(child, function, args, limits.cpu_s, name),
         name=f"rag-parse {name}"[:60],
         daemon=True,
     )
@@ -146,16 +157,11 @@ def read_isolated(
     if why == "halted":
         raise Busy(f"{name}: the server is stopping; send the file again when it is back", retry_after_s=30)
     if outcome is not None:
-        kind, *rest = outcome
+        kind, result = outcome
         if kind == "done":
-            document: Document = rest[0]
-            return document
-        if kind == "scan":
-            raise NeedsOcr(name, rest[0])
-        if kind == "unsupported":
-            raise UnsupportedFileType(rest[0])
-        if kind == "error":
-            raise LoaderError(rest[0])
+            return result
+        if kind == "raised":
+            raise result
         why = "memory"
     if why == "stopped":
         raise Interrupted(f"{name}: reading it was stopped (the client went away)")

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rag.errors import LoaderError
+from rag.errors import DocumentChanged, LoaderError
 from rag.fileio import write_atomically
 from rag.ingest.layout import Line, page_lines
 from rag.ingest.ocr import OcrEngine
@@ -106,12 +106,11 @@ def _upright(image: PilImage, frame: int, name: str, limits: ScanLimits, fit: in
     image = _frame(image, frame, name, limits)
     try:
         if fit:
-            image.draft("RGB", (fit, fit))  # JPEG only: decode at 1/2, 1/4 or 1/8 scale
+            # Shrunk first, in place (a JPEG is decoded at 1/2, 1/4 or 1/8 scale): turning and
+            # converting a full-size page would copy it twice (a 79 MP page is 237 MB a copy).
+            image.thumbnail((fit, fit))
         turned = ImageOps.exif_transpose(image)
-        turned = turned if turned is not None else image
-        if fit:
-            turned.thumbnail((fit, fit))
-        return turned.convert("RGB")
+        return (turned if turned is not None else image).convert("RGB")
     except Image.DecompressionBombError as exc:
         raise LoaderError(f"{name}: page {frame + 1} has too many pixels (RAG_MAX_IMAGE_PIXELS)") from exc
     except (OSError, ValueError, SyntaxError) as exc:  # a truncated or corrupt image body
@@ -251,6 +250,23 @@ def pdf_pages(
     """The given PDF pages, each rendered when asked for."""
     for page in numbers:
         yield page, lambda page=page: render_pdf_page(data, name, page, limits)  # type: ignore[misc]
+
+
+def indexed_page_image(
+    path: str, doc_id: str, content_hash: str, page: int, limits: ScanLimits, progress: object = None
+) -> bytes:
+    """``page_image`` of the file at ``path``, once checked to be the one indexed (its content
+    hash); ``DocumentChanged`` otherwise. Runs in a reading process (rag.ingest.sandbox), so
+    that decoding a large page (hundreds of MB) never grows the server."""
+    import hashlib
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise DocumentChanged(f"{doc_id}: its file is gone ({exc.strerror}); index it again") from exc
+    if hashlib.sha256(data).hexdigest() != content_hash:
+        raise DocumentChanged(f"{doc_id}: its file changed since it was indexed; index it again")
+    return page_image(data, Path(path).name, page, limits)
 
 
 def page_image(data: bytes, name: str, page: int, limits: ScanLimits, max_side: int = 2000) -> bytes:
