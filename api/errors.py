@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import traceback
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -116,5 +118,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unexpected error", exc_info=exc)
+        log_unexpected(logger, exc)
         return error_response("internal_error", UNEXPECTED, 500, request)
+
+
+def log_unexpected(log: logging.Logger, exc: BaseException) -> None:
+    """An unexpected error's traceback, once per 10 s for each kind and place (the log config's
+    rate limit keys on this message); a flood of one failure is one traceback and a count."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    log.error(f"unexpected error: {type(exc).__name__}{where}", exc_info=exc)

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.context import request_id
-from api.errors import UNEXPECTED, error_response
+from api.errors import UNEXPECTED, error_response, log_unexpected
 from rag.answer.generators import Generators
 from rag.answer.retrieval import Pipeline
 from rag.text import printable
@@ -208,11 +208,11 @@ class RequestContext:
 
         try:
             await self._app(scope, receive, send_with_id)
-        except Exception:
+        except Exception as exc:
             if status != 500 or responded:
                 raise
             # Handled here, inside the request, so the log line and the body carry its id.
-            logger.exception("unexpected error")
+            log_unexpected(logger, exc)
             from starlette.requests import Request
 
             await error_response("internal_error", UNEXPECTED, 500, Request(scope))(scope, receive, send_with_id)
@@ -289,6 +289,8 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
             "uvicorn": {"handlers": [], "propagate": True},
             "uvicorn.error": limited,
             "asyncio": limited,
+            "api.errors": limited,  # unexpected errors' tracebacks
+            "api.observability": limited,
             "uvicorn.access": {"handlers": [], "propagate": True},
         },
     }

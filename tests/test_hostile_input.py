@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from api.cli import RateLimitFilter
+from api.errors import log_unexpected
 from api.observability import TextFormatter, log_config
 from api.process import server_process
 from api.work import PageRenders
@@ -238,3 +240,29 @@ def test_a_client_cannot_forge_a_line_of_the_text_log() -> None:
     record.request_id = "-"
     line = formatter.format(record)
     assert "\n" not in line and line.endswith("GET /a\\n2026 ERROR x\\x1b[2J")
+
+
+def test_a_flood_of_one_failure_logs_one_traceback(caplog: pytest.LogCaptureFixture) -> None:
+    """A failing request repeated thousands of times wrote a traceback each (5,400 lines); the
+    log keeps one per kind and place every 10 s, and another failure still gets its own."""
+    log = logging.getLogger("test.unexpected")
+    log.addFilter(RateLimitFilter())
+
+    def fail(value: object) -> None:
+        raise ValueError(f"bad {value}")
+
+    for n in range(50):
+        try:
+            fail(n)
+        except ValueError as exc:
+            log_unexpected(log, exc)
+    try:
+        {}["missing"]
+    except KeyError as exc:
+        log_unexpected(log, exc)
+    kept = [r for r in caplog.records if r.name == "test.unexpected"]
+    assert [r.getMessage().split(" at ")[0] for r in kept] == [
+        "unexpected error: ValueError",
+        "unexpected error: KeyError",
+    ]
+    assert all(r.exc_info for r in kept)
