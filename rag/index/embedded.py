@@ -23,7 +23,7 @@ from rag.index.lexical import (
     query_tokens,
     save_lexical,
 )
-from rag.index.store import REBUILD_HINT, Hit, Where, fused_search
+from rag.index.store import REBUILD_HINT, Hit, Where, allowed_mask, fused_search
 from rag.types import Chunk
 
 if TYPE_CHECKING:
@@ -187,16 +187,7 @@ class EmbeddedStore:
         return np.array([c.published for c in self._chunks], dtype="U10")
 
     def _allowed(self, where: Where | None) -> npt.NDArray[np.bool_] | None:
-        if where is None or where.is_empty() or len(self) == 0:
-            return None
-        mask = np.ones(len(self), dtype=bool)
-        if where.doc_ids is not None:
-            mask &= np.isin(self._doc_ids, sorted(where.doc_ids))
-        if where.published_from:
-            mask &= (self._published != "") & (self._published >= where.published_from)
-        if where.published_to:
-            mask &= (self._published != "") & (self._published <= where.published_to)
-        return mask
+        return allowed_mask(where, self._doc_ids, self._published)
 
     def dense_search(self, query: Vectors, k: int, where: Where | None = None) -> list[Hit]:
         mask = self._allowed(where)

@@ -20,6 +20,11 @@ jieba search mode and character bigrams), each written as a hex word (``client_k
 so that any Milvus analyzer splits them back unchanged: both stores match the same words.
 Milvus' own jieba analyzer on the raw text ranked worse on CMRC 2018 (keyword recall@1
 0.960 against 0.975; README "Stores").
+
+A server without built-in BM25 (Milvus before 2.5: "create index on 104 field is not
+supported") gets a collection of vectors and filter fields only, and the keyword half runs
+in this service: the same BM25 over the same tokens as the embedded store, saved in the
+version folder (``lexical`` in ``milvus.json`` says which). Hybrid retrieval keeps both halves.
 """
 
 from __future__ import annotations
@@ -43,8 +48,16 @@ import numpy.typing as npt
 from rag.errors import IndexCorrupt, IndexMismatch, StoreUnavailable
 from rag.fileio import write_atomically
 from rag.index.embedding import Vectors
-from rag.index.lexical import chunk_tokens, query_tokens
-from rag.index.store import REBUILD_HINT, Hit, StoreConfig, Where, fused_search, with_cosines
+from rag.index.lexical import (
+    LexicalIndex,
+    build_lexical,
+    chunk_tokens,
+    extend_lexical,
+    load_lexical,
+    query_tokens,
+    save_lexical,
+)
+from rag.index.store import REBUILD_HINT, Hit, StoreConfig, Where, allowed_mask, fused_search, with_cosines
 from rag.types import Chunk, passage_text
 
 _log = logging.getLogger(__name__)
@@ -59,6 +72,7 @@ _BATCH = 512
 _MAX_TEXT_BYTES = 65_535
 _MAX_LIMIT = 16_384
 _KEYWORDS = "sparse"
+_IN_SERVICE = "service"  # milvus.json's lexical: BM25 computed by this service
 _clients: dict[tuple[str, str], Any] = {}
 _clients_lock = threading.Lock()
 
@@ -181,8 +195,15 @@ class MilvusStore:
         dimension: int,
         keys: npt.NDArray[np.int64],
         retired: npt.NDArray[np.int64] | None = None,
+        local: tuple[LexicalIndex, Sequence[Chunk]] | None = None,
     ) -> None:
+        """``local``: the keyword index this service keeps for a server without BM25, and the
+        chunks (for filters); None: Milvus computes BM25."""
         self._client = client
+        self._local = local[0] if local is not None else None
+        chunks = local[1] if local is not None else ()
+        self._doc_ids = np.array([c.doc_id for c in chunks], dtype=str)
+        self._published = np.array([c.published for c in chunks], dtype="U10")
         self._config = config
         self._collection = config.milvus_collection
         self._dimension = dimension
@@ -201,16 +222,16 @@ class MilvusStore:
         name = config.milvus_collection
         try:
             exists = client.has_collection(name)
-            if not exists:
-                cls._create_collection(client, name, dimension, owner)
+            bm25 = cls._create_collection(client, name, dimension, owner, uri) if not exists else True
         except Exception as exc:
             _log.warning("Milvus at %s: %r", uri, exc)
             raise StoreUnavailable(
                 f"Milvus at {uri} could not create the collection {name!r}; the log says why"
             ) from exc
         if exists:
-            cls._check_collection(client, name, dimension, owner, uri)
-        return cls(client, replace(config, milvus_uri=uri), dimension, np.zeros(0, dtype=np.int64))
+            bm25 = cls._check_collection(client, name, dimension, owner, uri)
+        local = None if bm25 else (build_lexical(()), ())
+        return cls(client, replace(config, milvus_uri=uri), dimension, np.zeros(0, dtype=np.int64), local=local)
 
     @classmethod
     def open(cls, config: StoreConfig, index_dir: Path, folder: Path, chunks: Sequence[Chunk]) -> MilvusStore:
@@ -219,6 +240,7 @@ class MilvusStore:
             keys = np.load(folder / KEYS_FILE).astype(np.int64)
             meta = json.loads((folder / META_FILE).read_text(encoding="utf-8"))
             collection, dimension, made_at = str(meta["collection"]), int(meta["dimension"]), str(meta["uri"])
+            in_service = meta.get("lexical") == _IN_SERVICE
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise IndexCorrupt(f"{folder}: unreadable {KEYS_FILE} or {META_FILE}; {REBUILD_HINT}") from exc
         if len(keys) != len(chunks):
@@ -240,39 +262,66 @@ class MilvusStore:
                 f"server, or {REBUILD_HINT}"
             )
         cls._check_collection(client, collection, dimension, _owner(index_dir), uri)
-        return cls(client, replace(config, milvus_uri=uri), dimension, keys)
+        local = None
+        if in_service:
+            lexical = load_lexical(folder) or build_lexical(chunk_tokens(c) for c in chunks)
+            if len(lexical) != len(chunks):
+                raise IndexCorrupt(f"{folder}: the keyword index and the chunks disagree; {REBUILD_HINT}")
+            local = (lexical, chunks)
+        return cls(client, replace(config, milvus_uri=uri), dimension, keys, local=local)
 
     @staticmethod
-    def _create_collection(client: Any, name: str, dimension: int, owner: str) -> None:
+    def _create_collection(client: Any, name: str, dimension: int, owner: str, uri: str) -> bool:
+        """Make the collection; whether Milvus computes BM25 in it (a server before 2.5 cannot:
+        the collection then holds vectors and filter fields, and keyword search runs here)."""
         from pymilvus import DataType, Function, FunctionType
 
-        schema = client.create_schema(auto_id=False)
-        schema.add_field("id", DataType.INT64, is_primary=True)
-        schema.add_field("gen", DataType.INT64)
-        schema.add_field("doc_id", DataType.VARCHAR, max_length=2048)
-        schema.add_field("published", DataType.VARCHAR, max_length=16)
-        # The passage as shown (title and text): for tools that browse the collection.
-        schema.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
-        schema.add_field(
-            "keywords", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES, enable_analyzer=True,
-            analyzer_params={"tokenizer": "standard"},
-        )  # fmt: skip
-        schema.add_field("vec", DataType.FLOAT_VECTOR, dim=dimension)
-        schema.add_field(_KEYWORDS, DataType.SPARSE_FLOAT_VECTOR)
-        bm25 = Function(
-            name="bm25", function_type=FunctionType.BM25, input_field_names=["keywords"], output_field_names=[_KEYWORDS]
-        )
-        schema.add_function(bm25)
-        index = client.prepare_index_params()
-        index.add_index("vec", index_type="FLAT", metric_type="IP")
-        index.add_index(_KEYWORDS, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-        client.create_collection(
-            name, schema=schema, index_params=index, consistency_level="Strong", properties={_OWNER_PROPERTY: owner}
-        )
+        def schema(bm25: bool) -> Any:
+            made = client.create_schema(auto_id=False)
+            made.add_field("id", DataType.INT64, is_primary=True)
+            made.add_field("gen", DataType.INT64)
+            made.add_field("doc_id", DataType.VARCHAR, max_length=2048)
+            made.add_field("published", DataType.VARCHAR, max_length=16)
+            # The passage as shown (title and text): for tools that browse the collection.
+            made.add_field("text", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES)
+            made.add_field("vec", DataType.FLOAT_VECTOR, dim=dimension)
+            if bm25:
+                made.add_field(
+                    "keywords", DataType.VARCHAR, max_length=_MAX_TEXT_BYTES, enable_analyzer=True,
+                    analyzer_params={"tokenizer": "standard"},
+                )  # fmt: skip
+                made.add_field(_KEYWORDS, DataType.SPARSE_FLOAT_VECTOR)
+                bm25_function = Function(
+                    name="bm25", function_type=FunctionType.BM25, input_field_names=["keywords"],
+                    output_field_names=[_KEYWORDS],
+                )  # fmt: skip
+                made.add_function(bm25_function)
+            return made
+
+        def create(bm25: bool) -> None:
+            index = client.prepare_index_params()
+            index.add_index("vec", index_type="FLAT", metric_type="IP")
+            if bm25:
+                index.add_index(_KEYWORDS, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
+            client.create_collection(
+                name, schema=schema(bm25), index_params=index, consistency_level="Strong",
+                properties={_OWNER_PROPERTY: owner},
+            )  # fmt: skip
+
+        try:
+            create(bm25=True)
+            return True
+        except Exception as exc:
+            _log.info("Milvus at %s has no built-in BM25 (%r): keyword search runs in this service", uri, exc)
+            if client.has_collection(name):  # made before its BM25 index was refused
+                client.drop_collection(name)
+        create(bm25=False)
+        return False
 
     @staticmethod
-    def _check_collection(client: Any, name: str, dimension: int, owner: str, uri: str) -> None:
-        """Refuse a collection of another index, another embedding dimension or another layout."""
+    def _check_collection(client: Any, name: str, dimension: int, owner: str, uri: str) -> bool:
+        """Refuse a collection of another index, another embedding dimension or another layout;
+        whether Milvus computes BM25 in it."""
         try:
             described = client.describe_collection(name)
         except Exception as exc:
@@ -286,12 +335,13 @@ class MilvusStore:
                 f"the Milvus collection {name!r} holds {dim or 'no'}-dimensional vectors, the embedding model "
                 f"gives {dimension}; {other}"
             )
-        if not {"id", "gen", "doc_id", "published", "keywords", _KEYWORDS} <= set(fields):
+        if not {"id", "gen", "doc_id", "published", "vec"} <= set(fields):
             raise IndexMismatch(f"the Milvus collection {name!r} was not made by this version of the service; {other}")
         found = str((described.get("properties") or {}).get(_OWNER_PROPERTY, ""))
         if found != owner:
             # Each version owns every row of its collection: two indexes in one would delete each other's rows.
             raise IndexMismatch(f"the Milvus collection {name!r} belongs to another index folder; {other}")
+        return {"keywords", _KEYWORDS} <= set(fields)
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -328,7 +378,14 @@ class MilvusStore:
         )  # fmt: skip
         return self._rows(found, k)
 
+    @property
+    def lexical(self) -> str:
+        """Where BM25 is computed: ``milvus`` (the server) or ``service`` (a server before 2.5)."""
+        return "milvus" if self._local is None else "service"
+
     def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
+        if self._local is not None:
+            return self._local.search(query_tokens(question), k, allowed_mask(where, self._doc_ids, self._published))
         text = client_keywords(query_tokens(question))
         if not len(self) or k <= 0 or not text:
             return []
@@ -343,7 +400,7 @@ class MilvusStore:
         where: Where | None = None,
     ) -> list[Hit]:  # fmt: skip
         text = client_keywords(query_tokens(question))
-        if lexical_weight != 1.0 or not text or not len(self):
+        if lexical_weight != 1.0 or not text or not len(self) or self._local is not None:
             # Milvus' RRF ranker has no weights; the weighted fusion runs here.
             return fused_search(self, query, question, k, depth, rrf_k, lexical_weight, where)
         from pymilvus import AnnSearchRequest, RRFRanker
@@ -394,8 +451,8 @@ class MilvusStore:
                     "doc_id": chunk.doc_id,
                     "published": chunk.published,
                     "text": _fit(passage_text(chunk)),
-                    "keywords": _fit(client_keywords(chunk_tokens(chunk))),
                     "vec": np.asarray(vector, dtype=np.float32).tolist(),
+                    **({} if self._local is not None else {"keywords": _fit(client_keywords(chunk_tokens(chunk)))}),
                 }
                 for key, chunk, vector in zip(
                     new_keys[start : start + _BATCH], new[start : start + _BATCH], vectors[start : start + _BATCH],
@@ -405,7 +462,12 @@ class MilvusStore:
             self._call("insert", rows)
         kept = self._keys[np.asarray(keep, dtype=np.int64)] if len(keep) else np.zeros(0, dtype=np.int64)
         retired = np.setdiff1d(self._keys, kept)
-        return MilvusStore(self._client, self._config, self._dimension, np.concatenate([kept, new_keys]), retired)
+        local = None
+        if self._local is not None:
+            local = (extend_lexical(self._local, keep, [chunk_tokens(c) for c in new]), chunks)
+        return MilvusStore(
+            self._client, self._config, self._dimension, np.concatenate([kept, new_keys]), retired, local
+        )
 
     def save(self, folder: Path) -> None:
         # The rows must be durable before a version names them.
@@ -413,6 +475,9 @@ class MilvusStore:
         np.save(folder / KEYS_FILE, self._keys)
         np.save(folder / RETIRED_FILE, self._retired)
         meta = {"collection": self._collection, "dimension": self._dimension, "uri": self._uri()}
+        if self._local is not None:
+            save_lexical(self._local, folder)
+            meta["lexical"] = _IN_SERVICE
         (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 
     def _uri(self) -> str:

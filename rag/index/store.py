@@ -25,6 +25,9 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, get_args
 
+import numpy as np
+import numpy.typing as npt
+
 from rag.config import StoreName
 from rag.index.embedding import Vectors
 from rag.types import Chunk
@@ -115,6 +118,22 @@ class ChunkStore(Protocol):
         (kept on disk, and possibly still read): reclaim rows neither of them holds. Never
         raises: the new version is live whatever happens here."""
         ...
+
+
+def allowed_mask(
+    where: Where | None, doc_ids: npt.NDArray[np.str_], published: npt.NDArray[np.str_]
+) -> npt.NDArray[np.bool_] | None:
+    """The rows a filter lets through (None: all), from the rows' document ids and days."""
+    if where is None or where.is_empty() or len(doc_ids) == 0:
+        return None
+    mask = np.ones(len(doc_ids), dtype=bool)
+    if where.doc_ids is not None:
+        mask &= np.isin(doc_ids, sorted(where.doc_ids))
+    if where.published_from:
+        mask &= (published != "") & (published >= where.published_from)
+    if where.published_to:
+        mask &= (published != "") & (published <= where.published_to)
+    return mask
 
 
 def reciprocal_rank_fusion(
