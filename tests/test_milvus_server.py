@@ -4,9 +4,13 @@ retrieval keeps both halves. Index the seed page, ask, delete a document, ask ag
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
+import httpx
+
+from api.process import server_process
 from rag.answer.generators import Generators
 from rag.answer.stream import Answerer, Query
 from rag.config import Settings
@@ -48,3 +52,50 @@ def test_the_seed_page_is_served_from_a_milvus_server_and_a_delete_reaches_it(
     index_documents(settings, [], real_embedder, drop=lambda _: {fenghuang.doc_id})
     _, titles, abstained = _ask(settings, real_embedder, QUESTION)
     assert abstained or FENGHUANG not in titles
+
+
+def test_two_instances_over_one_milvus_serve_each_others_uploads_and_deletes(
+    milvus_server: str, seed_settings: Settings, real_embedder: SentenceTransformerEmbedder, tmp_path: Path
+) -> None:
+    """Two ``rag serve`` processes (other machines in production) over one Milvus server and one
+    index folder: an upload through either is served by both within RAG_INDEX_POLL_S and a
+    reload, a delete too, and neither serves a half-written document."""
+    collection = f"shared_{uuid.uuid4().hex}"
+    settings = seed_settings.model_copy(
+        update={"index_dir": tmp_path / "index", "store": "milvus", "milvus_uri": milvus_server,
+                "milvus_collection": collection}
+    )  # fmt: skip
+    index_paths(settings, [SEED.parent], real_embedder)
+    env = {
+        "RAG_INDEX_DIR": str(tmp_path / "index"),
+        "RAG_CACHE_DIR": str(seed_settings.cache_dir),
+        "RAG_DOCUMENTS_DIR": str(tmp_path / "documents"),
+        "RAG_GENERATOR": "extractive",
+        "RAG_STORE": "milvus",
+        "RAG_MILVUS_URI": milvus_server,
+        "RAG_MILVUS_COLLECTION": collection,
+        "RAG_INDEX_POLL_S": "0.5",
+    }
+    question = {"question": "资兴市新建了几个研学基地？"}
+    with (
+        server_process(env, tmp_path / "a.log") as (first, _),
+        server_process(env, tmp_path / "b.log") as (second, _),
+    ):
+        created = httpx.post(
+            f"{first}/api/documents", json={"name": "z.md", "text": "资兴市新建了 5 个研学基地。"}, timeout=60
+        )
+        assert created.status_code == 201, created.text
+        uploaded = time.monotonic()
+        while "z.md" not in httpx.get(f"{second}/api/documents", timeout=10).text:
+            assert time.monotonic() - uploaded < 5, "the other instance did not serve the upload"
+            time.sleep(0.1)
+        answer = httpx.post(f"{second}/api/ask", json=question, timeout=30).json()
+        assert "5" in answer["answer"] and answer["citations"][0]["doc_id"] == "documents/z.md"
+        assert httpx.delete(f"{second}/api/documents/documents/z.md", timeout=60).status_code == 204
+        deleted = time.monotonic()
+        while "z.md" in httpx.get(f"{first}/api/documents", timeout=10).text:
+            assert time.monotonic() - deleted < 5, "the other instance still served the deleted document"
+            time.sleep(0.1)
+        assert "documents/z.md" not in str(
+            httpx.post(f"{first}/api/ask", json=question, timeout=30).json()["citations"]
+        )
