@@ -28,7 +28,7 @@ from eval.runner import passage_documents
 from rag.config import Settings
 from rag.errors import IndexStoreError
 from rag.index.embedded import EmbeddedStore, FaissIndex
-from rag.index.lexical import build_lexical, chunk_tokens
+from rag.index.lexical import ChunkKeywords, build_lexical, chunk_tokens
 from rag.index.search import rank_chunks
 from rag.index.snapshot import load_snapshot
 from rag.ingest.chunking import chunk_document
@@ -70,7 +70,7 @@ def main() -> int:
             raise IndexStoreError("too small")
     except IndexStoreError:
         chunk_index = FaissIndex(384, clustered_unit_vectors(len(chunks), 384, seed=1))
-    store = EmbeddedStore(chunk_index, lexical, chunks)
+    store = EmbeddedStore(chunk_index, ChunkKeywords(lexical, chunks))
 
     questions = [q.question for q in load_seed().questions]
     rng = np.random.default_rng(2)

@@ -3,7 +3,6 @@ tokens (rag.index.lexical), saved inside the index version folder."""
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,16 +13,8 @@ import numpy.typing as npt
 
 from rag.errors import IndexCorrupt
 from rag.index.embedding import Vectors
-from rag.index.lexical import (
-    LexicalIndex,
-    build_lexical,
-    chunk_tokens,
-    extend_lexical,
-    load_lexical,
-    query_tokens,
-    save_lexical,
-)
-from rag.index.store import REBUILD_HINT, Hit, Where, allowed_mask, fused_search
+from rag.index.lexical import ChunkKeywords, build_lexical
+from rag.index.store import REBUILD_HINT, Hit, Where, fused_search
 from rag.types import Chunk
 
 if TYPE_CHECKING:
@@ -154,47 +145,36 @@ class EmbeddedStore:
 
     kind = "embedded"
 
-    def __init__(self, dense: FaissIndex, lexical: LexicalIndex, chunks: Sequence[Chunk]) -> None:
-        if not (len(dense) == len(lexical) == len(chunks)):
-            raise IndexCorrupt(f"vectors ({len(dense)}), keywords ({len(lexical)}) and chunks ({len(chunks)}) disagree")
+    def __init__(self, dense: FaissIndex, keywords: ChunkKeywords) -> None:
+        if len(dense) != len(keywords):
+            raise IndexCorrupt(f"vectors ({len(dense)}) and keywords ({len(keywords)}) disagree")
         self.dense = dense
-        self.lexical = lexical
-        self._chunks = chunks
+        self.keywords = keywords
 
     @classmethod
     def empty(cls, dimension: int) -> EmbeddedStore:
-        return cls(FaissIndex(dimension), build_lexical(()), ())
+        return cls(FaissIndex(dimension), ChunkKeywords(build_lexical(()), ()))
 
     @classmethod
     def load(cls, folder: Path, chunks: Sequence[Chunk]) -> EmbeddedStore:
         dense = FaissIndex.load(folder / "chunks.faiss")
-        lexical = load_lexical(folder)
-        if lexical is None:  # a version written before the keyword index: built in memory
-            lexical = build_lexical(chunk_tokens(c) for c in chunks)
-        if len(dense) != len(chunks) or len(lexical) != len(chunks):
+        if len(dense) != len(chunks):
             raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
-        return cls(dense, lexical, chunks)
+        try:
+            keywords = ChunkKeywords.load(folder, chunks)
+        except IndexCorrupt as exc:
+            raise IndexCorrupt(f"{folder}: {exc}; {REBUILD_HINT}") from exc
+        return cls(dense, keywords)
 
     def __len__(self) -> int:
         return len(self.dense)
 
-    @functools.cached_property
-    def _doc_ids(self) -> npt.NDArray[np.str_]:
-        return np.array([c.doc_id for c in self._chunks], dtype=str)
-
-    @functools.cached_property
-    def _published(self) -> npt.NDArray[np.str_]:
-        return np.array([c.published for c in self._chunks], dtype="U10")
-
-    def _allowed(self, where: Where | None) -> npt.NDArray[np.bool_] | None:
-        return allowed_mask(where, self._doc_ids, self._published)
-
     def dense_search(self, query: Vectors, k: int, where: Where | None = None) -> list[Hit]:
-        mask = self._allowed(where)
+        mask = self.keywords.allowed(where)
         return self.dense.search(query, k, None if mask is None else np.flatnonzero(mask).astype(np.int64))
 
     def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
-        return self.lexical.search(query_tokens(question), k, self._allowed(where))
+        return self.keywords.search(question, k, where)
 
     def hybrid_search(
         self, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
@@ -214,12 +194,11 @@ class EmbeddedStore:
         kept = self.dense.vectors()[np.asarray(keep, dtype=np.int64)] if len(keep) else None
         parts = [v for v in (kept, np.asarray(vectors, dtype=np.float32)) if v is not None and len(v)]
         stacked = np.concatenate(parts) if parts else np.zeros((0, self.dense.dimension), dtype=np.float32)
-        lexical = extend_lexical(self.lexical, keep, [chunk_tokens(c) for c in new])
-        return EmbeddedStore(FaissIndex(self.dense.dimension, stacked), lexical, chunks)
+        return EmbeddedStore(FaissIndex(self.dense.dimension, stacked), self.keywords.updated(keep, chunks))
 
     def save(self, folder: Path) -> None:
         self.dense.save(folder / "chunks.faiss")
-        save_lexical(self.lexical, folder)
+        self.keywords.save(folder)
 
     def commit(self, previous: Path | None) -> None:
         """Nothing to reclaim: superseded versions are pruned with their folders."""

@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.errors import IndexCorrupt
+from rag.index.store import Hit, Where, allowed_mask
 from rag.lang.en.words import STOPWORDS
 from rag.lang.tables import words
 from rag.lang.zh.script import HAN, HAN_COMPATIBILITY
@@ -202,3 +203,45 @@ def load_lexical(folder: Path) -> LexicalIndex | None:
     if len(offsets) == 0 or offsets[-1] != len(ids) or ids.dtype != np.int32:
         raise IndexCorrupt(f"{folder}: the keyword index's token ids and offsets disagree")
     return LexicalIndex(vocab, ids, offsets, bm25)
+
+
+class ChunkKeywords:
+    """The keyword half of a store that computes BM25 in this service (the embedded store, and
+    the Milvus store on a server before 2.5): the index over a version's chunks, and the
+    chunks' document ids and days that filters read."""
+
+    def __init__(self, index: LexicalIndex, chunks: Sequence[Chunk]) -> None:
+        if len(index) != len(chunks):
+            raise IndexCorrupt(f"the keyword index ({len(index)}) and the chunks ({len(chunks)}) disagree")
+        self.index = index
+        self._chunks = chunks
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @classmethod
+    def load(cls, folder: Path, chunks: Sequence[Chunk]) -> ChunkKeywords:
+        """The version folder's keyword index; built in memory for a version that predates it."""
+        return cls(load_lexical(folder) or build_lexical(chunk_tokens(c) for c in chunks), chunks)
+
+    @functools.cached_property
+    def _doc_ids(self) -> npt.NDArray[np.str_]:
+        return np.array([c.doc_id for c in self._chunks], dtype=str)
+
+    @functools.cached_property
+    def _published(self) -> npt.NDArray[np.str_]:
+        return np.array([c.published for c in self._chunks], dtype="U10")
+
+    def allowed(self, where: Where | None) -> npt.NDArray[np.bool_] | None:
+        """The rows a filter lets through (None: all)."""
+        return allowed_mask(where, self._doc_ids, self._published)
+
+    def search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
+        return self.index.search(query_tokens(question), k, self.allowed(where))
+
+    def updated(self, keep: Sequence[int], chunks: Sequence[Chunk]) -> ChunkKeywords:
+        """The next version's: the kept rows, then ``chunks`` past them (the new ones) tokenised."""
+        return ChunkKeywords(extend_lexical(self.index, keep, [chunk_tokens(c) for c in chunks[len(keep) :]]), chunks)
+
+    def save(self, folder: Path) -> None:
+        save_lexical(self.index, folder)

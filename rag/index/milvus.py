@@ -48,16 +48,8 @@ import numpy.typing as npt
 from rag.errors import IndexCorrupt, IndexMismatch, StoreUnavailable
 from rag.fileio import write_atomically
 from rag.index.embedding import Vectors
-from rag.index.lexical import (
-    LexicalIndex,
-    build_lexical,
-    chunk_tokens,
-    extend_lexical,
-    load_lexical,
-    query_tokens,
-    save_lexical,
-)
-from rag.index.store import REBUILD_HINT, Hit, StoreConfig, Where, allowed_mask, fused_search, with_cosines
+from rag.index.lexical import ChunkKeywords, build_lexical, chunk_tokens, query_tokens
+from rag.index.store import REBUILD_HINT, Hit, StoreConfig, Where, fused_search, with_cosines
 from rag.types import Chunk, passage_text
 
 _log = logging.getLogger(__name__)
@@ -195,15 +187,12 @@ class MilvusStore:
         dimension: int,
         keys: npt.NDArray[np.int64],
         retired: npt.NDArray[np.int64] | None = None,
-        local: tuple[LexicalIndex, Sequence[Chunk]] | None = None,
+        local: ChunkKeywords | None = None,
     ) -> None:
-        """``local``: the keyword index this service keeps for a server without BM25, and the
-        chunks (for filters); None: Milvus computes BM25."""
+        """``local``: the keyword half this service keeps for a server without BM25; None:
+        Milvus computes BM25."""
         self._client = client
-        self._local = local[0] if local is not None else None
-        chunks = local[1] if local is not None else ()
-        self._doc_ids = np.array([c.doc_id for c in chunks], dtype=str)
-        self._published = np.array([c.published for c in chunks], dtype="U10")
+        self._local = local
         self._config = config
         self._collection = config.milvus_collection
         self._dimension = dimension
@@ -230,7 +219,7 @@ class MilvusStore:
             ) from exc
         if exists:
             bm25 = cls._check_collection(client, name, dimension, owner, uri)
-        local = None if bm25 else (build_lexical(()), ())
+        local = None if bm25 else ChunkKeywords(build_lexical(()), ())
         return cls(client, replace(config, milvus_uri=uri), dimension, np.zeros(0, dtype=np.int64), local=local)
 
     @classmethod
@@ -262,12 +251,10 @@ class MilvusStore:
                 f"server, or {REBUILD_HINT}"
             )
         cls._check_collection(client, collection, dimension, _owner(index_dir), uri)
-        local = None
-        if in_service:
-            lexical = load_lexical(folder) or build_lexical(chunk_tokens(c) for c in chunks)
-            if len(lexical) != len(chunks):
-                raise IndexCorrupt(f"{folder}: the keyword index and the chunks disagree; {REBUILD_HINT}")
-            local = (lexical, chunks)
+        try:
+            local = ChunkKeywords.load(folder, chunks) if in_service else None
+        except IndexCorrupt as exc:
+            raise IndexCorrupt(f"{folder}: {exc}; {REBUILD_HINT}") from exc
         return cls(client, replace(config, milvus_uri=uri), dimension, keys, local=local)
 
     @staticmethod
@@ -385,7 +372,7 @@ class MilvusStore:
 
     def keyword_search(self, question: str, k: int, where: Where | None = None) -> list[Hit]:
         if self._local is not None:
-            return self._local.search(query_tokens(question), k, allowed_mask(where, self._doc_ids, self._published))
+            return self._local.search(question, k, where)
         text = client_keywords(query_tokens(question))
         if not len(self) or k <= 0 or not text:
             return []
@@ -462,9 +449,7 @@ class MilvusStore:
             self._call("insert", rows)
         kept = self._keys[np.asarray(keep, dtype=np.int64)] if len(keep) else np.zeros(0, dtype=np.int64)
         retired = np.setdiff1d(self._keys, kept)
-        local = None
-        if self._local is not None:
-            local = (extend_lexical(self._local, keep, [chunk_tokens(c) for c in new]), chunks)
+        local = self._local.updated(keep, chunks) if self._local is not None else None
         return MilvusStore(
             self._client, self._config, self._dimension, np.concatenate([kept, new_keys]), retired, local
         )
@@ -476,7 +461,7 @@ class MilvusStore:
         np.save(folder / RETIRED_FILE, self._retired)
         meta = {"collection": self._collection, "dimension": self._dimension, "uri": self._uri()}
         if self._local is not None:
-            save_lexical(self._local, folder)
+            self._local.save(folder)
             meta["lexical"] = _IN_SERVICE
         (folder / META_FILE).write_text(json.dumps(meta), encoding="utf-8")
 

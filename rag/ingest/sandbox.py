@@ -9,8 +9,9 @@ read in a child process, forked from a server that has loaded the parsers and no
     wall time the parent kills it past ``wall_s`` (a parse blocked on nothing the CPU limit sees);
     cancel    ``stop`` (a client gone, a server stopping) kills it at once.
 
-Each ends in a ``ParseLimitExceeded`` naming the limit and its setting; the parser's own
-errors come back as the ``LoaderError`` they were. ``stop_all`` kills every child (SIGTERM).
+Each ends in a ``ParseLimitExceeded`` naming the limit and its setting; the library errors
+the child raises come back as themselves. ``stop_all`` kills every child (SIGTERM).
+``run_isolated`` runs any such work the same way (a large scan's page rendered for display).
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def run_isolated(
     outcome: tuple[Any, ...] | None = None
     why = ""
     try:
-        while outcome is None:
+        while True:
             if parent.poll(_POLL_S):
                 try:
                     message = parent.recv()
