@@ -50,6 +50,7 @@ def _measure(settings: Settings) -> dict[str, float]:
         close_all()  # Milvus Lite opens a folder in one process at a time
     command = [sys.executable, "-m", "eval.bench_scale", "--measure", str(settings.index_dir)]
     env = {**os.environ, "RAG_STORE": settings.store, "RAG_MILVUS_COLLECTION": settings.milvus_collection}
+    env["RAG_MILVUS_URI"] = settings.milvus_uri
     env.update({"RAG_CHUNK_SIZE": str(settings.chunk_size), "RAG_CHUNK_OVERLAP": str(settings.chunk_overlap)})
     done = subprocess.run(command, env=env, check=True, capture_output=True, text=True, cwd=ROOT)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
@@ -85,6 +86,7 @@ def _latency(settings: Settings, questions: list[str]) -> dict[str, float]:
         "retrieval_p50_ms": percentile(retrieval_ms, 50),
         "retrieval_p95_ms": percentile(retrieval_ms, 95),
         "search_p50_ms": percentile(search_ms, 50),
+        "search_p95_ms": percentile(search_ms, 95),
         "answer_p50_ms": percentile(answer_ms, 50),
         "answer_p95_ms": percentile(answer_ms, 95),
         "load_s": load_s,

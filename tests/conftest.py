@@ -100,44 +100,15 @@ def real_ocr() -> Any:
 @pytest.fixture(scope="session")
 def milvus_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Milvus standalone server (the registry's ``milvus`` package, Milvus 2.3.5, which
-    has no built-in BM25) on a free port, for the session (tests/milvus_server.py); its URI.
+    has no built-in BM25) on a free port, for the session (eval.milvus_server); its URI.
     Skipped, with the reason, only where the package is missing or the server cannot start."""
-    import importlib.util
-    import socket
-    import subprocess
-    import sys
+    from eval.milvus_server import MilvusNotStarted, running_milvus
 
-    if importlib.util.find_spec("milvus") is None:
-        pytest.skip("no Milvus server package: pip install -e '.[milvus]' installs milvus 2.3.5")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    folder = tmp_path_factory.mktemp("milvus-server")
-    log = (folder / "server.log").open("wb")
-    server = subprocess.Popen(
-        [sys.executable, str(ROOT / "tests" / "milvus_server.py"), str(folder / "data"), str(port)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
-    )  # fmt: skip
-    assert server.stdout is not None and server.stdin is not None
-    line = server.stdout.readline()  # "ready", or nothing when it failed (within the package's 180 s)
-    if line.strip() != b"ready":
-        server.kill()
-        log.close()
-        tail = (folder / "server.log").read_text(errors="replace")[-300:]
-        pytest.skip(f"the Milvus server did not start on this machine: {tail}")
     try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        from rag.index.milvus import close_all
-
-        close_all()
-        server.stdin.close()
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        server.stdout.close()
-        log.close()
+        with running_milvus(tmp_path_factory.mktemp("milvus-server")) as uri:
+            yield uri
+    except MilvusNotStarted as exc:
+        pytest.skip(str(exc))
 
 
 def server_env(settings: Settings, folder: Path, **extra: str) -> dict[str, str]:

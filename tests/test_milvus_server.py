@@ -7,19 +7,33 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from api.process import server_process
 from rag.answer.generators import Generators
 from rag.answer.stream import Answerer, Query
 from rag.config import Settings
-from rag.index.embedding import SentenceTransformerEmbedder
+from rag.index.embedding import HashEmbedder, SentenceTransformerEmbedder
 from rag.library import index_documents, index_paths
 from rag.service import open_pipeline
 from tests.conftest import QUESTION, SEED
 
 FENGHUANG = "凤凰纪委为农民工解“薪”愁"
+
+
+class _CountingEmbedder(HashEmbedder):
+    """Counts the passages it is asked to embed."""
+
+    def __init__(self, dimension: int) -> None:
+        super().__init__(dimension)
+        self.passages = 0
+
+    def embed_passages(self, texts: list[str], spans: list[list[tuple[int, int]]]):  # type: ignore[no-untyped-def]
+        self.passages += len(texts)
+        return super().embed_passages(texts, spans)
 
 
 def _ask(settings: Settings, embedder: SentenceTransformerEmbedder, question: str) -> tuple[str, list[str], bool]:
@@ -99,3 +113,51 @@ def test_two_instances_over_one_milvus_serve_each_others_uploads_and_deletes(
         assert "documents/z.md" not in str(
             httpx.post(f"{first}/api/ask", json=question, timeout=30).json()["citations"]
         )
+
+
+def test_a_build_into_milvus_interrupted_while_writing_resumes_without_embedding_again(
+    milvus_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build stopped after its vectors were made, halfway through writing them to the
+    server, is run again: nothing is embedded a second time, the version goes live, and the
+    rows the stopped write left in the collection are reclaimed."""
+    import rag.index.milvus
+    from rag.index.milvus import _client
+    from tests.test_index import _doc
+
+    monkeypatch.setattr(rag.index.milvus, "_BATCH", 2)  # several inserts for a few chunks
+    settings = Settings(
+        index_dir=tmp_path / "index", embedding_model="hash-64", chunk_size=200, chunk_overlap=20, store="milvus",
+        milvus_uri=milvus_server, milvus_collection=f"resume_{uuid.uuid4().hex}",
+    )  # fmt: skip
+    docs = [_doc(f"{n}.txt", f"第{n}篇文章：湘江边的第{n}个村庄修了新路。") for n in range(6)]
+    inserted: list[int] = []
+    insert = rag.index.milvus.MilvusStore._call
+
+    def stop_on_the_second_insert(store: Any, what: str, *args: Any, **kwargs: Any) -> Any:
+        if what == "insert":
+            if inserted:
+                raise KeyboardInterrupt
+            inserted.append(len(args[0]))
+        return insert(store, what, *args, **kwargs)
+
+    monkeypatch.setattr(rag.index.milvus.MilvusStore, "_call", stop_on_the_second_insert)
+    with pytest.raises(KeyboardInterrupt):
+        index_documents(settings, docs, HashEmbedder(64))
+    monkeypatch.setattr(rag.index.milvus.MilvusStore, "_call", insert)
+    client = _client(milvus_server, "")
+
+    def rows() -> int:
+        found = client.query(
+            settings.milvus_collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+        )
+        return int(found[0]["count(*)"])
+
+    assert inserted == [2] and rows() == 2  # the stopped write's rows are in the collection, no version names them
+    again = _CountingEmbedder(64)
+    stats, version = index_documents(settings, docs, again)
+    assert version is not None and stats.resumed == 6 and again.passages == 0
+    live = open_pipeline(settings, HashEmbedder(64)).snapshot
+    assert len(live.store) == len(live.chunks) == rows() == 6  # the stopped write's rows reclaimed
+    hits = live.store.dense_search(HashEmbedder(64).embed_query("第3篇文章：湘江边的第3个村庄修了新路。"), 1)
+    assert live.chunks[hits[0][0]].doc_id == docs[3].doc_id

@@ -158,11 +158,17 @@ def fused_search(
     if not lexical:
         return dense[:k]
     rows = reciprocal_rank_fusion([[row for row, _ in dense], lexical], rrf_k, [1.0, lexical_weight])[:k]
-    return with_cosines(store, query, rows)
+    return with_cosines(store, query, rows, known=dict(dense))
 
 
-def with_cosines(store: ChunkStore, query: Vectors, rows: Sequence[int]) -> list[Hit]:
-    """Rows with their cosine similarity to the query (from the stored vectors)."""
-    if not rows:
-        return []
-    return list(zip(rows, (float(s) for s in store.vectors(rows) @ query), strict=True))
+def with_cosines(
+    store: ChunkStore, query: Vectors, rows: Sequence[int], known: dict[int, float] | None = None
+) -> list[Hit]:
+    """Rows with their cosine similarity to the query: from ``known`` (a dense search's
+    scores) where it has them, else from the stored vectors (for a store on a server, one
+    call for the rows the keyword half alone found, none when there are none)."""
+    known = known or {}
+    missing = [row for row in rows if row not in known]
+    if missing:
+        known = {**known, **dict(zip(missing, (float(s) for s in store.vectors(missing) @ query), strict=True))}
+    return [(row, known[row]) for row in rows]
