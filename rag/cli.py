@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -25,6 +26,14 @@ from rag.library import DocumentLibrary
 from rag.service import make_embedder, open_pipeline, store_config
 
 
+def _day(text: str) -> date:
+    """A ``YYYY-MM-DD`` option's value; argparse shows the message of a bad one after the flag."""
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a date as YYYY-MM-DD (e.g. 2024-03-01), not {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rag", description="Question answering over your documents.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -39,13 +48,13 @@ def _parser() -> argparse.ArgumentParser:
     ask.add_argument("--retriever", default=None, choices=RETRIEVERS, help="retrieval mode (default: RAG_RETRIEVER)")
     ask.add_argument(
         "--as-of",
-        type=date.fromisoformat,
+        type=_day,
         default=None,
         help="YYYY-MM-DD that 去年, 上个月 count from (default: today)",
     )
     ask.add_argument("--document", action="append", help="search only this document (repeat for more)")
-    ask.add_argument("--since", type=date.fromisoformat, help="only documents published on or after YYYY-MM-DD")
-    ask.add_argument("--until", type=date.fromisoformat, help="only documents published on or before YYYY-MM-DD")
+    ask.add_argument("--since", type=_day, help="only documents published on or after YYYY-MM-DD")
+    ask.add_argument("--until", type=_day, help="only documents published on or before YYYY-MM-DD")
     sub.add_parser("info", help="describe the index")
     for plugin in entry_points(group="rag.commands"):
         # Other packages (the eval harness) add subcommands without rag importing them.
@@ -154,7 +163,15 @@ def _cmd_index(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_ask(settings: Settings, args: argparse.Namespace) -> int:
     if args.top_k is not None and not 1 <= args.top_k <= MAX_TOP_K:
         raise RagError(f"--top-k must be between 1 and {MAX_TOP_K}, not {args.top_k}")
-    answerer = Answerer(open_pipeline(settings), Generators(settings), settings)
+    pipeline = open_pipeline(settings)
+    unknown = sorted(set(args.document or ()) - set(pipeline.snapshot.documents))
+    if unknown:
+        known = sorted(pipeline.snapshot.documents)
+        shown = ", ".join(known[:10]) + (
+            f" and {len(known) - 10} more (`rag info` lists them)" if len(known) > 10 else ""
+        )
+        raise RagError(f"--document {unknown[0]!r}: no such document in the index; its ids: {shown or 'none'}")
+    answerer = Answerer(pipeline, Generators(settings), settings)
     query = Query(
         args.question, top_k=args.top_k, generator=args.generator, retriever=args.retriever, preview=False,
         as_of=args.as_of, where=Where.of(args.document, args.since, args.until),
@@ -192,7 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"error: invalid RAG_ setting: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}", file=sys.stderr)
+        error = exc.errors()[0]
+        name = "RAG_" + "_".join(str(part) for part in error["loc"]).upper() if error["loc"] else "a RAG_ setting"
+        print(f"error: {name}: {error['msg']}", file=sys.stderr)
         return 2
     handler = _COMMANDS.get(args.command) or args.handler
     try:
@@ -202,6 +221,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`rag info | head -1`): stop quietly, and keep Python's
+        # final flush of stdout from failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

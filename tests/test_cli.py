@@ -90,6 +90,10 @@ def test_index_ask_info_and_incremental_update(indexed: Path, capsys: pytest.Cap
         (["ask", "   "], "empty"),
         (["ask", QUESTION, "--top-k", "0"], "top-k"),
         (["ask", QUESTION, "--generator", "nope"], "extractive"),
+        (
+            ["ask", QUESTION, "--document", "nope.txt"],
+            "--document 'nope.txt': no such document in the index; its ids: seeds/hunan-daily-page.txt",
+        ),
     ],
 )
 def test_bad_input_is_a_clear_error(
@@ -117,6 +121,29 @@ def test_invalid_setting_is_reported(
     monkeypatch.setenv("RAG_CHUNK_OVERLAP", "5000")
     assert main(["info"]) == 2
     assert "setting" in capsys.readouterr().err
+    monkeypatch.setenv("RAG_TOP_K", "0")
+    assert main(["info"]) == 2
+    assert capsys.readouterr().err.startswith("error: RAG_TOP_K: ")  # the variable as the user sets it
+
+
+@pytest.mark.parametrize("flag", ["--since", "--until", "--as-of"])
+def test_a_bad_date_names_the_flag_and_the_format(flag: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["ask", QUESTION, flag, "2024-13-01"])
+    assert f"argument {flag}: expected a date as YYYY-MM-DD (e.g. 2024-03-01), not '2024-13-01'" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_closed_pipe_ends_quietly(indexed: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``rag info | head -1``: the reader is gone before rag writes; no traceback, exit 0."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    with open(write_end, "w", encoding="utf-8", buffering=1) as closed_pipe:  # each line written at once
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        assert main(["info"]) == 0
+        closed_pipe.write("x" * 100_000)  # what Python's exit would flush now goes nowhere
+        closed_pipe.flush()
 
 
 def test_installed_entry_point_runs(indexed: Path) -> None:
