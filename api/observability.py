@@ -218,15 +218,28 @@ class RequestContext:
             await error_response("internal_error", UNEXPECTED, 500, Request(scope))(scope, receive, send_with_id)
         finally:
             seconds = time.perf_counter() - started
-            route = scope.get("route")
-            template = str(getattr(route, "path", "")) or "unmatched"
+            template = route_template(scope)
             method = scope["method"] if scope["method"] in _METHODS else "other"  # any token parses as a method
             self._metrics.requests.labels(template, method, str(status)).inc()
             self._metrics.request_seconds.labels(template).observe(seconds)
             # The access line, written inside the request so that it carries the request's id.
             level = logging.WARNING if status >= 500 else logging.INFO
-            access.log(level, "%s %s %d %.1f ms", scope["method"], scope["path"], status, seconds * 1000)
+            access.log(
+                level, "%s %s %d %.1f ms (route %s)", scope["method"], scope["path"], status, seconds * 1000, template
+            )
             request_id.reset(token)
+
+
+def route_template(scope: Scope) -> str:
+    """The route a request matched, as its template (``/api/documents/{doc_id}``): a mounted
+    app (the page's ``/static`` files) by its prefix; ``unmatched`` when none matched."""
+    route = scope.get("route")
+    if route is not None and getattr(route, "path", ""):
+        return str(route.path)
+    mounted = str(scope.get("root_path", ""))
+    if mounted and scope.get("endpoint") is not None:
+        return f"{mounted}/{{path}}"
+    return "unmatched"
 
 
 class RequestIdFilter(logging.Filter):

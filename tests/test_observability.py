@@ -68,6 +68,11 @@ def test_metrics_count_requests_answers_and_stages(client: TestClient) -> None:
     # a document id in the path is not a label: the route's template is
     client.get("/api/documents/no/such.txt")
     assert _metric(client.get("/metrics").text, "rag_http_requests_total", route="/api/documents/{doc_id:path}") >= 1
+    # the page's files are counted under their mount, not as unmatched
+    assert client.get("/static/app.js").status_code == 200
+    text = client.get("/metrics").text
+    assert _metric(text, "rag_http_requests_total", route="/static/{path}", status="200") == 1
+    assert _metric(text, "rag_http_requests_total", route="unmatched", status="200") == 0
 
 
 def test_live_and_ready_probes(
