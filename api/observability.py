@@ -305,5 +305,10 @@ def log_config(log_format: str, level: str) -> dict[str, Any]:
             "api.errors": limited,  # unexpected errors' tracebacks
             "api.observability": limited,
             "uvicorn.access": {"handlers": [], "propagate": True},
+            # Libraries that narrate their normal work at INFO (faiss names the CPU features it
+            # loaded, httpx each request) or warn about input the loaders report themselves
+            # (pypdf: a PDF without its EOF marker, read anyway): only their errors show.
+            **{name: {"level": "WARNING"} for name in ("faiss", "httpx", "httpcore", "bm25s", "jieba", "multipart")},
+            "pypdf": {"level": "ERROR"},
         },
     }

@@ -50,6 +50,22 @@ def test_lexicon_grows_only_with_new_words(hash_embedder: HashEmbedder) -> None:
     assert len(capped.words) == 2 == len(capped.vectors)
 
 
+def test_extending_the_lexicon_reports_documents_read_and_words_embedded(
+    hash_embedder: HashEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Minutes at 20,000 articles: the stage shows counts, not a silent line."""
+    import rag.index.lexicon
+
+    monkeypatch.setattr(rag.index.lexicon, "_WORD_GROUP", 2)
+    texts = [f"第{n}篇：凤凰县追回拖欠工资，株洲空气质量优良。" for n in range(250)]
+    seen: list[tuple[str, int, int]] = []
+    lexicon, added = extend_lexicon(empty_lexicon(64), texts, hash_embedder, 1000, lambda *a: seen.append(a))
+    reading = [(done, total) for stage, done, total in seen if stage == rag.index.lexicon.READING_WORDS]
+    embedding = [(done, total) for stage, done, total in seen if stage == rag.index.lexicon.EMBEDDING_WORDS]
+    assert reading == [(100, 250), (200, 250), (250, 250)]
+    assert len(embedding) == (added + 1) // 2 and embedding[-1] == (added, added) and added == len(lexicon.words) > 2
+
+
 def test_translation_finds_names_by_pinyin_and_words_by_meaning(real_embedder: SentenceTransformerEmbedder) -> None:
     text = "凤凰县为 386 名农民工追回拖欠工资 500 余万元。株洲市空气质量优良天数达到 326 天。"
     lexicon, _ = extend_lexicon(empty_lexicon(real_embedder.dimension), [text], real_embedder, 1000)

@@ -299,7 +299,8 @@ class Verifier:
             return _Verdict("", (), "the model found no answer")
         missing = ungrounded_terms(unit, "\n".join(self._texts))
         if missing:
-            return _Verdict("", (), f"the model's answer has {_figures(missing)} that appear in none of the passages")
+            verb = "appears" if len(missing) == 1 else "appear"
+            return _Verdict("", (), f"the model's answer has {_figures(missing)} that {verb} in none of the passages")
         names = self._request.names
         unbound = ungrounded_terms(unit, "\n".join(self._texts[r] for r in self._bound)) if names else []
         if unbound:

@@ -272,9 +272,9 @@ def update_snapshot(
     new_sentences = [(first_row + n, s, e) for n, spans in enumerate(chunk_spans) for s, e in spans]
     embed_started = time.perf_counter()
     embedded = _embed_documents(list(fresh.values()), per_document, chunk_spans, embedder, progress, resume)
-    if progress is not None:
-        progress("adding new words to the lexicon", 0, 0)
-    lexicon, lexicon_embedded = extend_lexicon(lexicon, (d.text for d in fresh.values()), embedder, lexicon_words)
+    lexicon, lexicon_embedded = extend_lexicon(
+        lexicon, [d.text for d in fresh.values()], embedder, lexicon_words, progress
+    )
     if progress is not None:
         progress("indexing vectors and keywords", 0, 0)
     embed_seconds = time.perf_counter() - embed_started

@@ -19,7 +19,7 @@ import functools
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -68,20 +68,42 @@ def corpus_words(texts: Iterable[str]) -> Counter[str]:
     return counts
 
 
-def extend_lexicon(old: Lexicon, texts: Iterable[str], embedder: Embedder, max_words: int) -> tuple[Lexicon, int]:
+READING_WORDS = "reading new words for the lexicon"
+EMBEDDING_WORDS = "embedding new words for the lexicon"
+_WORD_GROUP = 1024  # words embedded between two progress reports
+
+
+def extend_lexicon(
+    old: Lexicon,
+    texts: Sequence[str],
+    embedder: Embedder,
+    max_words: int,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Lexicon, int]:
     """Add the new words of ``texts`` (most frequent first, up to ``max_words`` in all).
 
     Returns the lexicon and how many words were embedded. Words of deleted documents
-    stay: a stale word can only suggest a keyword that then matches nothing.
+    stay: a stale word can only suggest a keyword that then matches nothing. ``progress``
+    hears the documents read and the words embedded (minutes at 20,000 articles).
     """
     room = max_words - len(old.words)
-    if room <= 0:
+    if room <= 0 or not texts:
         return old, 0
     known = set(old.words)
-    new = [w for w, _ in corpus_words(texts).most_common() if w not in known][:room]
+    counts: Counter[str] = Counter()
+    for start in range(0, len(texts), 100):
+        counts.update(corpus_words(texts[start : start + 100]))
+        if progress is not None:
+            progress(READING_WORDS, min(start + 100, len(texts)), len(texts))
+    new = [w for w, _ in counts.most_common() if w not in known][:room]
     if not new:
         return old, 0
-    vectors = embedder.embed_terms(new)
+    parts = []
+    for start in range(0, len(new), _WORD_GROUP):
+        parts.append(embedder.embed_terms(new[start : start + _WORD_GROUP]))
+        if progress is not None:
+            progress(EMBEDDING_WORDS, min(start + _WORD_GROUP, len(new)), len(new))
+    vectors = np.vstack(parts)
     return Lexicon(old.words + tuple(new), np.vstack([old.vectors, vectors]).astype(np.float32)), len(new)
 
 

@@ -45,6 +45,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,13 @@ _GENERATION_SHIFT = 20
 _BATCH = 512
 _MAX_TEXT_BYTES = 65_535
 _MAX_LIMIT = 16_384
+# A server's vectors: IVF with 128 lists, 16 probed (an eighth of each sealed segment is read;
+# segments under Milvus' index threshold, and rows not yet sealed, are searched exactly).
+# At 20,000 news articles (64,081 rows) a search took 1.5 ms against 4.5 ms exact (FLAT); its
+# recall against exact search was not measured (README "Stores").
+_NLIST = 128
+_NPROBE = 16
+_prefetch = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus-prefetch")
 _KEYWORDS = "sparse"
 _IN_SERVICE = "service"  # milvus.json's lexical: BM25 computed by this service
 _clients: dict[tuple[str, str], Any] = {}
@@ -317,7 +325,10 @@ class MilvusStore:
 
         def create(bm25: bool) -> None:
             index = client.prepare_index_params()
-            index.add_index("vec", index_type="FLAT", metric_type="IP")
+            if uri.endswith(".db"):  # Milvus Lite: exact search
+                index.add_index("vec", index_type="FLAT", metric_type="IP")
+            else:
+                index.add_index("vec", index_type="IVF_FLAT", metric_type="IP", params={"nlist": _NLIST})
             if bm25:
                 index.add_index(_KEYWORDS, index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
             client.create_collection(
@@ -391,8 +402,8 @@ class MilvusStore:
             return []
         found = self._call(
             "search", [np.asarray(query, dtype=np.float32).tolist()], anns_field="vec", limit=self._limit(k),
-            filter=filter_expression(where), search_params={"metric_type": "IP"}, output_fields=["gen"],
-            **self._read(),
+            filter=filter_expression(where), search_params={"metric_type": "IP", "params": {"nprobe": _NPROBE}},
+            output_fields=["gen"], **self._read(),
         )  # fmt: skip
         return self._rows(found, k)
 
@@ -420,13 +431,17 @@ class MilvusStore:
         text = client_keywords(query_tokens(question))
         if lexical_weight != 1.0 or not text or not len(self) or self._local is not None:
             # Milvus' RRF ranker has no weights; the weighted fusion runs here.
-            return fused_search(self, query, question, k, depth, rrf_k, lexical_weight, where)
+            return fused_search(
+                self, query, question, k, depth, rrf_k, lexical_weight, where,
+                prefetch=self._prefetch if self._local is not None else None,
+            )  # fmt: skip
         from pymilvus import AnnSearchRequest, RRFRanker
 
         expr = filter_expression(where)
         requests = [
             AnnSearchRequest(
-                [np.asarray(query, dtype=np.float32).tolist()], "vec", {"metric_type": "IP"},
+                [np.asarray(query, dtype=np.float32).tolist()], "vec",
+                {"metric_type": "IP", "params": {"nprobe": _NPROBE}},
                 limit=self._limit(max(depth, k)), expr=expr,
             ),
             AnnSearchRequest([text], _KEYWORDS, {"metric_type": "BM25"}, limit=self._limit(depth), expr=expr),
@@ -435,6 +450,10 @@ class MilvusStore:
             "hybrid_search", requests, RRFRanker(rrf_k), limit=self._limit(k), output_fields=["gen"], **self._read()
         )
         return with_cosines(self, query, [row for row, _ in self._rows(found, k)])
+
+    def _prefetch(self, rows: Sequence[int]) -> Future[Vectors]:
+        """The rows' vectors fetched while the dense search runs (one round trip instead of two)."""
+        return _prefetch.submit(self.vectors, rows)
 
     def vectors(self, rows: Sequence[int]) -> Vectors:
         out = np.zeros((len(rows), self._dimension), dtype=np.float32)

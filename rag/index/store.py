@@ -19,7 +19,8 @@ the new version dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -149,16 +150,29 @@ def reciprocal_rank_fusion(
 
 def fused_search(
     store: ChunkStore, query: Vectors, question: str, k: int, depth: int, rrf_k: int, lexical_weight: float,
-    where: Where | None = None,
+    where: Where | None = None, prefetch: Callable[[Sequence[int]], Future[Vectors]] | None = None,
 ) -> list[Hit]:  # fmt: skip
     """Hybrid search from a store's own dense and keyword searches; the dense ranking alone
-    when no keyword of the question is in the corpus."""
-    dense = store.dense_search(query, max(depth, k), where)
-    lexical = [row for row, _ in store.keyword_search(question, depth, where)]
+    when no keyword of the question is in the corpus.
+
+    ``prefetch`` (a store whose vectors are on a server, with keywords searched here): the
+    keyword search runs first, and the vectors of its k best rows are fetched while the dense
+    search runs. Only those rows can enter the top k without a dense rank (any row ranked
+    above one by the keywords outscores it), so no second round trip is needed."""
+    if prefetch is None:
+        dense = store.dense_search(query, max(depth, k), where)
+        lexical = [row for row, _ in store.keyword_search(question, depth, where)]
+        fetched: dict[int, float] = {}
+    else:
+        lexical = [row for row, _ in store.keyword_search(question, depth, where)]
+        pending = prefetch(lexical[:k]) if lexical else None
+        dense = store.dense_search(query, max(depth, k), where)
+        vectors = pending.result() if pending is not None else np.zeros((0, len(query)), dtype=np.float32)
+        fetched = dict(zip(lexical[:k], (float(s) for s in vectors @ query), strict=True))
     if not lexical:
         return dense[:k]
     rows = reciprocal_rank_fusion([[row for row, _ in dense], lexical], rrf_k, [1.0, lexical_weight])[:k]
-    return with_cosines(store, query, rows, known=dict(dense))
+    return with_cosines(store, query, rows, known={**fetched, **dict(dense)})
 
 
 def with_cosines(
