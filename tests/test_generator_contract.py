@@ -138,7 +138,7 @@ def test_citations_and_markers_agree_in_every_piece(make: Callable[[list[str]], 
 def test_a_withheld_draft_appears_nowhere(make: Callable[[list[str]], Backend_]) -> None:
     events = _events(make(INVENTED), two_passages(QUESTION))
     answer = _final(events)
-    assert answer.abstained and answer.text == ABSTAIN_TEXT and "1 figure that appear" in answer.abstain_reason
+    assert answer.abstained and answer.text == ABSTAIN_TEXT and "1 figure that appears in none" in answer.abstain_reason
     assert _streamed(events) == ABSTAIN_TEXT
     shown = [e.answer.text for e in events if isinstance(e, Preview | Done)] + [_streamed(events)]
     assert not any("9.4" in text or "长沙" in text for text in [*shown, answer.abstain_reason])
