@@ -56,10 +56,11 @@ def _measure(settings: Settings) -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _peak_rss_mb() -> float:
-    """This process's peak RSS since it started. Not ``ru_maxrss``: Linux carries the parent's
-    peak at fork over into it, and the parent here is the process that built the index."""
-    status = Path("/proc/self/status").read_text(encoding="utf-8")
+def _peak_rss_mb(pid: int | str = "self") -> float:
+    """A process's peak RSS since it started (this one by default). Not ``ru_maxrss``: Linux
+    carries the parent's peak at fork over into it, and the parent here is the process that
+    built the index."""
+    status = Path(f"/proc/{pid}/status").read_text(encoding="utf-8")
     return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
 
 

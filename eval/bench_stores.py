@@ -35,7 +35,7 @@ from pathlib import Path
 
 from api.process import server_process
 from eval.bench_load import run_load
-from eval.bench_scale import _measure
+from eval.bench_scale import _measure, _peak_rss_mb
 from eval.data import ROOT, load_shared
 from eval.milvus_server import running_milvus
 from eval.runner import index_settings, passage_documents
@@ -53,14 +53,14 @@ BUILD_FILE = "build.json"
 _BATCH = 500  # documents per saved version while building: an interrupted build loses at most one batch
 
 
-def _build_embedded(base: Settings, size: int, previous: Path | None) -> Settings:
+def _build_embedded(base: Settings, size: int, previous: Path | None) -> tuple[Settings, float]:
     """The embedded index of the first ``size`` articles (started from the next smaller one's
-    copy), with the build's wall seconds (the smaller one's included) in its build.json."""
+    copy), and the build's wall seconds (the smaller one's included), kept in its build.json."""
     settings = index_settings(base.model_copy(update={"store": "embedded"}), INDEXES, f"crud-news-{size}",
                               base.chunk_size, base.chunk_overlap)  # fmt: skip
     record = settings.index_dir / BUILD_FILE
     if record.exists():
-        return settings
+        return settings, float(json.loads(record.read_text(encoding="utf-8"))["build_s"])
     if previous is not None and not (settings.index_dir / "CURRENT").exists():
         shutil.copytree(previous, settings.index_dir, ignore=shutil.ignore_patterns(".lock", ".resume"))
     known = json.loads((previous / BUILD_FILE).read_text()) if previous and (previous / BUILD_FILE).exists() else {}
@@ -75,7 +75,7 @@ def _build_embedded(base: Settings, size: int, previous: Path | None) -> Setting
     progress.close()
     build_s += time.perf_counter() - started
     record.write_text(json.dumps({"articles": size, "build_s": build_s}), encoding="utf-8")
-    return settings
+    return settings, build_s
 
 
 def _write_store(settings: Settings, kind: str, target: Path, uri: str) -> tuple[Settings, float]:
@@ -111,9 +111,8 @@ def _serve_under_load(settings: Settings, clients: int, seconds: float, log: Pat
     }
     with server_process(env, log) as (url, process):
         result = asyncio.run(run_load(url, clients, seconds))
-        status = Path(f"/proc/{process.pid}/status").read_text(encoding="utf-8")
-        peak = next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))
-    return {**result, "server_rss_mb": int(peak) / 1024}
+        peak = _peak_rss_mb(process.pid)
+    return {**result, "server_rss_mb": peak}
 
 
 def _table(rows: list[dict[str, object]]) -> str:
@@ -156,9 +155,8 @@ def main() -> int:
     try:
         with running_milvus(work / "milvus") as uri:
             for size in sorted(int(x) for x in args.sizes.split(",") if x):
-                built = _build_embedded(base, size, previous)
+                built, build_s = _build_embedded(base, size, previous)
                 previous = built.index_dir
-                build_s = float(json.loads((built.index_dir / BUILD_FILE).read_text())["build_s"])
                 for kind in ("embedded", "milvus"):
                     print(f"{size:,} articles, {kind}: writing the store", file=sys.stderr, flush=True)
                     served, write_s = _write_store(built, kind, work / f"news-{size}-{kind}", uri)

@@ -14,6 +14,7 @@ import httpx
 from api.process import server_process
 from rag.config import Settings
 from tests.conftest import server_env
+from tests.test_loaders import _pdf_bytes
 
 QUESTIONS = [
     "凤凰县为多少名农民工追回了拖欠工资？",
@@ -22,28 +23,6 @@ QUESTIONS = [
     "长沙的人口是多少？",  # an abstention is not a warning
     "凤凰县纪委做了什么？",
 ]
-
-
-def _pdf(text: str) -> bytes:
-    """A one-page PDF with a line of text (Helvetica: ASCII only)."""
-    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
-    objects = [
-        b"<< /Type /Catalog /Pages 2 0 R >>",
-        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-        b"/Resources << /Font << /F1 5 0 R >> >> >>",
-        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]
-    out, offsets = b"%PDF-1.4\n", []
-    for n, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n%s\nendobj\n" % (n, body)
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return out
 
 
 def test_an_ordinary_session_logs_no_warning_and_no_library_chatter(
@@ -59,7 +38,9 @@ def test_an_ordinary_session_logs_no_warning_and_no_library_chatter(
                 assert http.post("/api/ask", json={"question": question}).status_code == 200
             files = {"file": ("notes.txt", "湘江新区今年新建了三座桥。".encode(), "text/plain")}
             assert http.post("/api/documents", files=files).status_code in (200, 201)
-            report = {"file": ("report.pdf", _pdf("Quarterly report: revenue rose 12 percent."), "application/pdf")}
+            report = {
+                "file": ("report.pdf", _pdf_bytes("Quarterly report: revenue rose 12 percent."), "application/pdf")
+            }
             assert http.post("/api/documents", files=report).status_code in (200, 201)
             assert http.get("/api/index/status").status_code == 200
         server.send_signal(signal.SIGINT)  # Ctrl-C

@@ -160,11 +160,7 @@ class EmbeddedStore:
         dense = FaissIndex.load(folder / "chunks.faiss")
         if len(dense) != len(chunks):
             raise IndexCorrupt(f"{folder}: vectors and chunk store disagree; {REBUILD_HINT}")
-        try:
-            keywords = ChunkKeywords.load(folder, chunks)
-        except IndexCorrupt as exc:
-            raise IndexCorrupt(f"{folder}: {exc}; {REBUILD_HINT}") from exc
-        return cls(dense, keywords)
+        return cls(dense, ChunkKeywords.load(folder, chunks))
 
     def __len__(self) -> int:
         return len(self.dense)

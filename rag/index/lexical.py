@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rag.errors import IndexCorrupt
-from rag.index.store import Hit, Where, allowed_mask
+from rag.index.store import REBUILD_HINT, Hit, Where, allowed_mask
 from rag.lang.en.words import STOPWORDS
 from rag.lang.tables import words
 from rag.lang.zh.script import HAN, HAN_COMPATIBILITY
@@ -221,8 +221,17 @@ class ChunkKeywords:
 
     @classmethod
     def load(cls, folder: Path, chunks: Sequence[Chunk]) -> ChunkKeywords:
-        """The version folder's keyword index; built in memory for a version that predates it."""
-        return cls(load_lexical(folder) or build_lexical(chunk_tokens(c) for c in chunks), chunks)
+        """The version folder's keyword index; built in memory for a version that predates it.
+        An unreadable one, or one of other chunks, says how to rebuild."""
+        try:
+            index = load_lexical(folder) or build_lexical(chunk_tokens(c) for c in chunks)
+        except IndexCorrupt as exc:
+            raise IndexCorrupt(f"{exc}; {REBUILD_HINT}") from exc
+        if len(index) != len(chunks):
+            raise IndexCorrupt(
+                f"{folder}: the keyword index ({len(index)}) and the chunks ({len(chunks)}) disagree; {REBUILD_HINT}"
+            )
+        return cls(index, chunks)
 
     @functools.cached_property
     def _doc_ids(self) -> npt.NDArray[np.str_]:

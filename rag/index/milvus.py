@@ -76,7 +76,7 @@ _MAX_LIMIT = 16_384
 # At 20,000 news articles (64,081 rows) a search took 1.5 ms against 4.5 ms exact (FLAT); its
 # recall against exact search was not measured (README "Stores").
 _NLIST = 128
-_NPROBE = 16
+_DENSE_PARAMS = {"metric_type": "IP", "params": {"nprobe": 16}}
 _prefetch = ThreadPoolExecutor(max_workers=4, thread_name_prefix="milvus-prefetch")
 _KEYWORDS = "sparse"
 _IN_SERVICE = "service"  # milvus.json's lexical: BM25 computed by this service
@@ -289,10 +289,7 @@ class MilvusStore:
                 f"server, or {REBUILD_HINT}"
             )
         cls._check_collection(client, collection, dimension, _owner(index_dir), uri)
-        try:
-            local = ChunkKeywords.load(folder, chunks) if in_service else None
-        except IndexCorrupt as exc:
-            raise IndexCorrupt(f"{folder}: {exc}; {REBUILD_HINT}") from exc
+        local = ChunkKeywords.load(folder, chunks) if in_service else None
         return cls(client, replace(config, milvus_uri=uri), dimension, keys, local=local, written_ts=written_ts)
 
     @staticmethod
@@ -402,7 +399,7 @@ class MilvusStore:
             return []
         found = self._call(
             "search", [np.asarray(query, dtype=np.float32).tolist()], anns_field="vec", limit=self._limit(k),
-            filter=filter_expression(where), search_params={"metric_type": "IP", "params": {"nprobe": _NPROBE}},
+            filter=filter_expression(where), search_params=_DENSE_PARAMS,
             output_fields=["gen"], **self._read(),
         )  # fmt: skip
         return self._rows(found, k)
@@ -440,8 +437,7 @@ class MilvusStore:
         expr = filter_expression(where)
         requests = [
             AnnSearchRequest(
-                [np.asarray(query, dtype=np.float32).tolist()], "vec",
-                {"metric_type": "IP", "params": {"nprobe": _NPROBE}},
+                [np.asarray(query, dtype=np.float32).tolist()], "vec", _DENSE_PARAMS,
                 limit=self._limit(max(depth, k)), expr=expr,
             ),
             AnnSearchRequest([text], _KEYWORDS, {"metric_type": "BM25"}, limit=self._limit(depth), expr=expr),
