@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -26,7 +27,7 @@ from typing import Any
 from eval.data import ROOT, SEED_DOCS, Dataset, Question, load_dataset
 from eval.report import summarise
 from eval.runner import Config, Record, in_process_asker, passage_documents, run_config
-from eval.scans import Part, Scan, Story, Style, scan_stories, stories_from_text
+from eval.scans import FontsMissing, Part, Scan, Story, Style, check_fonts, scan_stories, stories_from_text
 from rag.config import Settings
 from rag.ingest.loaders import ReadOptions, parse_bytes
 from rag.ingest.ocr import RapidOcrEngine
@@ -140,6 +141,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--page", choices=sorted(PAGES), default="a4", help="the page size printed on")
     parser.add_argument("--out", type=Path, default=ROOT / "eval" / "reports", help="where the JSON report goes")
     args = parser.parse_args(argv)
+    try:
+        check_fonts()
+    except FontsMissing as exc:
+        sys.exit(f"error: {exc}")
 
     dataset = load_dataset(args.data)
     settings = Settings(generator="extractive")

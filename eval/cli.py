@@ -1,5 +1,8 @@
 """``rag eval``: run a data set through the service, compare configs, write reports.
 
+With no options it asks the seed questions of the seed page with the extractive generator
+(under a minute) and writes its report under ``<RAG_CACHE_DIR>/eval/reports/``.
+
 Registered as a ``rag`` subcommand through the ``rag.commands`` entry point, so the
 library never imports the eval package.
 """
@@ -13,16 +16,14 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from eval.data import HALVES, ROOT, SEED_DOCS, Dataset, Question, half_of, load_dataset, withheld_gold
+from eval.data import HALVES, SEED_DOCS, Dataset, Question, half_of, load_dataset, withheld_gold
 from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
-from rag.answer.generators import Generators
+from rag.cli import ProgressLine
 from rag.config import MAX_TOP_K, Settings
 from rag.errors import RagError
 from rag.index.search import RETRIEVERS
 
-DEFAULT_OUT = ROOT / "eval" / "reports"
-DEFAULT_INDEXES = ROOT / "eval" / ".indexes"
 SAMPLE_SEED = 2018
 
 
@@ -46,7 +47,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--url", default="", help="evaluate a running server (POST URL/api/ask) instead")
     parser.add_argument("--api-key", default="", help="bearer token for --url")
-    parser.add_argument("--generator", type=_names, default=None, help="comma-separated generators to compare")
+    parser.add_argument(
+        "--generator",
+        type=_names,
+        default=None,
+        help="comma-separated generators to compare (default: extractive, quick; llama-cpp is the local LLM)",
+    )
+    parser.add_argument(
+        "--llm", action="store_true", help="answer with the local LLM (the same as --generator llama-cpp; minutes)"
+    )
     parser.add_argument("--top-k", type=_ints, default=None, help="comma-separated top-k values")
     parser.add_argument("--chunk-size", type=_ints, default=None, help="comma-separated chunk sizes")
     parser.add_argument("--chunk-overlap", type=int, default=None, help="chunk overlap (capped at half a chunk)")
@@ -73,8 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="ask each question without its gold passages (an unanswerable set: the right reply is an abstention; "
         "questions whose answer another passage holds are left out)",
     )
-    parser.add_argument("--out", type=Path, default=None, help=f"report folder (default: {DEFAULT_OUT}/<data>-<time>)")
-    parser.add_argument("--indexes", type=Path, default=DEFAULT_INDEXES, help="where eval indexes are kept")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="report folder (default: <RAG_CACHE_DIR>/eval/reports/<data>-<time>)"
+    )
+    parser.add_argument(
+        "--indexes", type=Path, default=None, help="where eval indexes are kept (default: <RAG_CACHE_DIR>/eval/indexes)"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -106,6 +119,7 @@ def _run(
     summaries: list[Summary] = []
     records: list[Record] = []
     embedder = None
+    indexes = args.indexes or settings.cache_dir / "eval" / "indexes"
     for config in configs:
         build_seconds = float("nan")
         asker: Asker
@@ -115,7 +129,14 @@ def _run(
             from rag.service import make_embedder
 
             embedder = embedder or make_embedder(settings)
-            indexed, build_seconds = prepare_index(dataset, config, settings, embedder, args.indexes, SEED_DOCS)
+            progress = None if args.no_progress else ProgressLine()
+            try:
+                indexed, build_seconds = prepare_index(
+                    dataset, config, settings, embedder, indexes, SEED_DOCS, progress=progress
+                )
+            finally:
+                if progress is not None:
+                    progress.close()
             asker = in_process_asker(indexed, embedder)
         rows = []
         with _progress(len(questions), config.label, args.no_progress) as bar:
@@ -131,10 +152,10 @@ def _print(summary: Summary) -> None:
     total = summary.latency_ms.get("total_ms") or summary.latency_ms.get("client_ms") or {"p50": 0.0, "p95": 0.0}
     print(
         f"{summary.config}: accuracy {100 * summary.accuracy:.1f}% of {summary.answerable} answerable, "
-        f"F1 {100 * summary.f1:.1f}%, EM {100 * summary.exact:.1f}%, "
-        f"recall@1/3/5/10 {' / '.join(f'{summary.recall[k]:.2f}' for k in (1, 3, 5, 10))}, MRR {summary.mrr:.3f}, "
-        f"abstention P/R {summary.abstain_precision:.2f} / {summary.abstain_recall:.2f}, "
-        f"p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
+        f"F1 {100 * summary.f1:.1f}%, exact {100 * summary.exact:.1f}%, "
+        f"recall@1/3/5/10 {' / '.join(f'{100 * summary.recall[k]:.0f}%' for k in (1, 3, 5, 10))}, "
+        f"MRR {100 * summary.mrr:.1f}%, abstention precision / recall {100 * summary.abstain_precision:.0f}% / "
+        f"{100 * summary.abstain_recall:.0f}%, p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
         + (f", {summary.errors} errors" if summary.errors else "")
     )
 
@@ -154,7 +175,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
     if not dataset.questions:
         raise RagError(f"{args.data}: no questions to ask")
     configs = matrix(
-        args.generator or [Generators(settings).default],
+        args.generator or (["llama-cpp"] if args.llm else ["extractive"]),
         args.top_k or [settings.top_k],
         args.chunk_size or [settings.chunk_size],
         settings.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,
@@ -166,7 +187,7 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         if not 1 <= config.top_k <= MAX_TOP_K:
             raise RagError(f"--top-k must be between 1 and {MAX_TOP_K}, not {config.top_k}")
     summaries, records = _run(dataset, configs, args, settings)
-    out = args.out or DEFAULT_OUT / f"{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = args.out or settings.cache_dir / "eval" / "reports" / f"{dataset.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = write(out, dataset.name, summaries, records)
     for summary in summaries:
         _print(summary)

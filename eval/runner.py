@@ -27,6 +27,7 @@ from rag.answer.retrieval import Pipeline
 from rag.answer.stream import Answerer, Query
 from rag.config import Settings
 from rag.errors import RagError
+from rag.index.build import Progress
 from rag.index.embedding import Embedder
 from rag.index.store import Where
 from rag.ingest.loaders import content_hash, parse_text
@@ -83,6 +84,7 @@ class Reply:
     retrieved: tuple[Hit, ...]
     timings_ms: dict[str, float]
     abstain_reason: str = ""
+    cited: str = ""  # the title of the first passage the answer cites
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ class Record:
     error: str = ""
     abstain_reason: str = ""
     temporal_type: str = ""
+    expected: str = ""  # the gold answer, as the report shows it ("" for an unanswerable question)
+    cited: str = ""
 
 
 class Asker(Protocol):
@@ -138,7 +142,8 @@ class InProcessAsker:
         stream = self._answerer.open(query)
         answer = stream.answer()
         hits = tuple(Hit(p.chunk.doc_id, p.chunk.title) for p in stream.retrieval.ranked)
-        return Reply(answer.text, answer.abstained, hits, answer.timings_ms, answer.abstain_reason)
+        cited = answer.citations[0].title if answer.citations else ""
+        return Reply(answer.text, answer.abstained, hits, answer.timings_ms, answer.abstain_reason, cited)
 
 
 class HttpAsker:
@@ -178,7 +183,8 @@ class HttpAsker:
         timings = {k: float(v) for k, v in (body.get("timings_ms") or {}).items()}
         timings["client_ms"] = elapsed
         reason = str(body.get("abstain_reason") or "")
-        return Reply(str(body.get("answer", "")), bool(body.get("abstained")), hits, timings, reason)
+        cited = hits[0].title if hits else ""
+        return Reply(str(body.get("answer", "")), bool(body.get("abstained")), hits, timings, reason, cited)
 
 
 def relevant(question: Question) -> Callable[[Hit], bool]:
@@ -188,6 +194,15 @@ def relevant(question: Question) -> Callable[[Hit], bool]:
         return lambda hit: hit.doc_id in pids
     titles = question.gold_titles
     return lambda hit: any(t in hit.title for t in titles)
+
+
+def expected(question: Question) -> str:
+    """The gold answer as a reader checks it: each group's first form, and the other forms in brackets."""
+    parts = []
+    for group in question.answer_groups:
+        first, *others = group
+        parts.append(first + (f" (or {' / '.join(others)})" if others else ""))
+    return "; ".join(parts)
 
 
 def score(question: Question, config: Config, reply: Reply) -> Record:
@@ -219,6 +234,8 @@ def score(question: Question, config: Config, reply: Reply) -> Record:
         timings_ms={k: round(v, 2) for k, v in reply.timings_ms.items()},
         abstain_reason=reply.abstain_reason,
         temporal_type=question.temporal_type,
+        expected=expected(question),
+        cited=reply.cited,
     )
 
 
@@ -227,6 +244,7 @@ def failed(question: Question, config: Config, error: str) -> Record:
     return Record(
         config.label, question.qid, question.question, question.category, question.lang,
         question.answerable, "", False, False, 0.0, False, None, {}, error, "", question.temporal_type,
+        expected(question),
     )  # fmt: skip
 
 
@@ -271,6 +289,7 @@ def prepare_index(
     cache_root: Path,
     seeds: Path,
     batch_documents: int = 500,
+    progress: Progress | None = None,
 ) -> tuple[Settings, float]:
     """Index the data set for a config's chunking (kept between runs), in batches that survive a crash.
 
@@ -279,11 +298,11 @@ def prepare_index(
     settings = index_settings(base, cache_root, dataset.name, config.chunk_size, config.chunk_overlap)
     started = time.perf_counter()
     if not dataset.passages:
-        index_paths(settings, [seeds], embedder)
+        index_paths(settings, [seeds], embedder, progress=progress)
     else:
         documents = passage_documents(dataset.name, dataset.passages)
         for start in range(0, len(documents), batch_documents):
-            index_documents(settings, documents[start : start + batch_documents], embedder)
+            index_documents(settings, documents[start : start + batch_documents], embedder, progress=progress)
     return settings, time.perf_counter() - started
 
 

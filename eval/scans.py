@@ -17,6 +17,7 @@ import argparse
 import io
 import math
 import random
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -132,6 +133,12 @@ class Scan:
         out = io.BytesIO()
         self.pages[page - 1].save(out, fmt)
         return out.getvalue()
+
+
+def check_fonts() -> None:
+    """Raise FontsMissing, with how to install them, unless the fonts pages are set in are here."""
+    font_file("NotoSerifCJK-Regular.ttc")
+    font_file("NotoSansCJK-Bold.ttc")
 
 
 class _Fonts:
@@ -487,6 +494,14 @@ def _photos_to_previous(stories: list[Story]) -> list[Story]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """``python -m eval.scans``: print a text page as a scan; a missing font is one line, not a traceback."""
+    try:
+        _print_scan(argv)
+    except FontsMissing as exc:
+        sys.exit(f"error: {exc}")
+
+
+def _print_scan(argv: list[str] | None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("source", type=Path, help="a text page to print (the seed page)")
     parser.add_argument("--out", type=Path, required=True, help="the scan as an image-only PDF")

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import pytest
+
 from rag.ingest.cleaning import clean_text, display_width, join_cjk_spaces, join_lines, split_blocks
+from rag.ingest.loaders import parse_text
 
 
 def test_spaces_between_cjk_characters_are_removed() -> None:
@@ -55,3 +58,26 @@ def test_blank_line_paragraphs_are_kept_for_ordinary_text() -> None:
         "Second paragraph.",
     ]
     assert blocks[0].heading and not blocks[1].heading
+
+
+@pytest.mark.parametrize(
+    ("raw", "title", "first_line"),
+    [
+        # A headline typed right above its text is the title, not glued into the first sentence.
+        ("城市更新让老街焕新颜\n今年以来，某市投入资金3亿元改造老街区，惠及居民1.2万户。",
+         "城市更新让老街焕新颜", "城市更新让老街焕新颜"),
+        ("Harbour city opens new ferry line\nThe city opened a ferry line on Monday. It carries 2,000 people a day.",
+         "Harbour city opens new ferry line", "Harbour city opens new ferry line"),
+        ("# 城市更新让老街焕新颜\n今年以来，某市投入资金3亿元改造老街区。",
+         "城市更新让老街焕新颜", "城市更新让老街焕新颜"),
+        ("## Notes\n\nThe ferry carries 2,000 people a day.", "Notes", "Notes"),
+        # A paragraph wrapped by hand has no headline: the file names the document.
+        ("The city opened a ferry line on Monday and it will carry\nabout two thousand people a day, officials said.",
+         "my-notes", "The city opened a ferry line on Monday and it will carry about two thousand people a day, "
+         "officials said."),
+    ],
+)  # fmt: skip
+def test_a_text_file_is_titled_by_its_headline(raw: str, title: str, first_line: str) -> None:
+    document = parse_text(raw, "my-notes.txt", "my-notes.txt", "h")
+    assert [a.title for a in document.articles] == [title]
+    assert document.text.split("\n")[0] == first_line

@@ -35,6 +35,8 @@ _NEIGHBOURS = 4
 _INDENT_SLACK = 4
 _CLAUSE_PUNCT = set("，。、；：！？,;:!?")
 _MAX_HEADING_CHARS = 60
+# "# Title" to "###### Title": a heading in Markdown (and in many .txt files).
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
 # A headline line in the body column is much narrower than the body lines around it.
 _HEADLINE_RATIO = 0.75
 # Headline, subtitle (possibly wrapped) and author: at most this many lines in a run.
@@ -192,13 +194,41 @@ def printed_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[
     return blocks
 
 
+def _opens_with_headline(lines: list[str]) -> bool:
+    """Does a paragraph's first line stand alone as a headline typed right above its text (no
+    blank line between)? A Markdown heading does; so does a short line without clause
+    punctuation that ends no sentence, well narrower than the longest line under it. A prose
+    paragraph wrapped by hand has a first line as wide as the rest."""
+    first, rest = lines[0], lines[1:]
+    if not rest:
+        return False
+    if _MARKDOWN_HEADING.match(first):
+        return True
+    return (
+        len(first) <= _MAX_HEADING_CHARS
+        and not has_clause_punctuation(first)
+        and not ends_sentence(first)
+        and display_width(first) <= _HEADLINE_RATIO * max(display_width(line) for line in rest)
+    )
+
+
 def _prose_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[Block]:
-    """Paragraphs of ordinary text: lines of one paragraph are joined."""
+    """Paragraphs of ordinary text: lines of one paragraph are joined, after a headline typed
+    on the line above them, which is a block of its own (the article's title)."""
+    lines = [text for text in (normalise_line(line) for line, _ in group) if text]
+    if not lines:
+        return []
+    blocks: list[Block] = []
+    if _opens_with_headline(lines):
+        blocks.append(Block(_MARKDOWN_HEADING.sub("", lines[0]), first_is_frame, True))
+        lines, first_is_frame = lines[1:], False
     text = ""
-    for line, _ in group:
-        text = join_lines(text, normalise_line(line))
-    heading = len(group) == 1 and len(text) <= _MAX_HEADING_CHARS and not ends_sentence(text)
-    return [Block(text, first_is_frame, heading)] if text else []
+    for line in lines:
+        text = join_lines(text, line)
+    heading = len(lines) == 1 and len(text) <= _MAX_HEADING_CHARS and not ends_sentence(text)
+    if _MARKDOWN_HEADING.match(text) and len(lines) == 1:
+        text, heading = _MARKDOWN_HEADING.sub("", text), True
+    return blocks + ([Block(text, first_is_frame, heading)] if text else [])
 
 
 def split_blocks(raw: str) -> list[Block]:
