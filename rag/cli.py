@@ -59,6 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     for plugin in entry_points(group="rag.commands"):
         # Other packages (the eval harness) add subcommands without rag importing them.
         plugin.load()(sub)
+    for name in ("index", "ask", "info", "serve"):
+        if name in sub.choices:
+            sub.choices[name].add_argument(
+                "--index-dir", type=Path, default=None, help="the index folder (default: RAG_INDEX_DIR, else ./index)"
+            )
     return parser
 
 
@@ -206,6 +211,10 @@ _COMMANDS = {"index": _cmd_index, "ask": _cmd_ask, "info": _cmd_info}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; library errors become one-line messages and exit status 2."""
     args = _parser().parse_args(argv)
+    if getattr(args, "index_dir", None) is not None:
+        # Through the environment, the one place settings are read from, so that the
+        # processes `rag serve --workers N` starts get it too.
+        os.environ["RAG_INDEX_DIR"] = str(args.index_dir.expanduser())
     try:
         settings = Settings()
     except ValidationError as exc:

@@ -36,16 +36,18 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="RAG_", env_file=".env", extra="ignore", frozen=True)
 
-    index_dir: Path = Path("index")
-    documents_dir: Path = Field(default=Path("documents"), description="where uploaded files are kept")
+    index_dir: Path = Field(default=Path("index"), description="where the index lives")
+    documents_dir: Path = Field(default=Path("documents"), description="where files uploaded through the API are kept")
     max_upload_bytes: int = Field(default=20 * 2**20, ge=1, description="largest accepted upload")
     api_keys: str = Field(
-        default="", description="comma-separated read-write bearer tokens; empty (and no read keys): no authentication"
+        default="",
+        description="comma-separated read-write bearer tokens; with neither these nor read keys, the API is open "
+        "to this machine only",
     )
     read_api_keys: str = Field(default="", description="comma-separated read-only bearer tokens: ask and list")
     allowed_hosts: str = Field(
         default="",
-        description="Host names served, comma-separated, or *; empty: loopback names without keys, any with keys",
+        description="host names served, comma-separated, or *; empty: loopback names without keys, any with keys",
     )
     allow_unauthenticated_network: bool = Field(
         default=False, description="let `rag serve` bind a non-loopback address without API keys"
@@ -66,7 +68,10 @@ class Settings(BaseSettings):
     parses_per_client: int = Field(default=2, ge=1, description="of those, the most one client address may hold")
     max_pages: int = Field(default=200, ge=1, description="pages a PDF or multi-page TIFF may have")
     max_image_pixels: int = Field(
-        default=80_000_000, ge=10_000, description="pixels an image, or a PDF page rendered for OCR, may have"
+        default=80_000_000,
+        ge=10_000,
+        description="pixels an image, or a PDF page rendered for OCR, may have (a PDF page that would pass it "
+        "at RAG_OCR_DPI is rendered smaller)",
     )
     ocr: Literal["rapidocr", "off"] = Field(
         default="rapidocr",
@@ -79,10 +84,15 @@ class Settings(BaseSettings):
     )
     max_request_bytes: int = Field(default=4 * 2**20, ge=1024, description="largest request body but uploads")
     index_poll_s: float = Field(
-        default=2.0, ge=0, description="how often a server looks for an index version another process wrote; 0: never"
+        default=2.0,
+        ge=0,
+        description="how often a server looks for an index version another process wrote (rag index, another "
+        "worker); 0: never",
     )
     shutdown_timeout_s: float = Field(
-        default=30.0, ge=0, description="on SIGTERM, how long answers in progress may run before they are cut"
+        default=30.0,
+        ge=0,
+        description="on SIGTERM, how long answers in progress (streams included) may run before they are cut",
     )
     log_format: Literal["text", "json"] = Field(
         default="text", description="rag serve's log lines: text, or one JSON object per line"
@@ -96,36 +106,58 @@ class Settings(BaseSettings):
         default=64, ge=1, description="open connections one client address may hold; more are closed at once"
     )
     header_timeout_s: float = Field(default=10.0, gt=0, description="a connection's first request must arrive by then")
-    cache_dir: Path = Field(default_factory=_default_cache_dir)
-    embedding_model: str = DEFAULT_MODEL_NAME
-    embedding_batch_size: int = Field(default=32, ge=1)
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="where the default models are provisioned: the embedding model, its 448 MB ONNX export, "
+        "the 1.1 GB GGUF",
+    )
+    embedding_model: str = Field(
+        default=DEFAULT_MODEL_NAME,
+        description="the embedded default (multilingual-e5-small), or any sentence-transformers model name or "
+        "path; with RAG_EMBEDDING_URL, the model name sent to that server",
+    )
+    embedding_batch_size: int = Field(default=32, ge=1, description="encode batch size")
     embedding_threads: int = Field(default=0, ge=0, description="torch threads; 0 keeps torch's default")
     query_runtime: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
-        description="what embeds questions: onnx (exported once, about 3x faster here), torch, or auto "
-        "(onnx when onnxruntime is installed and its vectors agree with torch's)",
+        description="what runs the embedding model (questions, passages, lexicon words): onnx (exported once, "
+        "about 3x faster here), torch, or auto (onnx when onnxruntime is installed and its vectors agree "
+        "with torch's)",
     )
     embedding_url: str = Field(
         default="",
-        description="an OpenAI-compatible embeddings server (http://host:7997/v1) that embeds instead of the "
-        "local model; RAG_EMBEDDING_MODEL is the model name sent to it",
+        description="an OpenAI-compatible /v1/embeddings server (Infinity, TEI, vLLM; http://host:7997/v1) that "
+        "embeds instead of the local model; RAG_EMBEDDING_MODEL is the model name sent to it; it shares "
+        "RAG_OPENAI_TIMEOUT_S and RAG_OPENAI_RETRIES",
     )
     embedding_api_key: str = Field(default="", description="its bearer token, if it wants one")
     embedding_query_prompt: str | None = Field(
-        default=None, description="prefix of questions sent to the embeddings server; unset: 'query: ' for e5 models"
+        default=None,
+        description="prefix of questions sent to the embeddings server; unset: 'query: ' for e5 models, none "
+        "for others",
     )
     embedding_passage_prompt: str | None = Field(
-        default=None, description="prefix of passages sent to it; unset: 'passage: ' for e5 models"
+        default=None, description="prefix of passages sent to it; unset: 'passage: ' for e5 models, none for others"
     )
     embedding_precision: Precision = Field(
         default="fp32",
-        description="embedding weights: fp32, or int8 (onnxruntime dynamic quantisation; an index records "
-        "which, and must be rebuilt to change it)",
+        description="embedding weights: fp32, or int8 (onnxruntime dynamic quantisation of the ONNX export: "
+        "2.26 times raw fp32 chunks/s, a quarter of the memory, 4 points less on the seed set; an index "
+        "records which, and must be rebuilt to change it)",
     )
-    chunk_size: int = Field(default=300, ge=20, le=4000)
-    chunk_overlap: int = Field(default=60, ge=0)
-    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K)
-    max_question_chars: int = Field(default=2000, ge=1)
+    chunk_size: int = Field(
+        default=300,
+        ge=20,
+        le=4000,
+        description="chunk length in characters; changing it re-chunks every document on the next rag index",
+    )
+    chunk_overlap: int = Field(
+        default=60,
+        ge=0,
+        description="characters neighbouring chunks share; changing it re-chunks every document on the next rag index",
+    )
+    top_k: int = Field(default=5, ge=1, le=MAX_TOP_K, description="passages retrieved per question")
+    max_question_chars: int = Field(default=2000, ge=1, description="longer questions are refused")
     max_history_turns: int = Field(
         default=50, ge=0, le=1000, description="earlier messages read (older ones are dropped)"
     )
@@ -135,14 +167,23 @@ class Settings(BaseSettings):
         description="answer generator: auto (llama-cpp when the LLM extra is installed, else extractive), "
         "extractive, llama-cpp or openai",
     )
-    llm_model: str = Field(default="", description="GGUF file for llama-cpp; empty: the embedded default Qwen2.5 1.5B")
+    llm_model: str = Field(
+        default="", description="GGUF file for llama-cpp; empty: the embedded Qwen2.5-Coder-1.5B-Instruct Q4_K_M"
+    )
     llm_threads: int = Field(default=0, ge=0, description="llama.cpp threads; 0: one per core")
     llm_context: int = Field(default=4096, ge=512, le=131072, description="llama.cpp context window (tokens)")
     llm_max_tokens: int = Field(default=256, ge=1, le=8192, description="longest generated answer (tokens)")
-    openai_base_url: str = Field(default="http://127.0.0.1:8080/v1", description="OpenAI-compatible server")
+    openai_base_url: str = Field(
+        default="http://127.0.0.1:8080/v1", description="the OpenAI-compatible server the openai generator calls"
+    )
     openai_api_key: str = Field(default="", description="its bearer token, if it wants one")
     openai_model: str = Field(default="default", description="model name sent to it")
-    openai_timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    openai_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds before a call to that server (or to RAG_EMBEDDING_URL) times out",
+    )
     openai_retries: int = Field(default=3, ge=0, le=10, description="retries on 429, 5xx and connection errors")
     generator_fallback: bool = Field(
         default=True, description="answer extractively, with a warning, when the LLM server is unreachable"
@@ -154,12 +195,16 @@ class Settings(BaseSettings):
     )
     llm_hint: bool = Field(default=True, description="show the LLM the extractive evidence sentence as most relevant")
     retriever: Literal["dense", "lexical", "hybrid"] = Field(
-        default="hybrid", description="chunk retrieval: embeddings, BM25 keywords, or both fused"
+        default="hybrid",
+        description="chunk retrieval: dense (embeddings), lexical (BM25 keywords), or hybrid (both, fused by "
+        "reciprocal rank)",
     )
     hybrid_depth: int = Field(default=50, ge=1, le=1000, description="rows of each retriever that hybrid fuses")
     rrf_k: int = Field(default=60, ge=1, description="reciprocal rank fusion constant")
     lexical_weight: float = Field(default=1.0, ge=0.0, le=10.0, description="weight of the keyword ranking in fusion")
-    reranker_model: str = Field(default="", description="cross-encoder to rerank with; empty: no reranking")
+    reranker_model: str = Field(
+        default="", description="a cross-encoder that reorders the best chunks; empty: no reranking"
+    )
     rerank_depth: int = Field(default=20, ge=1, le=200, description="chunks the reranker rescores")
     store: StoreName = Field(
         default="embedded",
@@ -169,7 +214,11 @@ class Settings(BaseSettings):
         default="", description="Milvus server (http://host:19530) or Milvus Lite folder; empty: <index_dir>/milvus.db"
     )
     milvus_token: str = Field(default="", description="Milvus credentials (user:password or an API key)")
-    milvus_collection: str = Field(default="rag_chunks", pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+    milvus_collection: str = Field(
+        default="rag_chunks",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,254}$",
+        description="the Milvus collection; one collection belongs to one index folder",
+    )
     lexicon_words: int = Field(default=50_000, ge=0, description="cross-lingual lexicon size; 0 turns it off")
     entity_binding: bool = Field(
         default=True,
@@ -178,11 +227,23 @@ class Settings(BaseSettings):
     )
     # Extractive abstention: a floor on the evidence sentence's cosine similarity, and how
     # far the best passage must stand out from the corpus (see rag.answer.generators.extractive).
-    abstain_min_similarity: float = Field(default=0.74, ge=0.0, le=1.0)
-    abstain_min_margin: float = Field(default=0.025, ge=0.0, le=1.0)
+    abstain_min_similarity: float = Field(
+        default=0.74, ge=0.0, le=1.0, description="the evidence gate abstains when no sentence reaches this similarity"
+    )
+    abstain_min_margin: float = Field(
+        default=0.025,
+        ge=0.0,
+        le=1.0,
+        description="the evidence gate abstains when the best passage stands out from the rest of the corpus by less",
+    )
     # The least confidence that the gate's evidence answers (rag.answer.confidence, fitted on the
     # dev sets' tuning halves with their unanswerable twins); 0 turns the check off.
-    abstain_min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+    abstain_min_confidence: float = Field(
+        default=0.25,
+        ge=0.0,
+        le=1.0,
+        description="the least calibrated confidence that the evidence answers (rag.answer.confidence); 0: off",
+    )
 
     @property
     def embedding_id(self) -> str:

@@ -165,3 +165,15 @@ def test_eval_is_a_rag_subcommand(capsys: pytest.CaptureFixture[str]) -> None:
         main(["eval", "--help"])
     assert done.value.code == 0
     assert "--generator" in capsys.readouterr().out
+
+
+def test_index_dir_flag_picks_the_index(
+    env: Path, seed_settings: Settings, seed_pipeline: Pipeline, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    mine = tmp_path / "my-index"
+    shutil.copytree(seed_settings.index_dir, mine)
+    # RAG_INDEX_DIR names an empty folder; the flag wins for every command it is given to.
+    assert main(["info", "--index-dir", str(mine)]) == 0
+    assert f"index: {mine}" in capsys.readouterr().out
+    assert main(["ask", QUESTION, "--index-dir", str(mine)]) == 0
+    assert "386" in capsys.readouterr().out
