@@ -76,7 +76,7 @@ def test_write_puts_the_table_between_the_markers(tmp_path: Path, capsys: pytest
 @pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_relative_links_lead_to_files_and_headings(page: Path) -> None:
     broken = []
-    for image, target in _LINK.findall(_prose(page.read_text(encoding="utf-8"))):
+    for _image, target in _LINK.findall(_prose(page.read_text(encoding="utf-8"))):
         if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
             continue
         path_part, _, anchor = target.partition("#")
