@@ -234,7 +234,7 @@ def route_template(scope: Scope) -> str:
     """The route a request matched, as its template (``/api/documents/{doc_id}``): a mounted
     app (the page's ``/static`` files) by its prefix; ``unmatched`` when none matched."""
     route = scope.get("route")
-    if route is not None and getattr(route, "path", ""):
+    if route is not None and getattr(route, "path", None):
         return str(route.path)
     mounted = str(scope.get("root_path", ""))
     if mounted and scope.get("endpoint") is not None:

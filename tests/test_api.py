@@ -257,7 +257,7 @@ def test_a_withheld_draft_reaches_no_client(scripted: tuple[TestClient, list[str
 def test_streamed_markers_point_at_the_final_citations_in_every_mode(scripted: tuple[TestClient, list[str]]) -> None:
     client, draft = scripted
     draft[:] = ["凤凰县为", "386", "名农民工追回了拖欠工资[3]。"]  # the model cites the wrong passage
-    for mode, (shown, _, final) in _every_mode(client, QUESTION).items():
+    for mode, (shown, _, final) in _every_mode(client, "凤凰县为多少名农民工追回了拖欠工资？").items():
         text = final.get("answer", shown)
         assert shown == text == "凤凰县为386名农民工追回了拖欠工资[1]。", mode
         assert final["citations"][0]["title"] == FENGHUANG and len(final["citations"]) == 1, mode

@@ -271,7 +271,8 @@ def test_upload_ask_and_delete_a_document(page: Any, tmp_path: Path) -> None:
     page.click("#close-docs")
     answer = _ask(page, "临澧县今年新建了多少座农村公路桥梁？")
     assert "47" in answer.inner_text()
-    assert answer.locator(".sources").inner_text().strip() == "[1] linli-bridges"
+    # Titled by its headline, not its file name.
+    assert answer.locator(".sources").inner_text().strip() == "[1] 临澧县农村公路建设提速"
 
     page.click("#toggle-docs")
     page.once("dialog", lambda dialog: dialog.accept())

@@ -31,6 +31,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from rag.answer.entities import missing_in
+from rag.answer.localise import in_chinese, localise
 from rag.lang import ABSTAIN_CHINESE, ABSTAIN_TEXT
 from rag.lang.en import drafts as en_drafts
 from rag.lang.zh import drafts as zh_drafts
@@ -188,8 +189,13 @@ class Verifier:
     ``answer`` is the final answer, whose text is exactly what was released.
     """
 
-    def __init__(self, request: GenerationRequest, shown: int | None = None) -> None:
+    def __init__(self, request: GenerationRequest, shown: int | None = None, fallback: str = "") -> None:
         self._request = request
+        # What to answer instead when the model writes Chinese to an English question (the
+        # gate's span, which ``localise`` writes in English); "" keeps the model's sentence.
+        self._fallback = fallback
+        self._replaced = False
+        self._other_language = False
         self._shown = min(shown or len(request.passages), len(request.passages))
         self._texts = [shown_text(request.passages[r].chunk) for r in range(self._shown)]
         # Passages that name what the question names: the only ones an answer may come from.
@@ -201,14 +207,15 @@ class Verifier:
         self._held: list[str] = []  # verified units that cite nothing, before the first that does
         self._released: list[str] = []
         self._citations: list[int] = []  # passage ranks, in the order the answer first cites them
+        self._as_verified: list[str] = []  # verified units before ``localise`` rewrote their dates and counts
         self._reason = ""
         self._withheld = ""
         self._finished = False
 
     @property
     def stopped(self) -> bool:
-        """The draft failed a check: nothing more of it will be released."""
-        return self._finished
+        """The draft failed a check, or was replaced: nothing more of it will be released."""
+        return self._finished or self._replaced
 
     @property
     def released(self) -> str:
@@ -220,7 +227,7 @@ class Verifier:
 
     def feed(self, piece: str) -> list[str]:
         """Take a piece of the draft; return the verified text to release now."""
-        if self._finished:
+        if self._finished or self._replaced:
             return []
         self._buffer += piece
         units, self._buffer = split_units(self._buffer, final=False)
@@ -231,7 +238,7 @@ class Verifier:
         if self._finished:
             return []
         units, self._buffer = split_units(self._buffer, final=True)
-        out = self._release(units)
+        out = self._release([] if self._replaced else units)
         if self._finished:
             return out
         self._finished = True
@@ -265,13 +272,17 @@ class Verifier:
         """Verify complete units. Units that cite nothing are held back until one that does (or
         the end of the draft), so a draft that opens with "According to the passages," and then
         finds nothing releases nothing; blank units join the next one."""
-        out = []
+        out: list[str] = []
         for raw in units:
             unit = raw.lstrip() if not (self._released or self._held) else raw
             if not unit.strip():
                 self._space += unit
                 continue
             unit, self._space = self._space + unit, ""
+            if self._request.info.language == "en" and in_chinese(_MARKER.sub("", unit)):
+                if self._fallback and not (self._released or self._held):
+                    return out + self._replace()
+                self._other_language = True
             verdict = self._verify(unit)
             if verdict.reason:
                 logger.debug("withheld draft unit %r: %s", unit, verdict.reason)
@@ -283,6 +294,13 @@ class Verifier:
             out.append(self._emit("".join(self._held) + verdict.text))
             self._held = []
         return out
+
+    def _replace(self) -> list[str]:
+        """The model answered an English question in Chinese before releasing anything: release
+        the fallback instead, verified the same way, and stop the model."""
+        units, _ = split_units(self._fallback, final=True)
+        self._fallback, self._replaced, self._buffer = "", True, ""
+        return self._release(units)
 
     def _preferred(self, ranks: list[int]) -> int:
         """Of the candidate passages, the one holding the gate's evidence sentence, else the best."""
@@ -319,7 +337,8 @@ class Verifier:
             text = _with_marker(text, self._citations.index(ranks[0]) + 1)
         if ranks:
             text = fix_scales(text, "\n".join(self._texts[r] for r in ranks))
-        return _Verdict(text, tuple(ranks))
+        self._as_verified.append(text)  # the evidence sentence is found by the numbers as the passages write them
+        return _Verdict(localise(text, self._request.info.language), tuple(ranks))
 
     def _renumber(self, unit: str, ranks: list[int]) -> str:
         """Markers renumbered to the answer's citations (new passages appended to them).
@@ -360,7 +379,7 @@ class Verifier:
         for rank in self._citations:
             passage = self._request.passages[rank]
             chunk = passage.chunk
-            sentence = self._evidence(rank, text)
+            sentence = self._evidence(rank, "".join(self._as_verified) or text)
             start, end = (sentence.start, sentence.end) if sentence else (chunk.start, chunk.end)
             evidence = evidence or (sentence.text if sentence else chunk.text)
             citations.append(
@@ -378,7 +397,13 @@ class Verifier:
                     chunk.regions,
                 )
             )
-        warnings = (f"the rest of the model's answer was withheld: {self._withheld}",) if self._withheld else ()
+        warnings: tuple[str, ...] = (
+            (f"the rest of the model's answer was withheld: {self._withheld}",) if self._withheld else ()
+        )
+        if self._replaced:
+            warnings += ("the model answered in Chinese: the answer is the span the passages give",)
+        elif self._other_language:
+            warnings += ("the model answered in Chinese, not in the question's language",)
         return Answer(text=text, abstained=False, citations=tuple(citations), evidence=evidence, warnings=warnings)
 
     def _evidence(self, rank: int, answer: str) -> ScoredSentence | None:

@@ -276,6 +276,17 @@ def verified(request: GenerationRequest, draft: Sequence[str], shown: int | None
     return verifier.answer()
 
 
+def _fallback(request: GenerationRequest, shown: int | None) -> str:
+    """For an English question, the gate's span (``386 名 [1]``), which the verifier releases
+    instead of a model's Chinese sentence, when it may be the answer and the model saw its passage."""
+    choice = request.evidence
+    if request.info.language != "en" or choice is None or unquotable(request, choice):
+        return ""
+    if choice.sentence.passage_rank >= (shown or len(request.passages)):
+        return ""
+    return evidence_draft(request)
+
+
 def _generated(
     request: GenerationRequest,
     generator: Generator,
@@ -299,7 +310,8 @@ def _generated(
                 return  # nobody is reading any more: stop the model (finally)
             if verifier is None:
                 timings["model_first_token_ms"] = _ms(started)
-                verifier = Verifier(request, call.shown)  # the generator has said what it showed
+                # The generator has said what it showed.
+                verifier = Verifier(request, call.shown, _fallback(request, call.shown))
             for text in verifier.feed(piece):
                 timings.setdefault("first_token_ms", _ms(started))
                 yield Delta(text)

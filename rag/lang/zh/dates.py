@@ -28,6 +28,25 @@ def written_spans(text: str) -> list[tuple[Ymd, str]]:
     return found
 
 
+def written_matches(text: str) -> list[tuple[Ymd, int, int]]:
+    """Every date written with digits and a 年 or 月 (2023年4月12日, 4月12日, 2023年): its (year,
+    month, day) and where it is."""
+    found: list[tuple[Ymd, int, int]] = []
+    for match in _YMD.finditer(text):
+        year, month, day = (int(g) if g else None for g in match.groups())
+        if (year is None and month is None) or (month is not None and not 1 <= month <= 12):
+            continue
+        end = match.start() + len(match.group().rstrip())
+        found.append(((year, month, day), match.start(), end))
+    return found
+
+
+def written_date(year: int | None, month: int | None, day: int | None) -> str:
+    """A date as Chinese writes it, with what is known of it: 2022年9月27日, 2010年9月, 9月27日."""
+    parts = ((year, "年"), (month, "月"), (day if month else None, "日"))
+    return "".join(f"{value}{mark}" for value, mark in parts if value is not None)
+
+
 def dates_in(text: str) -> list[Ymd]:
     """(year, month, day) of every date written with digits (2023年4月12日, 4月12日, 2023年)."""
     return [when for when, _ in written_spans(text)]

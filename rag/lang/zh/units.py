@@ -30,6 +30,8 @@ UNIT_GROUPS: dict[str, tuple[str, ...]] = {
     )
 }
 OTHER_UNITS = words("zh", "units_other")
+# Units that only count (386 名, 32 起, 38 个): an English answer gives the number alone.
+COUNTING_UNITS = tuple(u for group in ("people", "orgs", "cases", "items") for u in UNIT_GROUPS[group])
 # Longest first, so that 平方公里 is read before 公里.
 ALL_UNITS = sorted({u for units in UNIT_GROUPS.values() for u in units} | set(OTHER_UNITS), key=lambda u: (-len(u), u))
 UNIT = "|".join(re.escape(u) for u in ALL_UNITS)
@@ -60,5 +62,7 @@ def counts_in(units: tuple[str, ...], text: str) -> bool:
 # before them (500余万).
 SCALES = {"万亿": 10**12, "百万": 10**6, "千万": 10**7, "万": 10**4, "亿": 10**8}
 APPROXIMATELY = "余"
+# What 1700多家 and 500余名 say after the number: more than it.
+MORE_THAN = ("多", "余")
 # The scales a small model turns into "million" or "billion" by mistake (33.17万 is not 33.17 million).
 MYRIADS = ("万", "亿", "万亿")
