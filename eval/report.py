@@ -203,8 +203,8 @@ def markdown(dataset: str, summaries: Sequence[Summary], records: Sequence[Recor
         lines += ["| id | category | question | expected | answer | verdict | cited | ms |"]
         lines += ["|---|---|---|---|---|---|---|---|"]
         for r in rows:
-            answer = (
-                (r.error and f"(error: {r.error})") or (f"(abstained: {r.abstain_reason})" if r.abstained else r.answer)
+            answer = (r.error and f"(error: {r.error})") or (
+                f"(abstained: {r.abstain_reason})" if r.abstained else r.answer
             )
             lines.append(
                 f"| {r.qid} | {r.category} | {_cell(r.question)} | {_cell(r.expected) or '(none: abstain)'} | "
