@@ -151,6 +151,8 @@ class IndexStatus(BaseModel):
     total: int = Field(description="new chunks to embed (0 while it is not known)")
     elapsed_s: float
     queued: int = Field(description="updates running or waiting, this one included")
+    documents: int = Field(default=0, description="documents the index being served holds (the newest version)")
+    version: str = Field(default="", description="the index version being served")
 
 
 class ErrorBody(BaseModel):

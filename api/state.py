@@ -18,7 +18,9 @@ from rag.index.snapshot import live_version
 from rag.library import DocumentLibrary
 
 logger = logging.getLogger(__name__)
-_RELOADING = threading.Lock()
+_RELOADING = threading.RLock()
+# Beside the index: the update one ``rag serve`` process runs, for the others to report.
+PROGRESS_FILE = ".progress.json"
 
 
 @dataclass
@@ -60,7 +62,7 @@ class AppState:
         self.writes = write_queue(settings.max_pending_writes)
         self.parses = parse_queue(settings.max_pending_parses, settings.parse_workers, settings.parses_per_client)
         self.answers = Slots(settings.max_pending_answers, "language-model answers", "RAG_MAX_PENDING_ANSWERS")
-        self.progress = IndexProgress()
+        self.progress = IndexProgress(settings.index_dir / PROGRESS_FILE)
         self.library = DocumentLibrary(settings)
 
     def reload(self) -> None:
@@ -75,10 +77,18 @@ class AppState:
             self.pipeline, self.not_ready, self.version = pipeline, "", version
 
     def reload_if_changed(self) -> bool:
-        """Reload when another process (or this one) made a newer version live; whether it did."""
+        """Reload when another process (or this one) made a newer version live; whether it did.
+        Cheap when nothing changed (one small file read); requests that find a change at once
+        wait for one load."""
         version = live_version(self.settings.index_dir)
         if not version or version == self.version or self.embedder is None:
             return False
+        with _RELOADING:
+            if live_version(self.settings.index_dir) == self.version:
+                return False  # another request loaded it while this one waited
+            return self._reload_new(version)
+
+    def _reload_new(self, version: str) -> bool:
         try:
             self.reload()
         except RagError as exc:  # a broken new version: keep serving the loaded one
@@ -89,7 +99,12 @@ class AppState:
         return True
 
     def answerer(self) -> Answerer:
-        """The answer path over the current pipeline, or 503 (through IndexMissing) while there is no index."""
+        """The answer path over the newest index, or 503 (through IndexMissing) while there is none.
+
+        Read-your-writes across ``rag serve --workers N``: a version another process made live
+        (a client's upload, a moment ago) is loaded before answering, not at the next poll."""
+        if self.settings.index_poll_s > 0:
+            self.reload_if_changed()
         pipeline = self.pipeline
         if pipeline is None:
             raise IndexMissing(self.not_ready or "the index is not loaded")

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import json
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 from rag.errors import Busy, Interrupted
+from rag.fileio import write_atomically
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # How often a waiting write looks whether its client is still there.
@@ -120,34 +126,74 @@ def parse_queue(limit: int, workers: int, per_client: int) -> WorkQueue:
 
 class IndexProgress:
     """How far the running index update is, for ``GET /api/index/status`` (the page polls it
-    while an upload is indexed). Written by the writer thread, read by requests."""
+    while an upload is indexed). Written by the writer thread, read by requests.
 
-    def __init__(self) -> None:
+    With ``rag serve --workers N`` the update runs in one process and the page's next poll may
+    reach another, so the writer also keeps it in ``path`` (a small file beside the index), and
+    a process with no update of its own reports that one."""
+
+    # A shared status older than this without a change is from a process that died mid-update.
+    _STALE_S = 120.0
+    _WRITE_EVERY_S = 0.5
+
+    def __init__(self, path: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"busy": False, "document": "", "stage": "", "done": 0, "total": 0}
         self._started = 0.0
+        self._path = path
+        self._written = 0.0
 
     def start(self, document: str) -> None:
         """An update of ``document`` begins (updates run one at a time)."""
         with self._lock:
             self._state = {"busy": True, "document": document, "stage": "starting", "done": 0, "total": 0}
             self._started = time.monotonic()
+            self._share(force=True)
 
     def update(self, stage: str, done: int, total: int) -> None:
         """A rag.index.build.Progress: the stage, and chunks embedded of those to embed."""
         with self._lock:
+            changed = stage != self._state["stage"]
             self._state.update(stage=stage, done=done, total=total)
+            self._share(force=changed)
 
     def finish(self) -> None:
         """The update ended, saved or not."""
         with self._lock:
             self._state = {"busy": False, "document": self._state["document"], "stage": "", "done": 0, "total": 0}
+            self._share(force=True)
 
     def status(self) -> dict[str, Any]:
-        """The update running now, as ``GET /api/index/status`` reports it."""
+        """The update running now, as ``GET /api/index/status`` reports it: this process's, else
+        the one another process shares."""
         with self._lock:
             elapsed = time.monotonic() - self._started if self._state["busy"] else 0.0
-            return {**self._state, "elapsed_s": round(elapsed, 1)}
+            own = {**self._state, "elapsed_s": round(elapsed, 1)}
+        return own if own["busy"] else self._shared() or own
+
+    def _share(self, force: bool) -> None:
+        now = time.monotonic()
+        if self._path is None or not (force or now - self._written >= self._WRITE_EVERY_S):
+            return
+        self._written = now
+        elapsed = now - self._started if self._state["busy"] else 0.0
+        payload = {**self._state, "elapsed_s": round(elapsed, 1), "at": time.time()}
+        try:
+            write_atomically(self._path, json.dumps(payload).encode(), prefix=".progress.", sync=False)
+        except OSError:
+            logger.debug("could not share the index progress at %s", self._path, exc_info=True)
+
+    def _shared(self) -> dict[str, Any] | None:
+        """The update another process is running, when there is a recent one."""
+        if self._path is None:
+            return None
+        try:
+            shared = json.loads(self._path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not shared.get("busy") or time.time() - float(shared.pop("at", 0)) > self._STALE_S:
+            return None
+        return {k: shared[k] for k in ("busy", "document", "stage", "done", "total", "elapsed_s") if k in shared}
 
 
 class Slots:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import Iterator
@@ -45,7 +46,8 @@ def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
 
 @router.get("/api/documents", response_model=DocumentList)
 def list_documents(state: StateDep) -> DocumentList:
-    """Every indexed document (an empty list before the first index)."""
+    """Every indexed document (an empty list before the first index), of the newest version."""
+    state.reload_if_changed()
     pipeline = state.pipeline
     ids = sorted(pipeline.snapshot.documents) if pipeline else []
     return DocumentList(documents=[_info(pipeline, doc_id) for doc_id in ids])
@@ -188,8 +190,14 @@ async def page_image(
 
 @router.get("/api/index/status", response_model=IndexStatus)
 async def index_status(state: StateDep) -> IndexStatus:
-    """How far the running upload or delete is: the page polls this while a file is indexed."""
-    return IndexStatus(**state.progress.status(), queued=state.writes.admitted)
+    """How far the running upload or delete is (in whichever ``rag serve`` process runs it): the
+    page polls this while a file is indexed. Also what the newest index holds."""
+    await asyncio.to_thread(state.reload_if_changed)
+    pipeline = state.pipeline
+    documents = len(pipeline.snapshot.documents) if pipeline else 0
+    return IndexStatus(
+        **state.progress.status(), queued=state.writes.admitted, documents=documents, version=state.version
+    )
 
 
 @router.delete("/api/documents/{doc_id:path}", status_code=204, responses=_ERRORS)
