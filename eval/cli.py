@@ -10,6 +10,7 @@ library never imports the eval package.
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -19,6 +20,7 @@ from pathlib import Path
 from eval.data import HALVES, SEED_DOCS, Dataset, Question, half_of, load_dataset, withheld_gold
 from eval.report import Summary, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
+from rag.answer.generators import AUTO, REGISTRY
 from rag.cli import ProgressLine
 from rag.config import MAX_TOP_K, Settings
 from rag.errors import RagError
@@ -148,14 +150,18 @@ def _run(
     return summaries, records
 
 
+def _pct(value: float) -> str:
+    return "–" if math.isnan(value) else f"{100 * value:.0f}%"
+
+
 def _print(summary: Summary) -> None:
     total = summary.latency_ms.get("total_ms") or summary.latency_ms.get("client_ms") or {"p50": 0.0, "p95": 0.0}
     print(
         f"{summary.config}: accuracy {100 * summary.accuracy:.1f}% of {summary.answerable} answerable, "
         f"F1 {100 * summary.f1:.1f}%, exact {100 * summary.exact:.1f}%, "
         f"recall@1/3/5/10 {' / '.join(f'{100 * summary.recall[k]:.0f}%' for k in (1, 3, 5, 10))}, "
-        f"MRR {100 * summary.mrr:.1f}%, abstention precision / recall {100 * summary.abstain_precision:.0f}% / "
-        f"{100 * summary.abstain_recall:.0f}%, p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
+        f"MRR {100 * summary.mrr:.1f}%, abstention precision / recall {_pct(summary.abstain_precision)} / "
+        f"{_pct(summary.abstain_recall)}, p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
         + (f", {summary.errors} errors" if summary.errors else "")
     )
 
@@ -182,6 +188,8 @@ def run(settings: Settings, args: argparse.Namespace) -> int:
         args.retriever or [settings.retriever],
     )
     for config in configs:
+        if config.generator not in (*REGISTRY, AUTO):
+            raise RagError(f"unknown generator {config.generator!r}; choose one of: {', '.join([*REGISTRY, AUTO])}")
         if config.retriever not in RETRIEVERS:
             raise RagError(f"unknown retriever {config.retriever!r}; choose one of: {', '.join(RETRIEVERS)}")
         if not 1 <= config.top_k <= MAX_TOP_K:

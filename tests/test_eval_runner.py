@@ -139,6 +139,7 @@ def test_rag_eval_on_the_seed_set(
     assert round(100 * summary["accuracy"], 1) == stored
     assert (out / "report.md").exists() and (out / "chart.png").exists()
     assert eval_main([*argv, "--retriever", "sparse"]) == 2
+    assert eval_main([*argv, "--generator", "nope"]) == 2  # before any question is asked
 
 
 def test_rag_eval_writes_its_report_outside_the_checkout_by_default(
