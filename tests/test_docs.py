@@ -102,3 +102,16 @@ def test_the_readme_is_short_and_names_the_essentials() -> None:
     assert len(text.splitlines()) < 250
     for needed in ("--index-dir", "make run", "make test", "/v1", "/api/ask"):
         assert needed in text, f"README.md should mention {needed}"
+
+
+def test_the_documented_eval_set_example_loads(tmp_path: Path) -> None:
+    from eval.data import load_dataset
+
+    text = (ROOT / "docs" / "eval.md").read_text(encoding="utf-8")
+    section = text.split("Your own questions about your own documents", 1)[1]
+    passages, questions = re.findall(r"```json\n(.*?)```", section, re.S)[:2]
+    (tmp_path / "passages.jsonl").write_text(passages, encoding="utf-8")
+    (tmp_path / "qa.jsonl").write_text(questions, encoding="utf-8")
+    data = load_dataset(str(tmp_path))
+    assert len(data.passages) == 1 and [q.answerable for q in data.questions] == [True, False]
+    assert data.questions[0].category == "number" and data.questions[0].gold_pids == ("bridges-1",)
