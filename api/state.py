@@ -65,13 +65,16 @@ class AppState:
         self.progress = IndexProgress(settings.index_dir / PROGRESS_FILE)
         self.library = DocumentLibrary(settings)
 
-    def reload(self) -> None:
-        """Load the live index version and swap it in (requests already running keep theirs)."""
+    def reload(self, only_if_newer: bool = False) -> None:
+        """Load the live index version and swap it in (requests already running keep theirs);
+        with ``only_if_newer``, not when it is the one loaded (another request loaded it first)."""
         from rag.service import open_pipeline
 
         assert self.embedder is not None
         with _RELOADING:
             version = live_version(self.settings.index_dir)
+            if only_if_newer and (not version or version == self.version):
+                return
             pipeline = open_pipeline(self.settings, self.embedder)
             pipeline.warm_up()
             self.pipeline, self.not_ready, self.version = pipeline, "", version
@@ -83,28 +86,33 @@ class AppState:
         version = live_version(self.settings.index_dir)
         if not version or version == self.version or self.embedder is None:
             return False
-        with _RELOADING:
-            if live_version(self.settings.index_dir) == self.version:
-                return False  # another request loaded it while this one waited
-            return self._reload_new(version)
-
-    def _reload_new(self, version: str) -> bool:
         try:
-            self.reload()
+            self.reload(only_if_newer=True)
         except RagError as exc:  # a broken new version: keep serving the loaded one
             logger.warning("the index at %s changed but does not load: %s", self.settings.index_dir, exc)
-            self.version = version  # not retried until it changes again
+            self.version = live_version(self.settings.index_dir)  # not retried until it changes again
             return False
         logger.info("serving index version %s", self.version)
         return True
+
+    def catch_up(self) -> None:
+        """Read-your-writes across ``rag serve --workers N``: before a request reads the index,
+        load a version another process made live (a client's upload a moment ago) rather than
+        wait for the poll. Not while this process is writing one itself (it loads its own), nor
+        when polling is off (RAG_INDEX_POLL_S=0); a failure keeps the loaded version."""
+        if self.settings.index_poll_s <= 0 or self.writes.admitted:
+            return
+        try:
+            self.reload_if_changed()
+        except Exception:  # the request is still answered, from the version loaded
+            logger.exception("loading the newest index version failed; serving the one loaded")
 
     def answerer(self) -> Answerer:
         """The answer path over the newest index, or 503 (through IndexMissing) while there is none.
 
         Read-your-writes across ``rag serve --workers N``: a version another process made live
         (a client's upload, a moment ago) is loaded before answering, not at the next poll."""
-        if self.settings.index_poll_s > 0:
-            self.reload_if_changed()
+        self.catch_up()
         pipeline = self.pipeline
         if pipeline is None:
             raise IndexMissing(self.not_ready or "the index is not loaded")

@@ -10,6 +10,8 @@ import asyncio
 import contextvars
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -132,8 +134,9 @@ class IndexProgress:
     reach another, so the writer also keeps it in ``path`` (a small file beside the index), and
     a process with no update of its own reports that one."""
 
-    # A shared status older than this without a change is from a process that died mid-update.
-    _STALE_S = 120.0
+    # A shared status from a process that is gone is no update; one from another machine (a
+    # shared volume), whose processes cannot be looked at, counts until it is this old.
+    _STALE_S = 600.0
     _WRITE_EVERY_S = 0.5
 
     def __init__(self, path: Path | None = None) -> None:
@@ -177,9 +180,12 @@ class IndexProgress:
             return
         self._written = now
         elapsed = now - self._started if self._state["busy"] else 0.0
-        payload = {**self._state, "elapsed_s": round(elapsed, 1), "at": time.time()}
-        try:
-            write_atomically(self._path, json.dumps(payload).encode(), prefix=".progress.", sync=False)
+        payload = {
+            **self._state, "started_at": time.time() - elapsed, "at": time.time(),
+            "pid": os.getpid(), "host": socket.gethostname(),
+        }  # fmt: skip
+        try:  # .tmp- names are what the index's clean-up removes when a writer died mid-write
+            write_atomically(self._path, json.dumps(payload).encode(), prefix=".tmp-progress-", sync=False)
         except OSError:
             logger.debug("could not share the index progress at %s", self._path, exc_info=True)
 
@@ -191,9 +197,26 @@ class IndexProgress:
             shared = json.loads(self._path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
-        if not shared.get("busy") or time.time() - float(shared.pop("at", 0)) > self._STALE_S:
+        if not shared.get("busy") or not _alive(shared, self._STALE_S):
             return None
-        return {k: shared[k] for k in ("busy", "document", "stage", "done", "total", "elapsed_s") if k in shared}
+        elapsed = round(time.time() - float(shared.get("started_at", time.time())), 1)
+        return {
+            **{k: shared[k] for k in ("busy", "document", "stage", "done", "total") if k in shared},
+            "elapsed_s": elapsed,
+        }
+
+
+def _alive(shared: dict[str, Any], stale_s: float) -> bool:
+    """Is the process that shared this status still running it?"""
+    if shared.get("host") != socket.gethostname():
+        return time.time() - float(shared.get("at", 0)) <= stale_s
+    try:
+        os.kill(int(shared.get("pid", 0)), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError, OSError):
+        pass  # it exists (another user's), or cannot be asked
+    return True
 
 
 class Slots:

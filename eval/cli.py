@@ -10,7 +10,6 @@ library never imports the eval package.
 from __future__ import annotations
 
 import argparse
-import math
 import random
 import sys
 import time
@@ -18,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from eval.data import HALVES, SEED_DOCS, Dataset, Question, half_of, load_dataset, withheld_gold
-from eval.report import Summary, summarise, write
+from eval.report import Summary, percent, summarise, write
 from eval.runner import Asker, Config, HttpAsker, Record, in_process_asker, matrix, prepare_index, run_config
 from rag.answer.generators import AUTO, REGISTRY
 from rag.cli import ProgressLine
@@ -151,16 +150,18 @@ def _run(
 
 
 def _pct(value: float) -> str:
-    return "–" if math.isnan(value) else f"{100 * value:.0f}%"
+    """A rate as the report writes it (one decimal), with its unit; – when there is none."""
+    written = percent(value)
+    return written if written == "–" else f"{written}%"
 
 
 def _print(summary: Summary) -> None:
     total = summary.latency_ms.get("total_ms") or summary.latency_ms.get("client_ms") or {"p50": 0.0, "p95": 0.0}
     print(
-        f"{summary.config}: accuracy {100 * summary.accuracy:.1f}% of {summary.answerable} answerable, "
-        f"F1 {100 * summary.f1:.1f}%, exact {100 * summary.exact:.1f}%, "
-        f"recall@1/3/5/10 {' / '.join(f'{100 * summary.recall[k]:.0f}%' for k in (1, 3, 5, 10))}, "
-        f"MRR {100 * summary.mrr:.1f}%, abstention precision / recall {_pct(summary.abstain_precision)} / "
+        f"{summary.config}: accuracy {_pct(summary.accuracy)} of {summary.answerable} answerable, "
+        f"F1 {_pct(summary.f1)}, exact {_pct(summary.exact)}, "
+        f"recall@1/3/5/10 {' / '.join(_pct(summary.recall[k]) for k in (1, 3, 5, 10))}, "
+        f"MRR {_pct(summary.mrr)}, abstention precision / recall {_pct(summary.abstain_precision)} / "
         f"{_pct(summary.abstain_recall)}, p50 {total['p50']:.0f} ms, p95 {total['p95']:.0f} ms"
         + (f", {summary.errors} errors" if summary.errors else "")
     )
@@ -175,13 +176,19 @@ def _print_unanswerable(config: str, records: list[Record]) -> None:
         print(f"{config}: false answers {false} of {len(unanswerable)} unanswerable ({share:.1f}%)")
 
 
+def _generators(args: argparse.Namespace) -> list[str]:
+    """--generator's list (extractive when not given), with the local LLM added by --llm."""
+    names = list(args.generator or ([] if args.llm else ["extractive"]))
+    return [*names, "llama-cpp"] if args.llm and "llama-cpp" not in names else names
+
+
 def run(settings: Settings, args: argparse.Namespace) -> int:
     """The ``rag eval`` command."""
     dataset = load_dataset(args.data, args.as_of_field)
     if not dataset.questions:
         raise RagError(f"{args.data}: no questions to ask")
     configs = matrix(
-        args.generator or (["llama-cpp"] if args.llm else ["extractive"]),
+        _generators(args),
         args.top_k or [settings.top_k],
         args.chunk_size or [settings.chunk_size],
         settings.chunk_overlap if args.chunk_overlap is None else args.chunk_overlap,

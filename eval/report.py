@@ -108,7 +108,8 @@ def summarise(config: str, records: Sequence[Record], build_seconds: float = mat
     )
 
 
-def _pct(value: float) -> str:
+def percent(value: float) -> str:
+    """A rate (0-1) as a percentage with one decimal, without the sign; – for none."""
     return "–" if math.isnan(value) else f"{100 * value:.1f}"
 
 
@@ -144,7 +145,7 @@ def _breakdown(title: str, note: str, key: str, prefix: str, summaries: Sequence
     lines += ["|---|---|" + "---|" * len(summaries)]
     for name in groups:
         count = summaries[0].counts.get(prefix + name, 0)
-        cells = [_pct(getattr(s, key).get(name, math.nan)) for s in summaries]
+        cells = [percent(getattr(s, key).get(name, math.nan)) for s in summaries]
         lines.append(f"| {name} | {count} | " + " | ".join(cells) + " |")
     return lines
 
@@ -160,9 +161,9 @@ def markdown(dataset: str, summaries: Sequence[Summary], records: Sequence[Recor
     for s in summaries:
         total = s.latency_ms.get("total_ms", s.latency_ms.get("client_ms", {"p50": math.nan, "p95": math.nan}))
         lines.append(
-            f"| {s.config} | {s.questions} | {_pct(s.accuracy)} | {_pct(s.f1)} | {_pct(s.exact)} | "
-            + " | ".join(_pct(s.recall[k]) for k in RECALL_KS)
-            + f" | {_pct(s.mrr)} | {_pct(s.abstain_precision)} | {_pct(s.abstain_recall)} | "
+            f"| {s.config} | {s.questions} | {percent(s.accuracy)} | {percent(s.f1)} | {percent(s.exact)} | "
+            + " | ".join(percent(s.recall[k]) for k in RECALL_KS)
+            + f" | {percent(s.mrr)} | {percent(s.abstain_precision)} | {percent(s.abstain_recall)} | "
             f"{_ms(total['p50'])} | {_ms(total['p95'])} | {s.errors} |"
         )
     lines += [

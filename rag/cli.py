@@ -211,10 +211,23 @@ _COMMANDS = {"index": _cmd_index, "ask": _cmd_ask, "info": _cmd_info}
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; library errors become one-line messages and exit status 2."""
     args = _parser().parse_args(argv)
-    if getattr(args, "index_dir", None) is not None:
-        # Through the environment, the one place settings are read from, so that the
-        # processes `rag serve --workers N` starts get it too.
-        os.environ["RAG_INDEX_DIR"] = str(args.index_dir.expanduser())
+    index_dir = getattr(args, "index_dir", None)
+    if index_dir is None:
+        return _run(args)
+    # Through the environment, the one place settings are read from, so that the processes
+    # `rag serve --workers N` starts get it too; as it was once the command is done.
+    before = os.environ.get("RAG_INDEX_DIR")
+    os.environ["RAG_INDEX_DIR"] = str(index_dir.expanduser().resolve())
+    try:
+        return _run(args)
+    finally:
+        if before is None:
+            os.environ.pop("RAG_INDEX_DIR", None)
+        else:
+            os.environ["RAG_INDEX_DIR"] = before
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:

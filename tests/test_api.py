@@ -361,3 +361,14 @@ def test_as_of_dates_the_question(client: TestClient, seed_pipeline: Pipeline) -
     assert "386" in body["answer"]
     retrieval = seed_pipeline.retrieve(read_question("去年4月凤凰县追回了多少工资？", date(2024, 3, 15)), 5)
     assert retrieval.request.asked_date == (2023, 4, None)
+
+
+def test_an_english_question_answered_in_chinese_gets_the_span_in_english_in_every_mode(
+    scripted: tuple[TestClient, list[str]],
+) -> None:
+    client, draft = scripted
+    draft[:] = ["凤凰县为", "386", "名农民工追回了拖欠工资[1]。", "其他的话。"]
+    for mode, (shown, raw, final) in _every_mode(client, QUESTION).items():
+        assert shown == final.get("answer", shown) == "386 [1]", mode
+        assert "追回了" not in raw and "其他的话" not in raw, mode  # the Chinese draft reached no client
+        assert final["citations"][0]["title"] == FENGHUANG, mode

@@ -71,6 +71,14 @@ def test_blank_line_paragraphs_are_kept_for_ordinary_text() -> None:
         ("# 城市更新让老街焕新颜\n今年以来，某市投入资金3亿元改造老街区。",
          "城市更新让老街焕新颜", "城市更新让老街焕新颜"),
         ("## Notes\n\nThe ferry carries 2,000 people a day.", "Notes", "Notes"),
+        # A first line whose sentence goes on below is no headline.
+        ("See the full report at\nhttps://example.org/reports/2024/annual for details.",
+         "my-notes", "See the full report at https://example.org/reports/2024/annual for details."),
+        ("The ferry\nline opened on Monday and carries 2,400 people a day.",
+         "my-notes", "The ferry line opened on Monday and carries 2,400 people a day."),
+        # Only a document's first line: later paragraphs are joined as they were.
+        ("The line opened on Monday.\n\nOfficials said\nthe line will reach the north shore next year.",
+         "my-notes", "The line opened on Monday."),
         # A paragraph wrapped by hand has no headline: the file names the document.
         ("The city opened a ferry line on Monday and it will carry\nabout two thousand people a day, officials said.",
          "my-notes", "The city opened a ferry line on Monday and it will carry about two thousand people a day, "
@@ -81,3 +89,4 @@ def test_a_text_file_is_titled_by_its_headline(raw: str, title: str, first_line:
     document = parse_text(raw, "my-notes.txt", "my-notes.txt", "h")
     assert [a.title for a in document.articles] == [title]
     assert document.text.split("\n")[0] == first_line
+    assert "Officials said\n" not in document.text

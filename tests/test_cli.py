@@ -177,3 +177,6 @@ def test_index_dir_flag_picks_the_index(
     assert f"index: {mine}" in capsys.readouterr().out
     assert main(["ask", QUESTION, "--index-dir", str(mine)]) == 0
     assert "386" in capsys.readouterr().out
+    # Only for the command it was given to.
+    assert os.environ["RAG_INDEX_DIR"] == str(env.parent / "index")
+    assert main(["info"]) == 2 and "no index" in capsys.readouterr().err

@@ -68,3 +68,16 @@ def test_an_update_s_progress_is_reported_by_every_process(tmp_path: Path) -> No
     assert seen["busy"] and seen["document"] == "report.pdf" and seen["stage"] == "writing the index"
     writer.finish()
     assert other.status()["busy"] is False
+
+
+def test_a_progress_left_by_a_process_that_is_gone_is_no_update(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from api.work import IndexProgress
+
+    path = tmp_path / ".progress.json"
+    gone = {"busy": True, "document": "a.pdf", "stage": "writing the index", "done": 0, "total": 0}
+    gone |= {"started_at": time.time() - 5, "at": time.time(), "pid": 2**22 + 12345, "host": socket.gethostname()}
+    path.write_text(json.dumps(gone), encoding="utf-8")
+    assert IndexProgress(path).status()["busy"] is False

@@ -47,7 +47,7 @@ def _info(pipeline: Pipeline | None, doc_id: str) -> DocumentInfo:
 @router.get("/api/documents", response_model=DocumentList)
 def list_documents(state: StateDep) -> DocumentList:
     """Every indexed document (an empty list before the first index), of the newest version."""
-    state.reload_if_changed()
+    state.catch_up()
     pipeline = state.pipeline
     ids = sorted(pipeline.snapshot.documents) if pipeline else []
     return DocumentList(documents=[_info(pipeline, doc_id) for doc_id in ids])
@@ -64,7 +64,7 @@ def _changing(state: AppState, what: str) -> Iterator[None]:
         try:
             yield
             state.progress.update("loading the new index", 0, 0)
-            state.reload()
+            state.reload(only_if_newer=True)  # a request may have loaded it already
         finally:
             state.progress.finish()
 
@@ -192,7 +192,7 @@ async def page_image(
 async def index_status(state: StateDep) -> IndexStatus:
     """How far the running upload or delete is (in whichever ``rag serve`` process runs it): the
     page polls this while a file is indexed. Also what the newest index holds."""
-    await asyncio.to_thread(state.reload_if_changed)
+    await asyncio.to_thread(state.catch_up)
     pipeline = state.pipeline
     documents = len(pipeline.snapshot.documents) if pipeline else 0
     return IndexStatus(

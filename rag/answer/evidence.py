@@ -22,6 +22,7 @@ from rag.answer.confidence import CONFIDENCE
 from rag.answer.entities import missing_in
 from rag.answer.timeline import compare
 from rag.config import Settings
+from rag.lang.en import dates as en_dates
 from rag.lang.zh import answers as zh
 from rag.lang.zh.dates import date_agreement, dates_in
 from rag.lang.zh.script import cjk_bigrams
@@ -117,6 +118,10 @@ def _said_of(
     return [span for *_, span in sorted(ranked)]
 
 
+def _first_digit(match: re.Match[str]) -> int:
+    return match.start() + next((i for i, ch in enumerate(match.group()) if ch.isdigit()), 0)
+
+
 def number_spans(info: QuestionInfo, sentence: str) -> list[str]:
     """Figures in the sentence with their scale and unit, best match for the question first.
 
@@ -125,11 +130,14 @@ def number_spans(info: QuestionInfo, sentence: str) -> list[str]:
     about 2024年1月 is not answered by 1).
     """
     given = set(info.given_numbers)
+    # The day of an English date (30 June 2024) is no figure either.
+    dated = [(m.start(), m.end()) for m in en_dates.date_matches(sentence)]
     kept = [
         match
         for match in zh.figures(sentence)
         if zh.figure_digits(match.group()) not in given
         and not (info.units and number_unit(match.group().strip()) not in info.units)
+        and not any(start <= _first_digit(match) < end for start, end in dated)
     ]
     if not kept and not info.given_numbers:
         # No figure in digits: one in Chinese numerals with its measure word (五层, 两轮, 八成).
@@ -141,8 +149,9 @@ def date_spans(info: QuestionInfo, sentence: str) -> list[str]:
     """Dates in the sentence, best match for the question first; one the question itself
     gives (2024年5月22日起…到什么时候) only after the others, since a question may echo its
     answer (2019年9月底…预计何时开通)."""
-    # Dates in digits, else the ones written otherwise (建安二十四年, 20世纪中叶, 金朝).
-    spans = _said_of(info, info.date_context, sentence, zh.dates(sentence) or zh.numeral_dates(sentence), last=True)
+    # Dates in digits, else the ones written otherwise (建安二十四年, 20世纪中叶, 金朝), else English ones.
+    found = zh.dates(sentence) or zh.numeral_dates(sentence) or en_dates.date_matches(sentence)
+    spans = _said_of(info, info.date_context, sentence, found, last=True)
     if info.asks_year:
         return spans
     # 什么时候 asks for the day: a year alone (2014年起担任CEO) only when no day or month is given.

@@ -13,7 +13,11 @@ streams, and checks each complete unit against the passages the model was shown:
 - its markers are mapped to the passages that hold its numbers (small models often cite
   the wrong passage) and renumbered so that ``[n]`` is the n-th citation of the answer;
   a unit with figures but no marker gets one;
-- English "N million" that the passages write with 万 or 亿 is put right (``fix_scales``).
+- English "N million" that the passages write with 万 or 亿 is put right (``fix_scales``);
+- it is written as the question's language writes dates and counts (``rag.answer.localise``:
+  ``2010年 9月`` is ``September 2010`` to an English question), values unchanged; and when a
+  model answers an English question in Chinese before anything was released, the gate's span
+  is verified and released instead and the model is stopped (``fallback``), with a warning.
 
 A unit that passes is released and never changes afterwards, so the pieces a client
 streams join to the final answer, and every marker already streamed keeps pointing at the
@@ -31,12 +35,12 @@ import unicodedata
 from dataclasses import dataclass
 
 from rag.answer.entities import missing_in
-from rag.answer.localise import in_chinese, localise
+from rag.answer.localise import localise
 from rag.lang import ABSTAIN_CHINESE, ABSTAIN_TEXT
 from rag.lang.en import drafts as en_drafts
 from rag.lang.zh import drafts as zh_drafts
 from rag.lang.zh.dates import iso_day, written_day
-from rag.lang.zh.script import CLAUSE_MARKS, SENTENCE_MARKS
+from rag.lang.zh.script import CLAUSE_MARKS, SENTENCE_MARKS, in_chinese
 from rag.lang.zh.units import APPROXIMATELY, MYRIADS, SCALES
 from rag.types import Answer, Chunk, Citation, GenerationRequest, ScoredSentence, passage_text
 
@@ -279,15 +283,15 @@ class Verifier:
                 self._space += unit
                 continue
             unit, self._space = self._space + unit, ""
-            if self._request.info.language == "en" and in_chinese(_MARKER.sub("", unit)):
-                if self._fallback and not (self._released or self._held):
-                    return out + self._replace()
-                self._other_language = True
             verdict = self._verify(unit)
             if verdict.reason:
                 logger.debug("withheld draft unit %r: %s", unit, verdict.reason)
                 out.extend(self._fail(verdict.reason))
                 return out
+            if self._request.info.language == "en" and in_chinese(_MARKER.sub("", unit)):
+                if self._fallback and not (self._released or self._held):
+                    return out + self._replace()
+                self._other_language = True
             if not self._released and not verdict.ranks:
                 self._held.append(verdict.text)
                 continue
@@ -300,6 +304,7 @@ class Verifier:
         the fallback instead, verified the same way, and stop the model."""
         units, _ = split_units(self._fallback, final=True)
         self._fallback, self._replaced, self._buffer = "", True, ""
+        self._citations, self._as_verified = [], []  # those of the verified Chinese unit, not released
         return self._release(units)
 
     def _preferred(self, ranks: list[int]) -> int:

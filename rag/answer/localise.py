@@ -15,7 +15,7 @@ from collections.abc import Callable
 from rag.lang.en import dates as en_dates
 from rag.lang.tables import words
 from rag.lang.zh import dates as zh_dates
-from rag.lang.zh.script import HAN
+from rag.lang.zh.script import HAN, in_chinese
 from rag.lang.zh.units import COUNTING_UNITS, MORE_THAN
 from rag.types import Ymd
 
@@ -26,14 +26,7 @@ _COUNT = re.compile(
     rf"(?:{'|'.join(map(re.escape, sorted(COUNTING_UNITS, key=len, reverse=True)))})(?![{HAN}])"
 )
 _MORE_THAN = words("en", "more_than")[0]
-# Han characters; and Latin letters, for telling which language a sentence is in.
-_HAN = re.compile(f"[{HAN}]")
-_LATIN = re.compile(r"[A-Za-z]")
-# A sentence with at least this many Han characters, and more of them than Latin letters, is
-# Chinese (a Chinese name or two in an English sentence are not).
-_CHINESE_CHARS = 6
-
-
+_NUMBER = re.compile(r"\d+")
 Writer = Callable[[int | None, int | None, int | None], str]
 
 
@@ -49,18 +42,17 @@ def _count(match: re.Match[str]) -> str:
 
 def localise(unit: str, language: str) -> str:
     """``unit`` with its dates and counts written as ``language`` (the question's) writes them,
-    or as Chinese does when the unit is a Chinese sentence whatever the question's language."""
-    if in_chinese(unit):
+    or as Chinese does when the unit is a Chinese sentence whatever the question's language.
+    A rewrite that would bring a number the unit does not hold is not made: the unit was
+    verified as it is."""
+    if in_chinese(unit):  # a Chinese sentence keeps Chinese dates
         language = "zh"
     if language == "en":
-        unit = _rewrite(unit, zh_dates.written_matches(unit), en_dates.written_day)
-        return _COUNT.sub(_count, unit)
-    if language == "zh":
-        return _rewrite(unit, en_dates.written_dates(unit), zh_dates.written_date)
-    return unit
-
-
-def in_chinese(text: str) -> bool:
-    """Is the sentence written in Chinese (not an English one naming a Chinese name)?"""
-    han = len(_HAN.findall(text))
-    return han >= _CHINESE_CHARS and han > len(_LATIN.findall(text))
+        written = _COUNT.sub(_count, _rewrite(unit, zh_dates.written_matches(unit), en_dates.written_day))
+    elif language == "zh":
+        written = _rewrite(unit, en_dates.written_dates(unit), zh_dates.written_date)
+    else:
+        return unit
+    # A month's number is the month the verified unit named in words (Sep -> 9月).
+    new = set(_NUMBER.findall(zh_dates.MONTH_NUMBER.sub(" ", written))) - set(_NUMBER.findall(unit))
+    return unit if new else written

@@ -247,8 +247,11 @@ def _prune_old_versions(index_dir: Path, keep: str) -> None:
     old = sorted(p for p in index_dir.glob("v-*") if p.name != keep)
     for path in old[: max(0, len(old) - _KEEP_OLD_VERSIONS)]:
         shutil.rmtree(path, ignore_errors=True)
-    for path in index_dir.glob(".tmp-*"):
-        shutil.rmtree(path, ignore_errors=True)
+    for path in index_dir.glob(".tmp-*"):  # folders of a build, files of an atomic write
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
 
 
 def _check_files(folder: Path, recorded: dict[str, str]) -> None:

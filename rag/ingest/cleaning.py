@@ -22,6 +22,7 @@ import statistics
 import unicodedata
 from dataclasses import dataclass
 
+from rag.lang.en.words import STOPWORDS
 from rag.lang.zh.script import BYLINE_END, CJK_TEXT, IDEOGRAPHIC_SPACE, PHOTO_CREDIT, ends_sentence
 
 _CJK = CJK_TEXT
@@ -195,31 +196,36 @@ def printed_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[
 
 
 def _opens_with_headline(lines: list[str]) -> bool:
-    """Does a paragraph's first line stand alone as a headline typed right above its text (no
+    """Does a document's first line stand alone as a headline typed right above its text (no
     blank line between)? A Markdown heading does; so does a short line without clause
-    punctuation that ends no sentence, well narrower than the longest line under it. A prose
-    paragraph wrapped by hand has a first line as wide as the rest."""
+    punctuation that ends no sentence, well narrower than the longest line under it, whose
+    sentence the next line does not go on with (lower case, or a last word such as "the").
+    A prose paragraph wrapped by hand has a first line as wide as the rest."""
     first, rest = lines[0], lines[1:]
     if not rest:
         return False
     if _MARKDOWN_HEADING.match(first):
         return True
+    last_word = first.rsplit(maxsplit=1)[-1].lower()
     return (
         len(first) <= _MAX_HEADING_CHARS
         and not has_clause_punctuation(first)
         and not ends_sentence(first)
         and display_width(first) <= _HEADLINE_RATIO * max(display_width(line) for line in rest)
+        and not rest[0][:1].islower()
+        and last_word not in STOPWORDS
     )
 
 
-def _prose_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[Block]:
-    """Paragraphs of ordinary text: lines of one paragraph are joined, after a headline typed
-    on the line above them, which is a block of its own (the article's title)."""
+def _prose_blocks(group: list[tuple[str, bool]], first_is_frame: bool, opening: bool = False) -> list[Block]:
+    """Paragraphs of ordinary text: lines of one paragraph are joined. In the ``opening``
+    paragraph of a document, a headline typed on the line above the text is a block of its
+    own (the document's title)."""
     lines = [text for text in (normalise_line(line) for line, _ in group) if text]
     if not lines:
         return []
     blocks: list[Block] = []
-    if _opens_with_headline(lines):
+    if opening and _opens_with_headline(lines):
         blocks.append(Block(_MARKDOWN_HEADING.sub("", lines[0]), first_is_frame, True))
         lines, first_is_frame = lines[1:], False
     text = ""
@@ -234,10 +240,12 @@ def _prose_blocks(group: list[tuple[str, bool]], first_is_frame: bool) -> list[B
 def split_blocks(raw: str) -> list[Block]:
     """Rebuild the paragraphs of a raw extracted text."""
     groups, printed_lines = _groups(raw)
-    rebuild = printed_blocks if printed_lines else _prose_blocks
     blocks: list[Block] = []
     for n, group in enumerate(groups):
-        blocks.extend(rebuild(group, n == 0 or group[0][1]))
+        if printed_lines:
+            blocks.extend(printed_blocks(group, n == 0 or group[0][1]))
+        else:
+            blocks.extend(_prose_blocks(group, n == 0 or group[0][1], opening=n == 0))
     return blocks
 
 

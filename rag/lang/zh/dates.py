@@ -11,6 +11,10 @@ from datetime import date, timedelta
 
 from rag.types import Ymd
 
+# A month's number as Chinese writes it (9月).
+MONTH_NUMBER = re.compile(r"\d{1,2}\s*月")
+# What joins the two ends of a range of dates (1-9月, 3月至5月).
+_RANGE_MARKS = "-－—~～至到"
 _YMD = re.compile(r"(?=\d)(?:(\d{4})\s*年)?\s*(?:(\d{1,2})\s*月)?\s*(?:(\d{1,2})\s*[日号])?")
 
 
@@ -30,13 +34,17 @@ def written_spans(text: str) -> list[tuple[Ymd, str]]:
 
 def written_matches(text: str) -> list[tuple[Ymd, int, int]]:
     """Every date written with digits and a 年 or 月 (2023年4月12日, 4月12日, 2023年): its (year,
-    month, day) and where it is."""
+    month, day) and where it is. Not a part of a longer figure (2012月) nor an end of a range
+    (2023年1-9月, 3月至5月), which are no dates of their own."""
     found: list[tuple[Ymd, int, int]] = []
     for match in _YMD.finditer(text):
         year, month, day = (int(g) if g else None for g in match.groups())
         if (year is None and month is None) or (month is not None and not 1 <= month <= 12):
             continue
         end = match.start() + len(match.group().rstrip())
+        before, after = text[match.start() - 1 : match.start()], text[end : end + 1]
+        if any(mark and (mark.isdigit() or mark in _RANGE_MARKS) for mark in (before, after)):
+            continue
         found.append(((year, month, day), match.start(), end))
     return found
 

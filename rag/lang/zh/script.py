@@ -46,6 +46,18 @@ _SENTENCE_END = "。！？!?…；;."
 _CLOSERS = "”’」』）)》"
 
 
+# A sentence with at least this many Han characters, and more than twice as many as Latin
+# letters, is Chinese (a Chinese name or two in an English sentence are not).
+_CHINESE_SENTENCE_HAN = 6
+_LATIN = re.compile(r"[A-Za-z]")
+
+
+def in_chinese(text: str) -> bool:
+    """Is the sentence written in Chinese (not an English one naming a Chinese name or body)?"""
+    han = len(_HAN.findall(text))
+    return han >= _CHINESE_SENTENCE_HAN and han > 2 * len(_LATIN.findall(text))
+
+
 def has_han(text: str) -> bool:
     """Does the text hold a Han character (is it, or part of it, Chinese)?"""
     return _HAN.search(text) is not None
