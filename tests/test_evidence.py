@@ -9,6 +9,7 @@ from rag.answer.evidence import (
     Kind,
     Thresholds,
     anchors_present,
+    answer_span,
     choose,
     date_spans,
     keyword_coverage,
@@ -247,3 +248,18 @@ def test_a_date_without_its_year_takes_the_year_its_passage_gives() -> None:
     assert completed_year("9月22日", both, both, (2023, None, None)) == "2023年9月22日"
     assert completed_year("2024年7月3日", "x", "2023年", None) == "2024年7月3日"  # has its year
     assert completed_year("9月22日", "无年份。", "无年份。", (2023, None, None)) == "9月22日"  # none to add
+
+
+@pytest.mark.parametrize(
+    ("question", "sentence", "span"),
+    [
+        # English documents: the day of a date is no figure, and English dates answer "when".
+        ("How long is the Riverside Bridge?", "It opened on 30 June 2024 and is 1,280 metres long.", "1,280"),
+        ("How many galleries does the museum have?", "It reopened on 2 June with 14 new galleries.", "14"),
+        ("When did the Riverside Bridge open?", "The bridge opened to traffic on 30 June 2024.", "30 June 2024"),
+        ("When will the third line be added?", "The authority plans to add a third line in 2026.", "2026"),
+        ("When did the museum reopen?", "The museum reopened on 2 June after two years.", "2 June"),
+    ],
+)
+def test_spans_of_english_sentences(question: str, sentence: str, span: str) -> None:
+    assert answer_span(read_question(question), sentence) == span

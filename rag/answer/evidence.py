@@ -150,7 +150,12 @@ def date_spans(info: QuestionInfo, sentence: str) -> list[str]:
     gives (2024年5月22日起…到什么时候) only after the others, since a question may echo its
     answer (2019年9月底…预计何时开通)."""
     # Dates in digits, else the ones written otherwise (建安二十四年, 20世纪中叶, 金朝), else English ones.
-    found = zh.dates(sentence) or zh.numeral_dates(sentence) or en_dates.date_matches(sentence)
+    found = (
+        zh.dates(sentence)
+        or zh.numeral_dates(sentence)
+        or en_dates.date_matches(sentence)
+        or en_dates.year_matches(sentence)
+    )
     spans = _said_of(info, info.date_context, sentence, found, last=True)
     if info.asks_year:
         return spans

@@ -23,6 +23,12 @@ _DATE = re.compile(
 )
 
 
+# A year alone after a word that makes it a date (in 2026): the match is the year.
+_YEAR = re.compile(
+    "(?:" + "|".join(rf"(?<=\b{word} )" for word in words("en", "year_words")) + r")(?:1[89]|20)\d\d(?![\w]|[.,]\d)"
+)
+
+
 def _month_number(written: str) -> int:
     return next(n for n, name in enumerate(MONTHS, 1) if name[:3] == written[:3])
 
@@ -39,6 +45,11 @@ def date_matches(text: str) -> list[re.Match[str]]:
             continue
         found.append(match)
     return found
+
+
+def year_matches(text: str) -> list[re.Match[str]]:
+    """Years written alone as dates (in 2026, since 2019)."""
+    return list(_YEAR.finditer(text))
 
 
 def written_dates(text: str) -> list[tuple[Ymd, int, int]]:
