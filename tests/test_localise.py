@@ -62,7 +62,9 @@ def test_a_chinese_sentence_is_told_from_an_english_one_naming_chinese_names() -
 
 
 def test_the_english_tables_examples_read_as_they_say() -> None:
-    assert set(tables("en")) == {"months", "ordinals", "more_than"}
+    assert set(tables("en")) == {"months", "ordinals", "more_than", "year_words"}
+    for example in table("en", "year_words").examples:  # the year alone is the date
+        assert [m.group() for m in en_dates.year_matches(example)] == [example.split()[-1]]
     for example in table("en", "months").examples:  # each a date with its month
         ((when, _, _),) = en_dates.written_dates(example)
         assert when[1] is not None and en_dates.MONTHS[when[1] - 1] in example
