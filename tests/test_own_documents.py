@@ -91,15 +91,10 @@ def test_a_one_document_index_abstains_on_what_it_does_not_say(one_file: TestCli
     assert body["abstain_reason"] and not body["citations"]
 
 
-@pytest.fixture(scope="module")
-def table_file(
-    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, real_embedder: Embedder
-) -> Iterator[TestClient]:
-    """An index of one Word file of ours holding a table: figures by city, an amount and a rate."""
+def economy_docx(path: Path) -> None:
+    """A Word file of ours holding a table: figures by city, an amount and a rate."""
     import docx
 
-    folder = tmp_path_factory.mktemp("own-table")
-    (folder / "docs").mkdir()
     document = docx.Document()
     document.add_heading("前三季度全省各市州经济运行情况", level=1)
     document.add_paragraph("前三季度，全省经济运行总体平稳、稳中有进。各市州主要指标如下表。")
@@ -108,7 +103,17 @@ def table_file(
     for r, row in enumerate(rows):
         for c, text in enumerate(row):
             table.cell(r, c).text = text
-    document.save(str(folder / "docs" / "economy.docx"))
+    document.save(str(path))
+
+
+@pytest.fixture(scope="module")
+def table_file(
+    tmp_path_factory: pytest.TempPathFactory, model_cache: Path, real_embedder: Embedder
+) -> Iterator[TestClient]:
+    """An index of one Word file of ours holding a table: figures by city, an amount and a rate."""
+    folder = tmp_path_factory.mktemp("own-table")
+    (folder / "docs").mkdir()
+    economy_docx(folder / "docs" / "economy.docx")
     with _served(folder, model_cache, real_embedder) as client:
         yield client
 

@@ -20,7 +20,7 @@ from api.process import server_process
 from tests.clients import sse_events
 from tests.conftest import ROOT
 from tests.test_loaders import _pdf_bytes
-from tests.test_own_documents import ARTICLE
+from tests.test_own_documents import ARTICLE, economy_docx
 
 RAG = Path(sys.executable).parent / "rag"
 SCAN_LINES = ("湘江新区三座大桥通车", "本报讯 湘江新区今年新建的三座大桥昨日通车，总投资18.6亿元。")
@@ -33,20 +33,6 @@ def recipe() -> list[str]:
     block = re.search(r"```bash\n(.*?)```", section, re.S)
     assert block, "the section has no bash block"
     return [line.split("#", 1)[0].strip() for line in block[1].splitlines() if line.strip()]
-
-
-def _docx(path: Path) -> None:
-    import docx
-
-    document = docx.Document()
-    document.add_heading("前三季度全省各市州经济运行情况", level=1)
-    document.add_paragraph("前三季度，全省经济运行总体平稳、稳中有进。各市州主要指标如下表。")
-    rows = [("市州", "地区生产总值（亿元）", "增速"), ("长沙", "10827.6", "4.6%"), ("株洲", "2711.3", "6.4%")]
-    table = document.add_table(rows=len(rows), cols=3)
-    for r, row in enumerate(rows):
-        for c, text in enumerate(row):
-            table.cell(r, c).text = text
-    document.save(str(path))
 
 
 def _scan(path: Path) -> None:
@@ -87,7 +73,7 @@ def test_the_readme_recipe_indexes_my_folder_and_answers_with_citations(
     docs = home / "my-docs"
     docs.mkdir(parents=True)
     (docs / "juzizhou.txt").write_text(ARTICLE, encoding="utf-8")
-    _docx(docs / "economy.docx")
+    economy_docx(docs / "economy.docx")
     (docs / "library.pdf").write_bytes(
         _pdf_bytes("Riverside library quarterly report. The library had 48,000 visits in the third quarter.")
     )
